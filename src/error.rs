@@ -1,0 +1,219 @@
+//! Typed errors. Every failure a user can act on has its own variant, so
+//! that callers can `match` instead of parsing strings.
+
+use crate::message::Message;
+use std::{fmt, io};
+
+/// Why a ZMTP peer was refused or disconnected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The first bytes were not a ZMTP signature.
+    BadSignature,
+    /// The peer speaks a ZMTP major version below 3.
+    UnsupportedVersion {
+        /// Major version the peer announced.
+        major: u8,
+        /// Minor version the peer announced.
+        minor: u8,
+    },
+    /// The peer asked for a security mechanism we do not offer.
+    MechanismMismatch {
+        /// The mechanism name the peer sent.
+        peer: String,
+    },
+    /// The peer's socket type cannot talk to ours (RFC 28).
+    IncompatibleSocketType {
+        /// Our type.
+        ours: &'static str,
+        /// The peer's type, as it named it.
+        peer: String,
+    },
+    /// The READY command had no `Socket-Type` property.
+    MissingSocketType,
+    /// A command could not be parsed.
+    MalformedCommand(&'static str),
+    /// A frame header was invalid (reserved flags, or a long length that
+    /// would fit in a short frame where that is forbidden).
+    MalformedFrame(&'static str),
+    /// A command arrived where it is not allowed (for example a message
+    /// frame during the handshake).
+    UnexpectedCommand(String),
+    /// A frame or message exceeded `maxmsgsize`.
+    MessageTooLarge {
+        /// Size announced or accumulated.
+        size: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// The handshake did not finish within `handshake_ivl`.
+    HandshakeTimeout,
+    /// The peer did not answer heartbeats in time.
+    HeartbeatTimeout,
+    /// The peer sent an ERROR command with this reason.
+    PeerError(String),
+    /// A ROUTER already has a peer with this routing id.
+    DuplicateRoutingId,
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolError::BadSignature => write!(f, "not a ZMTP peer (bad signature)"),
+            ProtocolError::UnsupportedVersion { major, minor } => {
+                write!(f, "unsupported ZMTP version {major}.{minor}")
+            }
+            ProtocolError::MechanismMismatch { peer } => {
+                write!(f, "security mechanism mismatch: peer wants {peer:?}, we offer NULL")
+            }
+            ProtocolError::IncompatibleSocketType { ours, peer } => {
+                write!(f, "incompatible socket type: {ours} cannot talk to {peer}")
+            }
+            ProtocolError::MissingSocketType => write!(f, "READY without Socket-Type"),
+            ProtocolError::MalformedCommand(why) => write!(f, "malformed command: {why}"),
+            ProtocolError::MalformedFrame(why) => write!(f, "malformed frame: {why}"),
+            ProtocolError::UnexpectedCommand(name) => write!(f, "unexpected command {name}"),
+            ProtocolError::MessageTooLarge { size, limit } => {
+                write!(f, "message of {size} bytes exceeds maxmsgsize {limit}")
+            }
+            ProtocolError::HandshakeTimeout => write!(f, "handshake timed out"),
+            ProtocolError::HeartbeatTimeout => write!(f, "peer stopped answering heartbeats"),
+            ProtocolError::PeerError(reason) => write!(f, "peer sent ERROR: {reason}"),
+            ProtocolError::DuplicateRoutingId => write!(f, "duplicate routing id"),
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// The error type of this crate.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A non-blocking operation could not proceed now (libzmq `EAGAIN`).
+    WouldBlock,
+    /// A blocking operation did not finish within its timeout.
+    TimedOut,
+    /// The call is not allowed in the socket's current state, for example
+    /// a second `send` on a REQ socket before its reply (libzmq `EFSM`).
+    InvalidState(&'static str),
+    /// The endpoint string could not be parsed or is not supported.
+    InvalidEndpoint(String),
+    /// An option value was out of range.
+    InvalidOption(&'static str),
+    /// The address is already bound by another socket or process.
+    AddressInUse(String),
+    /// The address cannot be bound on this host.
+    AddressNotAvailable(String),
+    /// `unbind`/`disconnect` named an endpoint that this socket does not have.
+    UnknownEndpoint(String),
+    /// A ROUTER with `router_mandatory` had no peer with this routing id
+    /// (libzmq `EHOSTUNREACH`).
+    HostUnreachable,
+    /// The message is not valid for this socket, for example a ROUTER
+    /// message without a routing-id frame, or a message with no frames.
+    InvalidMessage(&'static str),
+    /// The context was terminated; the socket can no longer be used.
+    ContextTerminated,
+    /// A ZMTP protocol failure.
+    Protocol(ProtocolError),
+    /// An operating-system error.
+    Io(io::Error),
+}
+
+impl Error {
+    /// True for [`Error::WouldBlock`].
+    pub fn is_would_block(&self) -> bool {
+        matches!(self, Error::WouldBlock)
+    }
+
+    /// True for [`Error::TimedOut`].
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::TimedOut)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::WouldBlock => write!(f, "operation would block"),
+            Error::TimedOut => write!(f, "operation timed out"),
+            Error::InvalidState(why) => write!(f, "invalid state: {why}"),
+            Error::InvalidEndpoint(e) => write!(f, "invalid endpoint: {e}"),
+            Error::InvalidOption(why) => write!(f, "invalid option: {why}"),
+            Error::AddressInUse(a) => write!(f, "address in use: {a}"),
+            Error::AddressNotAvailable(a) => write!(f, "address not available: {a}"),
+            Error::UnknownEndpoint(e) => write!(f, "no such endpoint on this socket: {e}"),
+            Error::HostUnreachable => write!(f, "no peer with that routing id"),
+            Error::InvalidMessage(why) => write!(f, "invalid message: {why}"),
+            Error::ContextTerminated => write!(f, "context terminated"),
+            Error::Protocol(p) => write!(f, "protocol error: {p}"),
+            Error::Io(e) => write!(f, "I/O error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::Protocol(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<ProtocolError> for Error {
+    fn from(e: ProtocolError) -> Self {
+        Error::Protocol(e)
+    }
+}
+
+/// A failed send: the error, and the message handed back so that nothing
+/// is lost (as crossbeam's `TrySendError` does).
+#[derive(Debug)]
+pub struct SendError {
+    /// Why the send failed.
+    pub error: Error,
+    /// The message that was not sent.
+    pub message: Message,
+}
+
+impl SendError {
+    /// Pairs an error with the message that was not sent.
+    pub fn new(error: Error, message: Message) -> Self {
+        SendError { error, message }
+    }
+
+    /// The message that was not sent.
+    pub fn into_message(self) -> Message {
+        self.message
+    }
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "send failed: {}", self.error)
+    }
+}
+
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl From<SendError> for Error {
+    fn from(e: SendError) -> Self {
+        e.error
+    }
+}
+
+/// Shorthand for results with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

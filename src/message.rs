@@ -1,0 +1,227 @@
+//! [`Message`]: one ZeroMQ message, made of one or more frames.
+
+use bytes::Bytes;
+use std::fmt;
+
+/// A multipart message: an ordered list of frames, each a [`Bytes`].
+///
+/// A message travels whole: a peer receives all of its frames or none of
+/// them. Frames are reference-counted [`Bytes`], so cloning a message or
+/// slicing a large frame out of a read buffer copies no payload.
+///
+/// An empty message (no frames) cannot be sent; a message with one empty
+/// frame can.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Message {
+    frames: Vec<Bytes>,
+}
+
+impl Message {
+    /// A message with no frames yet.
+    pub fn new() -> Self {
+        Message { frames: Vec::new() }
+    }
+
+    /// A message from any sequence of frames.
+    pub fn from_frames<I, F>(frames: I) -> Self
+    where
+        I: IntoIterator<Item = F>,
+        F: Into<Bytes>,
+    {
+        Message {
+            frames: frames.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// Appends a frame.
+    pub fn push_back(&mut self, frame: impl Into<Bytes>) {
+        self.frames.push(frame.into());
+    }
+
+    /// Prepends a frame (an envelope such as a routing id or delimiter).
+    pub fn push_front(&mut self, frame: impl Into<Bytes>) {
+        self.frames.insert(0, frame.into());
+    }
+
+    /// Removes and returns the first frame.
+    pub fn pop_front(&mut self) -> Option<Bytes> {
+        if self.frames.is_empty() {
+            None
+        } else {
+            Some(self.frames.remove(0))
+        }
+    }
+
+    /// Removes and returns the last frame.
+    pub fn pop_back(&mut self) -> Option<Bytes> {
+        self.frames.pop()
+    }
+
+    /// The frames, in order.
+    pub fn frames(&self) -> &[Bytes] {
+        &self.frames
+    }
+
+    /// The frame at `index`.
+    pub fn get(&self, index: usize) -> Option<&Bytes> {
+        self.frames.get(index)
+    }
+
+    /// The first frame.
+    pub fn first(&self) -> Option<&Bytes> {
+        self.frames.first()
+    }
+
+    /// The last frame.
+    pub fn last(&self) -> Option<&Bytes> {
+        self.frames.last()
+    }
+
+    /// The number of frames.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// True when the message has no frames.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// The sum of the frame sizes, in bytes.
+    pub fn byte_len(&self) -> usize {
+        self.frames.iter().map(Bytes::len).sum()
+    }
+
+    /// An iterator over the frames.
+    pub fn iter(&self) -> std::slice::Iter<'_, Bytes> {
+        self.frames.iter()
+    }
+
+    /// Splits off the frames from `at` onwards, leaving `[0, at)` in `self`.
+    pub fn split_off(&mut self, at: usize) -> Message {
+        Message {
+            frames: self.frames.split_off(at),
+        }
+    }
+
+    /// Appends all frames of `other`.
+    pub fn extend(&mut self, other: Message) {
+        self.frames.extend(other.frames);
+    }
+
+    /// Consumes the message, returning its frames.
+    pub fn into_frames(self) -> Vec<Bytes> {
+        self.frames
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Frame<'a>(&'a Bytes);
+        impl fmt::Debug for Frame<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                const SHOWN: usize = 32;
+                let b = &self.0[..self.0.len().min(SHOWN)];
+                write!(f, "{:?}", bytes::Bytes::copy_from_slice(b))?;
+                if self.0.len() > SHOWN {
+                    write!(f, "..({} bytes)", self.0.len())?;
+                }
+                Ok(())
+            }
+        }
+        f.debug_list()
+            .entries(self.frames.iter().map(Frame))
+            .finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a Message {
+    type Item = &'a Bytes;
+    type IntoIter = std::slice::Iter<'a, Bytes>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.frames.iter()
+    }
+}
+
+impl IntoIterator for Message {
+    type Item = Bytes;
+    type IntoIter = std::vec::IntoIter<Bytes>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.frames.into_iter()
+    }
+}
+
+impl From<Bytes> for Message {
+    fn from(b: Bytes) -> Self {
+        Message { frames: vec![b] }
+    }
+}
+impl From<Vec<u8>> for Message {
+    fn from(v: Vec<u8>) -> Self {
+        Bytes::from(v).into()
+    }
+}
+impl From<&[u8]> for Message {
+    fn from(v: &[u8]) -> Self {
+        Bytes::copy_from_slice(v).into()
+    }
+}
+impl<const N: usize> From<&[u8; N]> for Message {
+    fn from(v: &[u8; N]) -> Self {
+        Bytes::copy_from_slice(v).into()
+    }
+}
+impl From<&str> for Message {
+    fn from(s: &str) -> Self {
+        Bytes::copy_from_slice(s.as_bytes()).into()
+    }
+}
+impl From<String> for Message {
+    fn from(s: String) -> Self {
+        Bytes::from(s).into()
+    }
+}
+impl From<Vec<Bytes>> for Message {
+    fn from(frames: Vec<Bytes>) -> Self {
+        Message { frames }
+    }
+}
+impl From<Vec<Vec<u8>>> for Message {
+    fn from(frames: Vec<Vec<u8>>) -> Self {
+        Message::from_frames(frames)
+    }
+}
+impl From<&[&str]> for Message {
+    fn from(frames: &[&str]) -> Self {
+        Message::from_frames(frames.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())))
+    }
+}
+impl<const N: usize> From<[&str; N]> for Message {
+    fn from(frames: [&str; N]) -> Self {
+        Message::from_frames(frames.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())))
+    }
+}
+impl<F: Into<Bytes>> FromIterator<F> for Message {
+    fn from_iter<I: IntoIterator<Item = F>>(iter: I) -> Self {
+        Message::from_frames(iter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_operations_keep_order() {
+        let mut m = Message::from(["a", "b"]);
+        m.push_front(Bytes::new());
+        m.push_back("c");
+        assert_eq!(m.len(), 4);
+        assert_eq!(m.pop_front(), Some(Bytes::new()));
+        assert_eq!(m.frames(), &[Bytes::from("a"), Bytes::from("b"), Bytes::from("c")]);
+        assert_eq!(m.byte_len(), 3);
+        let tail = m.split_off(1);
+        assert_eq!(m.len(), 1);
+        assert_eq!(tail.len(), 2);
+    }
+}

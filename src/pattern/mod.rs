@@ -1,0 +1,133 @@
+//! Socket-type logic (RFC 28 and friends), sans-IO.
+//!
+//! A [`Pattern`] sees only whole [`Message`]s and the [`Pipes`] of its
+//! peers. It never touches sockets, threads or the clock, so every type is
+//! unit-tested by pushing messages into pipes by hand.
+//!
+//! Lifecycle of a pipe, as a pattern sees it:
+//! 1. [`Pattern::attach`]: the pipe exists. A connecter's pipe is attached
+//!    at `connect()` time and survives reconnections (libzmq's default,
+//!    `ZMQ_IMMEDIATE=0`); an accepted connection's pipe is attached after
+//!    its handshake.
+//! 2. [`Pattern::peer_ready`]: the handshake with the peer behind the pipe
+//!    succeeded; `pipes.peer(id)` now returns its [`PeerInfo`]. Called again
+//!    after every reconnection.
+//! 3. [`Pattern::peer_lost`]: the connection behind a connecter's pipe
+//!    dropped; the pipe stays and will be ready again after a reconnect.
+//! 4. [`Pattern::detach`]: the pipe is about to be removed from `pipes`.
+
+mod lb;
+pub mod pipe;
+
+mod dealer;
+mod pull;
+mod push;
+mod rep;
+mod req;
+mod router;
+
+pub use lb::LoadBalancer;
+pub use pipe::{IoRequest, Pipe, PipeId, Pipes};
+
+use crate::error::{Error, ProtocolError, SendError};
+use crate::message::Message;
+use crate::socket_type::SocketType;
+use bytes::Bytes;
+
+/// What the handshake told us about a peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The peer's socket type.
+    pub socket_type: SocketType,
+    /// The `Identity` property the peer sent; empty when it sent none.
+    pub routing_id: Bytes,
+}
+
+/// Counters of messages that ZeroMQ semantics drop instead of delivering.
+/// Exposed to users as `Socket::stats()`, so that no drop is silent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// ROUTER messages addressed to a routing id with no peer
+    /// (without `router_mandatory`).
+    pub dropped_unroutable: u64,
+    /// ROUTER messages dropped because the peer's pipe was at its send HWM
+    /// (without `router_mandatory`), and REP replies to a full pipe.
+    pub dropped_hwm: u64,
+    /// Messages dropped because they were malformed for this socket type,
+    /// such as a reply without an empty delimiter.
+    pub dropped_malformed: u64,
+    /// REQ replies from a peer other than the one asked, or stale replies.
+    pub dropped_unexpected: u64,
+    /// Replies (REP) or queued outbound messages whose peer disconnected
+    /// before they could be written.
+    pub dropped_peer_gone: u64,
+}
+
+/// Options that change pattern behaviour.
+#[derive(Clone, Debug, Default)]
+pub struct PatternOptions {
+    /// ROUTER: report unroutable messages as errors instead of dropping them,
+    /// and block (or would-block) at the HWM instead of dropping.
+    pub router_mandatory: bool,
+}
+
+/// Socket-type logic over pipes. See the module docs for the pipe lifecycle.
+pub trait Pattern: Send + std::fmt::Debug {
+    /// A new pipe exists in `pipes`.
+    fn attach(&mut self, pipe: PipeId, pipes: &mut Pipes);
+
+    /// The peer behind `pipe` completed its handshake. An `Err` refuses the
+    /// peer (for example a duplicate routing id on a ROUTER); the caller then
+    /// closes the connection.
+    fn peer_ready(&mut self, pipe: PipeId, pipes: &mut Pipes) -> Result<(), ProtocolError> {
+        let _ = (pipe, pipes);
+        Ok(())
+    }
+
+    /// The connection behind `pipe` was lost; the pipe remains attached.
+    fn peer_lost(&mut self, pipe: PipeId, pipes: &mut Pipes) {
+        let _ = (pipe, pipes);
+    }
+
+    /// `pipe` is about to be removed from `pipes`.
+    fn detach(&mut self, pipe: PipeId, pipes: &mut Pipes);
+
+    /// Sends one message. Returns it inside the error when it cannot be
+    /// queued now ([`Error::WouldBlock`]) or at all.
+    fn send(&mut self, msg: Message, pipes: &mut Pipes) -> Result<(), SendError>;
+
+    /// Receives one message, or [`Error::WouldBlock`] when none is ready.
+    fn recv(&mut self, pipes: &mut Pipes) -> Result<Message, Error>;
+
+    /// Applies changed options.
+    fn configure(&mut self, opts: &PatternOptions) {
+        let _ = opts;
+    }
+}
+
+/// Creates the pattern for a socket type. `seed` feeds anything random
+/// (ROUTER's first generated routing id), so tests can be deterministic.
+pub fn new_pattern(ty: SocketType, opts: &PatternOptions, seed: u64) -> Box<dyn Pattern> {
+    let mut p: Box<dyn Pattern> = match ty {
+        SocketType::Req => Box::new(req::Req::new()),
+        SocketType::Rep => Box::new(rep::Rep::new()),
+        SocketType::Dealer => Box::new(dealer::Dealer::new()),
+        SocketType::Router => Box::new(router::Router::new(seed)),
+        SocketType::Push => Box::new(push::Push::new()),
+        SocketType::Pull => Box::new(pull::Pull::new()),
+    };
+    p.configure(opts);
+    p
+}
+
+/// Rejects messages with no frames, which ZMTP cannot express.
+pub(crate) fn check_not_empty(msg: Message) -> Result<Message, SendError> {
+    if msg.is_empty() {
+        Err(SendError::new(
+            Error::InvalidMessage("a message needs at least one frame"),
+            msg,
+        ))
+    } else {
+        Ok(msg)
+    }
+}

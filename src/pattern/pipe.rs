@@ -1,0 +1,370 @@
+//! Pipes: the per-peer message queues between a socket's pattern logic and
+//! the I/O thread's engines.
+//!
+//! A [`Pipe`] holds two queues of whole messages: `inbound` (filled by the
+//! engine, drained by the pattern on `recv`) and `outbound` (filled by the
+//! pattern on `send`, drained by the engine). Each is bounded by a high-water
+//! mark counted in messages, as in libzmq. Queues are `VecDeque`s that grow
+//! as messages arrive, so an idle pipe costs a few words, not a preallocated
+//! HWM-sized buffer.
+//!
+//! This module is sans-IO. Whoever mutates [`Pipes`] afterwards collects
+//! what the other side must be told from [`Pipes::take_io_requests`] (for
+//! the I/O thread) and [`Pipes::take_app_wakeup`] (for threads blocked in
+//! `send`/`recv`). The pair of flags `output_signalled` and `read_paused`
+//! keeps that to one notice per idle-to-busy transition, in the spirit of
+//! libzmq's ypipe flush/check-read protocol.
+
+use crate::message::Message;
+use crate::pattern::{PeerInfo, Stats};
+use std::collections::{HashMap, VecDeque};
+
+/// Identifies a pipe within a context. Never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PipeId(pub u64);
+
+/// Something the I/O thread must be told after the pipes changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoRequest {
+    /// `outbound` went from empty to non-empty: the engine should drain it.
+    Flush(PipeId),
+    /// `inbound` fell below its low-water mark after the engine had paused
+    /// reading at the HWM: the engine should read again.
+    ResumeRead(PipeId),
+}
+
+/// One peer's pair of queues.
+#[derive(Debug)]
+pub struct Pipe {
+    inbound: VecDeque<Message>,
+    outbound: VecDeque<Message>,
+    sndhwm: usize,
+    rcvhwm: usize,
+    peer: Option<PeerInfo>,
+    /// The I/O thread knows `outbound` has messages and will drain it
+    /// without another notice.
+    output_signalled: bool,
+    /// The engine stopped reading because `inbound` reached `rcvhwm`.
+    read_paused: bool,
+    /// This pipe is queued in the fair-queue ring.
+    in_ring: bool,
+}
+
+impl Pipe {
+    /// The peer behind this pipe, once its handshake has completed. `None`
+    /// while a connecter is still (re)connecting.
+    pub fn peer(&self) -> Option<&PeerInfo> {
+        self.peer.as_ref()
+    }
+
+    /// Messages waiting to be read by the application.
+    pub fn inbound_len(&self) -> usize {
+        self.inbound.len()
+    }
+
+    /// Messages waiting to be written to the peer.
+    pub fn outbound_len(&self) -> usize {
+        self.outbound.len()
+    }
+
+    fn writable(&self) -> bool {
+        self.sndhwm == 0 || self.outbound.len() < self.sndhwm
+    }
+
+    fn low_water(&self) -> usize {
+        self.rcvhwm / 2
+    }
+}
+
+/// All pipes of one socket, with the fair-queue ring over readable pipes.
+#[derive(Debug, Default)]
+pub struct Pipes {
+    pipes: HashMap<PipeId, Pipe>,
+    /// Pipes that have (or recently had) inbound messages, in the order
+    /// they became readable. Entries may be stale; readers skip those.
+    readable: VecDeque<PipeId>,
+    io_requests: Vec<IoRequest>,
+    wake_app: bool,
+    /// Counters of messages dropped where ZeroMQ semantics drop them.
+    pub stats: Stats,
+}
+
+impl Pipes {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a pipe. A HWM of 0 means unlimited, as in libzmq.
+    pub fn insert(&mut self, id: PipeId, sndhwm: usize, rcvhwm: usize) {
+        self.pipes.insert(
+            id,
+            Pipe {
+                inbound: VecDeque::new(),
+                outbound: VecDeque::new(),
+                sndhwm,
+                rcvhwm,
+                peer: None,
+                output_signalled: false,
+                read_paused: false,
+                in_ring: false,
+            },
+        );
+        self.wake_app = true;
+    }
+
+    /// Removes a pipe, returning it with whatever it still held.
+    pub fn remove(&mut self, id: PipeId) -> Option<Pipe> {
+        let pipe = self.pipes.remove(&id);
+        if pipe.is_some() {
+            self.wake_app = true;
+        }
+        pipe
+    }
+
+    /// The pipe with this id.
+    pub fn get(&self, id: PipeId) -> Option<&Pipe> {
+        self.pipes.get(&id)
+    }
+
+    /// True when the pipe exists.
+    pub fn contains(&self, id: PipeId) -> bool {
+        self.pipes.contains_key(&id)
+    }
+
+    /// Number of pipes.
+    pub fn len(&self) -> usize {
+        self.pipes.len()
+    }
+
+    /// True when there are no pipes.
+    pub fn is_empty(&self) -> bool {
+        self.pipes.is_empty()
+    }
+
+    /// The ids of all pipes, in no particular order.
+    pub fn ids(&self) -> impl Iterator<Item = PipeId> + '_ {
+        self.pipes.keys().copied()
+    }
+
+    /// The peer behind `id`, if its handshake has completed.
+    pub fn peer(&self, id: PipeId) -> Option<&PeerInfo> {
+        self.pipes.get(&id).and_then(|p| p.peer.as_ref())
+    }
+
+    /// True when the pipe's peer is connected (handshake complete).
+    pub fn is_connected(&self, id: PipeId) -> bool {
+        self.peer(id).is_some()
+    }
+
+    // ----- I/O side -----
+
+    /// Records the peer after a successful handshake, or `None` when the
+    /// connection behind the pipe is lost.
+    pub fn set_peer(&mut self, id: PipeId, peer: Option<PeerInfo>) {
+        if let Some(p) = self.pipes.get_mut(&id) {
+            p.peer = peer;
+            self.wake_app = true;
+        }
+    }
+
+    /// Queues a message received from the peer. Returns `false` when the
+    /// pipe is now at its receive HWM (or gone): the engine must stop
+    /// reading until it gets [`IoRequest::ResumeRead`].
+    pub fn deliver(&mut self, id: PipeId, msg: Message) -> bool {
+        let Some(p) = self.pipes.get_mut(&id) else {
+            return false;
+        };
+        p.inbound.push_back(msg);
+        if !p.in_ring {
+            p.in_ring = true;
+            self.readable.push_back(id);
+        }
+        self.wake_app = true;
+        if p.rcvhwm != 0 && p.inbound.len() >= p.rcvhwm {
+            p.read_paused = true;
+            false
+        } else {
+            true
+        }
+    }
+
+    /// Takes the next message to write to the peer. `None` means the queue
+    /// is empty; the next [`Pipes::write`] will send a new
+    /// [`IoRequest::Flush`].
+    pub fn pop_outbound(&mut self, id: PipeId) -> Option<Message> {
+        let p = self.pipes.get_mut(&id)?;
+        let was_full = !p.writable();
+        match p.outbound.pop_front() {
+            Some(m) => {
+                if was_full {
+                    self.wake_app = true;
+                }
+                Some(m)
+            }
+            None => {
+                p.output_signalled = false;
+                None
+            }
+        }
+    }
+
+    /// Puts back the flush notice for a pipe whose engine went away while
+    /// it still had output, so that the next engine is told to drain it.
+    pub fn output_pending(&self, id: PipeId) -> bool {
+        self.pipes.get(&id).is_some_and(|p| !p.outbound.is_empty())
+    }
+
+    /// Drops everything queued outbound (an accepted connection died and
+    /// nobody else can deliver it). Returns how many messages were dropped.
+    pub fn clear_outbound(&mut self, id: PipeId) -> usize {
+        let Some(p) = self.pipes.get_mut(&id) else {
+            return 0;
+        };
+        let n = p.outbound.len();
+        p.outbound.clear();
+        p.output_signalled = false;
+        if n > 0 {
+            self.wake_app = true;
+        }
+        n
+    }
+
+    // ----- pattern side -----
+
+    /// True when `write` to this pipe would succeed.
+    pub fn can_write(&self, id: PipeId) -> bool {
+        self.pipes.get(&id).is_some_and(Pipe::writable)
+    }
+
+    /// Queues a message for the peer. Hands the message back when the pipe
+    /// is at its send HWM or does not exist.
+    pub fn write(&mut self, id: PipeId, msg: Message) -> Result<(), Message> {
+        let Some(p) = self.pipes.get_mut(&id) else {
+            return Err(msg);
+        };
+        if !p.writable() {
+            return Err(msg);
+        }
+        p.outbound.push_back(msg);
+        if !p.output_signalled {
+            p.output_signalled = true;
+            self.io_requests.push(IoRequest::Flush(id));
+        }
+        Ok(())
+    }
+
+    /// Takes the next message from this pipe.
+    pub fn read_from(&mut self, id: PipeId) -> Option<Message> {
+        let p = self.pipes.get_mut(&id)?;
+        let msg = p.inbound.pop_front()?;
+        if p.read_paused && p.inbound.len() <= p.low_water() {
+            p.read_paused = false;
+            self.io_requests.push(IoRequest::ResumeRead(id));
+        }
+        Some(msg)
+    }
+
+    /// Fair-queued read: the next message from the pipes that have input,
+    /// taking one message from each in turn.
+    pub fn read_next(&mut self) -> Option<(PipeId, Message)> {
+        while let Some(id) = self.readable.pop_front() {
+            let Some(p) = self.pipes.get_mut(&id) else {
+                continue;
+            };
+            if p.inbound.is_empty() {
+                p.in_ring = false;
+                continue;
+            }
+            let msg = self.read_from(id)?;
+            let p = self.pipes.get_mut(&id)?;
+            if p.inbound.is_empty() {
+                p.in_ring = false;
+            } else {
+                self.readable.push_back(id);
+            }
+            return Some((id, msg));
+        }
+        None
+    }
+
+    /// True when some pipe has an inbound message.
+    pub fn has_input(&self) -> bool {
+        self.readable
+            .iter()
+            .any(|id| self.pipes.get(id).is_some_and(|p| !p.inbound.is_empty()))
+    }
+
+    // ----- notices -----
+
+    /// What the I/O thread must be told since the last call.
+    pub fn take_io_requests(&mut self) -> Vec<IoRequest> {
+        std::mem::take(&mut self.io_requests)
+    }
+
+    /// True when any pending I/O request exists.
+    pub fn has_io_requests(&self) -> bool {
+        !self.io_requests.is_empty()
+    }
+
+    /// Whether application threads blocked in `send`/`recv` should re-check
+    /// since the last call (a message arrived, space freed, a peer came or
+    /// went).
+    pub fn take_app_wakeup(&mut self) -> bool {
+        std::mem::take(&mut self.wake_app)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flush_notice_once_per_busy_period() {
+        let mut pipes = Pipes::new();
+        let id = PipeId(1);
+        pipes.insert(id, 2, 2);
+        assert!(pipes.write(id, "a".into()).is_ok());
+        assert!(pipes.write(id, "b".into()).is_ok());
+        assert_eq!(pipes.take_io_requests(), vec![IoRequest::Flush(id)]);
+        // At the HWM the message comes back.
+        assert_eq!(pipes.write(id, "c".into()), Err(Message::from("c")));
+        assert!(pipes.pop_outbound(id).is_some());
+        assert!(pipes.take_app_wakeup(), "space freed must wake senders");
+        assert!(pipes.pop_outbound(id).is_some());
+        assert!(pipes.pop_outbound(id).is_none());
+        assert!(pipes.write(id, "d".into()).is_ok());
+        assert_eq!(pipes.take_io_requests(), vec![IoRequest::Flush(id)]);
+    }
+
+    #[test]
+    fn read_pauses_at_hwm_and_resumes_at_low_water() {
+        let mut pipes = Pipes::new();
+        let id = PipeId(7);
+        pipes.insert(id, 4, 4);
+        for i in 0..3 {
+            assert!(pipes.deliver(id, Message::from(vec![i as u8])));
+        }
+        assert!(!pipes.deliver(id, "x".into()), "fourth message hits the HWM");
+        pipes.read_next();
+        assert!(pipes.take_io_requests().is_empty());
+        pipes.read_next();
+        assert_eq!(pipes.take_io_requests(), vec![IoRequest::ResumeRead(id)]);
+    }
+
+    #[test]
+    fn read_next_is_fair() {
+        let mut pipes = Pipes::new();
+        let (a, b) = (PipeId(1), PipeId(2));
+        pipes.insert(a, 0, 0);
+        pipes.insert(b, 0, 0);
+        for m in ["a1", "a2", "a3"] {
+            pipes.deliver(a, m.into());
+        }
+        pipes.deliver(b, "b1".into());
+        let order: Vec<_> = std::iter::from_fn(|| pipes.read_next())
+            .map(|(_, m)| m.first().cloned().unwrap_or_default())
+            .collect();
+        assert_eq!(order, ["a1", "b1", "a2", "a3"]);
+    }
+}

@@ -1,0 +1,17 @@
+//! ZMTP 3.1 (RFC 23 and 37), sans-IO.
+//!
+//! Nothing here touches sockets, threads or the clock: time is passed in as
+//! `Instant`s and bytes are passed in and out as buffers.
+//!
+//! - [`frame`]: frame header encoding and the incremental frame decoder.
+//! - [`greeting`]: the 64-byte greeting.
+//! - [`command`]: commands (`READY`, `ERROR`, `PING`, `PONG`) and metadata.
+//! - [`session`]: one connection's protocol state machine: greeting, NULL
+//!   handshake, traffic, and its timers.
+
+pub mod command;
+pub mod frame;
+pub mod greeting;
+pub mod session;
+
+pub use session::{Session, SessionConfig, SessionEvent};
