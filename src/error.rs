@@ -64,7 +64,10 @@ impl fmt::Display for ProtocolError {
                 write!(f, "unsupported ZMTP version {major}.{minor}")
             }
             ProtocolError::MechanismMismatch { peer } => {
-                write!(f, "security mechanism mismatch: peer wants {peer:?}, we offer NULL")
+                write!(
+                    f,
+                    "security mechanism mismatch: peer wants {peer:?}, we offer NULL"
+                )
             }
             ProtocolError::IncompatibleSocketType { ours, peer } => {
                 write!(f, "incompatible socket type: {ours} cannot talk to {peer}")

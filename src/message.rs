@@ -218,7 +218,10 @@ mod tests {
         m.push_back("c");
         assert_eq!(m.len(), 4);
         assert_eq!(m.pop_front(), Some(Bytes::new()));
-        assert_eq!(m.frames(), &[Bytes::from("a"), Bytes::from("b"), Bytes::from("c")]);
+        assert_eq!(
+            m.frames(),
+            &[Bytes::from("a"), Bytes::from("b"), Bytes::from("c")]
+        );
         assert_eq!(m.byte_len(), 3);
         let tail = m.split_off(1);
         assert_eq!(m.len(), 1);

@@ -64,7 +64,10 @@ impl SocketType {
     /// True for the types that send the `Identity` property in READY, as
     /// libzmq does (so our bytes match its bytes).
     pub fn sends_identity(self) -> bool {
-        matches!(self, SocketType::Req | SocketType::Dealer | SocketType::Router)
+        matches!(
+            self,
+            SocketType::Req | SocketType::Dealer | SocketType::Router
+        )
     }
 }
 

@@ -48,6 +48,10 @@ pub struct Pipe {
     read_paused: bool,
     /// This pipe is queued in the fair-queue ring.
     in_ring: bool,
+    /// The connection behind this pipe is gone for good (an accepted peer
+    /// disconnected). It refuses writes and is removed once its inbound
+    /// messages have been read, so that nothing the peer sent is lost.
+    orphan: bool,
 }
 
 impl Pipe {
@@ -68,7 +72,12 @@ impl Pipe {
     }
 
     fn writable(&self) -> bool {
-        self.sndhwm == 0 || self.outbound.len() < self.sndhwm
+        !self.orphan && (self.sndhwm == 0 || self.outbound.len() < self.sndhwm)
+    }
+
+    /// True once the pipe's connection is gone for good.
+    pub fn is_orphan(&self) -> bool {
+        self.orphan
     }
 
     fn low_water(&self) -> usize {
@@ -84,6 +93,8 @@ pub struct Pipes {
     /// they became readable. Entries may be stale; readers skip those.
     readable: VecDeque<PipeId>,
     io_requests: Vec<IoRequest>,
+    /// Orphaned pipes that have been drained; the socket detaches them.
+    dead: Vec<PipeId>,
     wake_app: bool,
     /// Counters of messages dropped where ZeroMQ semantics drop them.
     pub stats: Stats,
@@ -108,6 +119,7 @@ impl Pipes {
                 output_signalled: false,
                 read_paused: false,
                 in_ring: false,
+                orphan: false,
             },
         );
         self.wake_app = true;
@@ -230,6 +242,23 @@ impl Pipes {
         n
     }
 
+    /// Marks the pipe as orphaned (see [`Pipe::is_orphan`]). Returns `true`
+    /// when it is already empty and can be removed at once.
+    pub fn orphan(&mut self, id: PipeId) -> bool {
+        let Some(p) = self.pipes.get_mut(&id) else {
+            return false;
+        };
+        p.orphan = true;
+        p.peer = None;
+        self.wake_app = true;
+        p.inbound.is_empty()
+    }
+
+    /// Orphaned pipes drained since the last call: detach and remove them.
+    pub fn take_dead(&mut self) -> Vec<PipeId> {
+        std::mem::take(&mut self.dead)
+    }
+
     // ----- pattern side -----
 
     /// True when `write` to this pipe would succeed.
@@ -258,6 +287,9 @@ impl Pipes {
     pub fn read_from(&mut self, id: PipeId) -> Option<Message> {
         let p = self.pipes.get_mut(&id)?;
         let msg = p.inbound.pop_front()?;
+        if p.orphan && p.inbound.is_empty() {
+            self.dead.push(id);
+        }
         if p.read_paused && p.inbound.len() <= p.low_water() {
             p.read_paused = false;
             self.io_requests.push(IoRequest::ResumeRead(id));
@@ -286,6 +318,11 @@ impl Pipes {
             return Some((id, msg));
         }
         None
+    }
+
+    /// True when there are drained orphans to remove.
+    pub fn has_dead(&self) -> bool {
+        !self.dead.is_empty()
     }
 
     /// True when some pipe has an inbound message.
@@ -345,11 +382,26 @@ mod tests {
         for i in 0..3 {
             assert!(pipes.deliver(id, Message::from(vec![i as u8])));
         }
-        assert!(!pipes.deliver(id, "x".into()), "fourth message hits the HWM");
+        assert!(
+            !pipes.deliver(id, "x".into()),
+            "fourth message hits the HWM"
+        );
         pipes.read_next();
         assert!(pipes.take_io_requests().is_empty());
         pipes.read_next();
         assert_eq!(pipes.take_io_requests(), vec![IoRequest::ResumeRead(id)]);
+    }
+
+    #[test]
+    fn orphan_keeps_inbound_until_read() {
+        let mut pipes = Pipes::new();
+        let id = PipeId(3);
+        pipes.insert(id, 0, 0);
+        pipes.deliver(id, "last words".into());
+        assert!(!pipes.orphan(id), "still holds a message");
+        assert!(!pipes.can_write(id));
+        assert_eq!(pipes.read_next().map(|(p, _)| p), Some(id));
+        assert_eq!(pipes.take_dead(), vec![id]);
     }
 
     #[test]

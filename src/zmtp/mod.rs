@@ -14,4 +14,7 @@ pub mod frame;
 pub mod greeting;
 pub mod session;
 
+#[cfg(test)]
+mod harness;
+
 pub use session::{Session, SessionConfig, SessionEvent};

@@ -1,10 +1,24 @@
-//! STUB — being implemented. API contract only.
+//! One connection's ZMTP state machine: greeting, NULL handshake, traffic
+//! and timers. Sans-IO: bytes and `Instant`s in, bytes and events out.
+
+use super::command::{Command, Metadata, MAX_PING_CONTEXT, PROP_IDENTITY, PROP_SOCKET_TYPE};
+use super::frame::{self, Frame, FrameDecoder};
+use super::greeting::{Greeting, GREETING_LEN};
 use crate::error::ProtocolError;
 use crate::message::Message;
 use crate::pattern::PeerInfo;
 use crate::socket_type::SocketType;
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+/// Upper bound of [`Session::bytes_wanted`], so that an announced frame
+/// length (untrusted) never turns into a large allocation.
+pub const MAX_READ_HINT: usize = 64 * 1024;
+
+/// The reason sent in the ERROR command when the peer's socket type is
+/// unknown or cannot talk to ours.
+const INVALID_SOCKET_TYPE: &str = "Invalid socket type";
 
 /// Configuration of one connection's protocol state machine.
 #[derive(Clone, Debug)]
@@ -14,6 +28,7 @@ pub struct SessionConfig {
     /// Our routing id, sent as the `Identity` property by REQ, DEALER, ROUTER.
     pub routing_id: Bytes,
     /// Drop the peer if the handshake has not completed within this time.
+    /// `Some(Duration::ZERO)` means no limit, like libzmq's 0.
     pub handshake_ivl: Option<Duration>,
     /// Largest accepted frame or message, in bytes; `None` is unlimited.
     pub maxmsgsize: Option<u64>,
@@ -28,52 +43,856 @@ pub enum SessionEvent {
     Message(Message),
 }
 
-/// One connection's ZMTP state machine.
+/// The session's timers. Only the handshake timer is armed today; the
+/// others have their slots so that heartbeats slot in without reshaping
+/// `poll_timeout`/`handle_timeout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timer {
+    /// `handshake_ivl`: READY must arrive before it fires.
+    Handshake = 0,
+    /// Reserved: when to send the next PING (`heartbeat_ivl`).
+    Heartbeat = 1,
+    /// Reserved: when to give up waiting for traffic after a PING.
+    HeartbeatTimeout = 2,
+    /// Reserved: the TTL the peer announced in its PING.
+    Ttl = 3,
+}
+
+impl Timer {
+    const VALUES: [Timer; 4] = [
+        Timer::Handshake,
+        Timer::Heartbeat,
+        Timer::HeartbeatTimeout,
+        Timer::Ttl,
+    ];
+}
+
+/// Deadlines indexed by [`Timer`], as in quinn-proto.
+#[derive(Clone, Copy, Debug, Default)]
+struct TimerTable {
+    data: [Option<Instant>; Timer::VALUES.len()],
+}
+
+impl TimerTable {
+    fn set(&mut self, timer: Timer, at: Instant) {
+        self.data[timer as usize] = Some(at);
+    }
+
+    fn get(&self, timer: Timer) -> Option<Instant> {
+        self.data[timer as usize]
+    }
+
+    fn stop(&mut self, timer: Timer) {
+        self.data[timer as usize] = None;
+    }
+
+    fn stop_all(&mut self) {
+        self.data = Default::default();
+    }
+
+    fn next_timeout(&self) -> Option<Instant> {
+        self.data.iter().flatten().min().copied()
+    }
+
+    fn is_expired(&self, timer: Timer, now: Instant) -> bool {
+        self.get(timer).is_some_and(|at| at <= now)
+    }
+}
+
+/// Where the connection is. Each state only accepts what the protocol
+/// allows there; anything else fails the session.
+#[derive(Debug)]
+enum State {
+    /// Waiting for the peer's 64-byte greeting.
+    Greeting,
+    /// Greetings exchanged, our READY queued; waiting for the peer's.
+    Handshake {
+        /// The version from the peer's greeting.
+        peer_version: (u8, u8),
+    },
+    /// Handshake done: messages flow both ways.
+    Traffic {
+        /// The version from the peer's greeting.
+        peer_version: (u8, u8),
+        /// What the peer's READY told us.
+        peer: PeerInfo,
+    },
+    /// A protocol error ended the session; every later call reports it.
+    Failed(ProtocolError),
+}
+
+/// One connection's ZMTP 3.1 state machine (NULL mechanism).
+///
+/// The session owns no socket and reads no clock. Its methods fall into
+/// three groups:
+///
+/// - **inputs**: [`handle_input`](Self::handle_input) with bytes read from
+///   the peer, [`handle_timeout`](Self::handle_timeout) when the deadline
+///   from `poll_timeout` has passed, and [`send_message`](Self::send_message)
+///   with messages from the local socket;
+/// - **outputs**: [`poll_event`](Self::poll_event) for handshake completion
+///   and received messages, [`output`](Self::output) /
+///   [`consume_output`](Self::consume_output) for bytes to write to the
+///   peer, and [`poll_timeout`](Self::poll_timeout) for the next deadline;
+/// - **getters**: [`is_ready`](Self::is_ready), [`peer_info`](Self::peer_info),
+///   [`peer_version`](Self::peer_version), [`error`](Self::error),
+///   [`bytes_wanted`](Self::bytes_wanted), [`has_output`](Self::has_output),
+///   [`last_received`](Self::last_received).
+///
+/// After creating it (which queues our greeting), the engine loops:
+///
+/// 1. read bytes into its buffer and call `handle_input`, or call
+///    `handle_timeout` if `poll_timeout` has passed;
+/// 2. drain `poll_event` until `None`, handing `Ready` and messages to the
+///    socket; then call `send_message` for messages the socket wants sent
+///    (only once `Ready` was seen);
+/// 3. write `output()` to the peer and call `consume_output` with the count
+///    written; keep the rest for when the socket is writable;
+/// 4. re-arm its timer with `poll_timeout`.
+///
+/// If an input returns `Err`, the session is dead: the engine should still
+/// drain `poll_event` (messages completed before the error are delivered),
+/// flush `output()` (it may hold an ERROR command for the peer), then close.
+/// Later inputs return the same error and do nothing.
 #[derive(Debug)]
 pub struct Session {
-    _p: (),
+    config: SessionConfig,
+    state: State,
+    decoder: FrameDecoder,
+    /// Bytes for the peer, written front to back.
+    out: BytesMut,
+    /// Messages handed to `send_message` before the handshake finished;
+    /// appended to `out` once the peer is known to be acceptable.
+    early: BytesMut,
+    events: VecDeque<SessionEvent>,
+    /// Frames of the message being received.
+    partial: Vec<Bytes>,
+    /// Bytes missing for the next item, after the last `handle_input`.
+    wanted: usize,
+    timers: TimerTable,
+    last_received: Instant,
 }
 
 impl Session {
-    /// A new session; its greeting is already queued as output.
+    /// A new session; its greeting is already queued as output, and the
+    /// handshake timer (if any) runs from `now`.
     pub fn new(config: SessionConfig, now: Instant) -> Session {
-        let _ = (config, now);
-        todo!()
+        let mut timers = TimerTable::default();
+        if let Some(ivl) = config.handshake_ivl.filter(|d| !d.is_zero()) {
+            if let Some(at) = now.checked_add(ivl) {
+                timers.set(Timer::Handshake, at);
+            }
+        }
+        let mut out = BytesMut::with_capacity(256);
+        out.extend_from_slice(&Greeting::ours().to_bytes());
+        Session {
+            decoder: FrameDecoder::new(config.maxmsgsize),
+            config,
+            state: State::Greeting,
+            out,
+            early: BytesMut::new(),
+            events: VecDeque::new(),
+            partial: Vec::new(),
+            wanted: GREETING_LEN,
+            timers,
+            last_received: now,
+        }
     }
-    /// Feeds received bytes.
-    pub fn handle_input(&mut self, input: &mut BytesMut, now: Instant) -> Result<(), ProtocolError> {
-        let _ = (input, now);
-        todo!()
+
+    // ----- inputs -----
+
+    /// Feeds bytes received from the peer.
+    ///
+    /// Consumes every complete item (greeting, frame) from the front of
+    /// `input` and leaves a trailing partial item there for the next call;
+    /// message bodies are split off `input` without copying. Call it when
+    /// new bytes have arrived: any non-empty `input` counts as activity
+    /// for [`last_received`](Self::last_received).
+    pub fn handle_input(
+        &mut self,
+        input: &mut BytesMut,
+        now: Instant,
+    ) -> Result<(), ProtocolError> {
+        if let State::Failed(e) = &self.state {
+            return Err(e.clone());
+        }
+        if !input.is_empty() {
+            self.last_received = now;
+        }
+        let result = self.process_input(input);
+        if let Err(e) = &result {
+            self.fail(e.clone());
+        }
+        result
     }
-    /// Next event.
-    pub fn poll_event(&mut self) -> Option<SessionEvent> {
-        todo!()
-    }
-    /// Encodes a message.
-    pub fn send_message(&mut self, msg: &Message) {
-        let _ = msg;
-        todo!()
-    }
-    /// Pending output.
-    pub fn output(&self) -> &[u8] {
-        todo!()
-    }
-    /// Marks output written.
-    pub fn consume_output(&mut self, n: usize) {
-        let _ = n;
-        todo!()
-    }
-    /// Timer.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
-    }
-    /// Timer fired.
+
+    /// Fires expired timers. A handshake still unfinished when
+    /// `handshake_ivl` expires fails the session with
+    /// [`ProtocolError::HandshakeTimeout`].
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), ProtocolError> {
-        let _ = now;
-        todo!()
+        if let State::Failed(e) = &self.state {
+            return Err(e.clone());
+        }
+        for timer in Timer::VALUES {
+            if !self.timers.is_expired(timer, now) {
+                continue;
+            }
+            self.timers.stop(timer);
+            match timer {
+                Timer::Handshake => {
+                    if !self.is_ready() {
+                        let e = ProtocolError::HandshakeTimeout;
+                        self.fail(e.clone());
+                        return Err(e);
+                    }
+                }
+                // Never armed yet; heartbeats will handle these.
+                Timer::Heartbeat | Timer::HeartbeatTimeout | Timer::Ttl => {}
+            }
+        }
+        Ok(())
     }
-    /// Handshake done.
+
+    /// Encodes a message into the output: one frame per message frame,
+    /// MORE on all but the last.
+    ///
+    /// Meant to be called after `Ready`. Messages sent earlier are held
+    /// back until the handshake succeeds (so nothing reaches a peer we
+    /// then refuse); after a failure they are dropped. A message without
+    /// frames encodes to nothing.
+    pub fn send_message(&mut self, msg: &Message) {
+        let buf = match self.state {
+            State::Traffic { .. } => &mut self.out,
+            State::Greeting | State::Handshake { .. } => &mut self.early,
+            State::Failed(_) => return,
+        };
+        encode_message(buf, msg);
+    }
+
+    // ----- outputs -----
+
+    /// The next event, in the order they happened.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// Bytes waiting to be written to the peer.
+    pub fn output(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// Marks the first `n` bytes of [`output`](Self::output) as written.
+    /// `n` larger than the output is clamped.
+    pub fn consume_output(&mut self, n: usize) {
+        let n = n.min(self.out.len());
+        self.out.advance(n);
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called;
+    /// `None` when no timer is armed.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_timeout()
+    }
+
+    // ----- getters -----
+
+    /// True once the handshake completed (and the session has not failed).
     pub fn is_ready(&self) -> bool {
-        todo!()
+        matches!(self.state, State::Traffic { .. })
+    }
+
+    /// The peer's socket type and routing id, once the handshake completed.
+    pub fn peer_info(&self) -> Option<&PeerInfo> {
+        match &self.state {
+            State::Traffic { peer, .. } => Some(peer),
+            _ => None,
+        }
+    }
+
+    /// The (major, minor) version from the peer's greeting, once received.
+    /// A 3.0 peer does not know PING/PONG.
+    pub fn peer_version(&self) -> Option<(u8, u8)> {
+        match &self.state {
+            State::Handshake { peer_version } | State::Traffic { peer_version, .. } => {
+                Some(*peer_version)
+            }
+            _ => None,
+        }
+    }
+
+    /// The error that ended the session, if any.
+    pub fn error(&self) -> Option<&ProtocolError> {
+        match &self.state {
+            State::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// True when [`output`](Self::output) is not empty.
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// How many more bytes the item at the front of the input needs, as of
+    /// the last `handle_input`, capped at [`MAX_READ_HINT`]. A hint for
+    /// sizing reads: the engine should still read whatever is available.
+    pub fn bytes_wanted(&self) -> usize {
+        self.wanted.clamp(1, MAX_READ_HINT)
+    }
+
+    /// When bytes last arrived from the peer (or when the session was
+    /// created). Heartbeat timeouts will be measured from here.
+    pub fn last_received(&self) -> Instant {
+        self.last_received
+    }
+
+    // ----- internals -----
+
+    fn fail(&mut self, e: ProtocolError) {
+        self.timers.stop_all();
+        self.early = BytesMut::new();
+        self.partial = Vec::new();
+        self.state = State::Failed(e);
+    }
+
+    fn process_input(&mut self, input: &mut BytesMut) -> Result<(), ProtocolError> {
+        loop {
+            if let State::Greeting = self.state {
+                let Some(greeting) = Greeting::parse(input)? else {
+                    self.wanted = GREETING_LEN.saturating_sub(input.len());
+                    return Ok(());
+                };
+                input.advance(GREETING_LEN);
+                self.on_greeting(&greeting)?;
+                continue;
+            }
+            let Some(frame) = self.decoder.decode(input)? else {
+                self.wanted = self.decoder.wanted();
+                return Ok(());
+            };
+            self.on_frame(frame)?;
+        }
+    }
+
+    fn on_greeting(&mut self, greeting: &Greeting) -> Result<(), ProtocolError> {
+        if !greeting.is_null_mechanism() {
+            return Err(ProtocolError::MechanismMismatch {
+                peer: String::from_utf8_lossy(greeting.mechanism_name()).into_owned(),
+            });
+        }
+        let mut md = Metadata::new();
+        md.push(PROP_SOCKET_TYPE, self.config.socket_type.as_str());
+        if self.config.socket_type.sends_identity() {
+            md.push(PROP_IDENTITY, self.config.routing_id.clone());
+        }
+        Command::Ready(md).encode(&mut self.out);
+        self.state = State::Handshake {
+            peer_version: (greeting.major, greeting.minor),
+        };
+        Ok(())
+    }
+
+    fn on_frame(&mut self, frame: Frame) -> Result<(), ProtocolError> {
+        match self.state {
+            State::Handshake { peer_version } => {
+                if !frame.command {
+                    return Err(ProtocolError::UnexpectedCommand(
+                        "message frame before READY".into(),
+                    ));
+                }
+                match Command::parse(frame.body)? {
+                    Command::Ready(md) => self.on_ready(&md, peer_version),
+                    Command::Error(reason) => Err(ProtocolError::PeerError(reason)),
+                    other => Err(unexpected(&other)),
+                }
+            }
+            State::Traffic { .. } if !frame.command => {
+                self.partial.push(frame.body);
+                if !frame.more {
+                    let msg = Message::from(std::mem::take(&mut self.partial));
+                    self.events.push_back(SessionEvent::Message(msg));
+                }
+                Ok(())
+            }
+            State::Traffic { .. } => match Command::parse(frame.body)? {
+                Command::Ping { context, .. } => {
+                    // The peer's TTL is for the TTL timer, once heartbeats
+                    // exist; the reply is due whatever it says.
+                    let context = context.slice(..context.len().min(MAX_PING_CONTEXT));
+                    Command::Pong { context }.encode(&mut self.out);
+                    Ok(())
+                }
+                Command::Pong { .. } => {
+                    self.timers.stop(Timer::HeartbeatTimeout);
+                    Ok(())
+                }
+                Command::Error(reason) => Err(ProtocolError::PeerError(reason)),
+                // A second READY means the peer's state machine is broken.
+                ready @ Command::Ready(_) => Err(unexpected(&ready)),
+                Command::Unknown { name, .. } => {
+                    log::debug!(
+                        "ignoring unknown ZMTP command {:?}",
+                        String::from_utf8_lossy(&name)
+                    );
+                    Ok(())
+                }
+            },
+            // Frames are only decoded after the greeting, and a failed
+            // session decodes nothing.
+            State::Greeting | State::Failed(_) => Ok(()),
+        }
+    }
+
+    fn on_ready(&mut self, md: &Metadata, peer_version: (u8, u8)) -> Result<(), ProtocolError> {
+        let ours = self.config.socket_type;
+        let Some(name) = md.get(PROP_SOCKET_TYPE) else {
+            return Err(ProtocolError::MissingSocketType);
+        };
+        let socket_type = match SocketType::from_name(name) {
+            Some(t) if ours.is_compatible(t) => t,
+            _ => {
+                Command::Error(INVALID_SOCKET_TYPE.into()).encode(&mut self.out);
+                return Err(ProtocolError::IncompatibleSocketType {
+                    ours: ours.as_str(),
+                    peer: String::from_utf8_lossy(name).into_owned(),
+                });
+            }
+        };
+        let peer = PeerInfo {
+            socket_type,
+            routing_id: md.get(PROP_IDENTITY).cloned().unwrap_or_default(),
+        };
+        self.timers.stop(Timer::Handshake);
+        if !self.early.is_empty() {
+            self.out.extend_from_slice(&self.early);
+            self.early = BytesMut::new();
+        }
+        self.events.push_back(SessionEvent::Ready(peer.clone()));
+        self.state = State::Traffic { peer_version, peer };
+        Ok(())
+    }
+}
+
+fn unexpected(cmd: &Command) -> ProtocolError {
+    ProtocolError::UnexpectedCommand(String::from_utf8_lossy(cmd.name()).into_owned())
+}
+
+/// Appends all frames of `msg`, reserving the whole size once.
+fn encode_message(out: &mut BytesMut, msg: &Message) {
+    let frames = msg.frames();
+    let total: usize = frames
+        .iter()
+        .map(|f| frame::header_len(f.len()) + f.len())
+        .sum();
+    out.reserve(total);
+    let last = frames.len().saturating_sub(1);
+    for (i, f) in frames.iter().enumerate() {
+        frame::encode_header(out, f.len(), i != last, false);
+        out.extend_from_slice(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zmtp::greeting::Greeting;
+    use crate::zmtp::harness::base;
+
+    fn config(socket_type: SocketType) -> SessionConfig {
+        SessionConfig {
+            socket_type,
+            routing_id: Bytes::new(),
+            handshake_ivl: None,
+            maxmsgsize: None,
+        }
+    }
+
+    fn ready_frame(props: &[(&'static str, &'static [u8])]) -> Vec<u8> {
+        let mut md = Metadata::new();
+        for &(n, v) in props {
+            md.push(n, v);
+        }
+        Command::Ready(md).to_frame_bytes().to_vec()
+    }
+
+    /// A session past its handshake with a peer of `peer` type, its own
+    /// greeting and READY already consumed from the output.
+    fn ready_session(ours: SocketType, peer: &'static str, cfg: Option<SessionConfig>) -> Session {
+        let now = base();
+        let mut s = Session::new(cfg.unwrap_or_else(|| config(ours)), now);
+        let mut input = BytesMut::from(&Greeting::ours().to_bytes()[..]);
+        input.extend_from_slice(&ready_frame(&[(PROP_SOCKET_TYPE, peer.as_bytes())]));
+        s.handle_input(&mut input, now).unwrap();
+        assert!(input.is_empty());
+        assert!(s.is_ready());
+        assert!(matches!(s.poll_event(), Some(SessionEvent::Ready(_))));
+        let n = s.output().len();
+        s.consume_output(n);
+        s
+    }
+
+    fn feed(s: &mut Session, bytes: &[u8]) -> Result<(), ProtocolError> {
+        let mut input = BytesMut::from(bytes);
+        s.handle_input(&mut input, base())
+    }
+
+    #[test]
+    fn greeting_is_queued_at_once() {
+        let s = Session::new(config(SocketType::Req), base());
+        assert_eq!(s.output(), &Greeting::ours().to_bytes()[..]);
+        assert!(!s.is_ready());
+        assert_eq!(s.poll_timeout(), None);
+        assert_eq!(s.bytes_wanted(), GREETING_LEN);
+    }
+
+    #[test]
+    fn req_handshake_bytes() {
+        let now = base();
+        let mut s = Session::new(config(SocketType::Req), now);
+        let mut input = BytesMut::from(&Greeting::ours().to_bytes()[..]);
+        s.handle_input(&mut input, now).unwrap();
+        let mut expected = Greeting::ours().to_bytes().to_vec();
+        expected.extend_from_slice(b"\x04\x26\x05READY\x0bSocket-Type\x00\x00\x00\x03REQ");
+        expected.extend_from_slice(b"\x08Identity\x00\x00\x00\x00");
+        assert_eq!(s.output(), &expected[..]);
+        assert!(s.poll_event().is_none());
+        let mut input = BytesMut::from(&ready_frame(&[(PROP_SOCKET_TYPE, b"REP")])[..]);
+        s.handle_input(&mut input, now).unwrap();
+        match s.poll_event() {
+            Some(SessionEvent::Ready(p)) => {
+                assert_eq!(p.socket_type, SocketType::Rep);
+                assert!(p.routing_id.is_empty());
+            }
+            e => panic!("{e:?}"),
+        }
+        assert!(s.poll_event().is_none());
+        assert_eq!(s.peer_version(), Some((3, 1)));
+    }
+
+    #[test]
+    fn zmtp_3_0_peer_is_accepted() {
+        let mut g = Greeting::ours().to_bytes();
+        g[11] = 0;
+        let mut s = Session::new(config(SocketType::Router), base());
+        feed(&mut s, &g).unwrap();
+        feed(
+            &mut s,
+            &ready_frame(&[(PROP_SOCKET_TYPE, b"DEALER"), (PROP_IDENTITY, b"id-1")]),
+        )
+        .unwrap();
+        assert_eq!(s.peer_version(), Some((3, 0)));
+        assert_eq!(
+            s.peer_info(),
+            Some(&PeerInfo {
+                socket_type: SocketType::Dealer,
+                routing_id: Bytes::from_static(b"id-1"),
+            })
+        );
+    }
+
+    #[test]
+    fn bad_signature_is_detected_early_and_sticks() {
+        let mut s = Session::new(config(SocketType::Rep), base());
+        assert_eq!(
+            feed(&mut s, b"\x00\x00\x00"),
+            Err(ProtocolError::BadSignature)
+        );
+        assert_eq!(feed(&mut s, b""), Err(ProtocolError::BadSignature));
+        assert_eq!(s.handle_timeout(base()), Err(ProtocolError::BadSignature));
+        assert_eq!(s.error(), Some(&ProtocolError::BadSignature));
+        let mut s = Session::new(config(SocketType::Rep), base());
+        assert_eq!(
+            feed(&mut s, b"\xff\x00\x00\x00\x00\x00\x00\x00\x01\x00"),
+            Err(ProtocolError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn version_2_is_rejected() {
+        let mut g = Greeting::ours().to_bytes();
+        g[10] = 2;
+        let mut s = Session::new(config(SocketType::Rep), base());
+        assert_eq!(
+            feed(&mut s, &g[..12]),
+            Err(ProtocolError::UnsupportedVersion { major: 2, minor: 1 })
+        );
+    }
+
+    #[test]
+    fn other_mechanism_is_rejected() {
+        let mut g = Greeting::ours().to_bytes();
+        g[12..17].copy_from_slice(b"PLAIN");
+        let mut s = Session::new(config(SocketType::Rep), base());
+        assert_eq!(
+            feed(&mut s, &g),
+            Err(ProtocolError::MechanismMismatch {
+                peer: "PLAIN".into()
+            })
+        );
+    }
+
+    #[test]
+    fn missing_socket_type() {
+        let mut s = Session::new(config(SocketType::Rep), base());
+        feed(&mut s, &Greeting::ours().to_bytes()).unwrap();
+        assert_eq!(
+            feed(&mut s, &ready_frame(&[(PROP_IDENTITY, b"")])),
+            Err(ProtocolError::MissingSocketType)
+        );
+    }
+
+    #[test]
+    fn incompatible_or_unknown_type_queues_error() {
+        for peer in [&b"REQ"[..], b"PUB", b"rep", b""] {
+            let mut s = Session::new(config(SocketType::Req), base());
+            feed(&mut s, &Greeting::ours().to_bytes()).unwrap();
+            let before = s.output().len();
+            let mut md = Metadata::new();
+            md.push("socket-type", Bytes::copy_from_slice(peer));
+            let r = feed(&mut s, &Command::Ready(md).to_frame_bytes());
+            assert_eq!(
+                r,
+                Err(ProtocolError::IncompatibleSocketType {
+                    ours: "REQ",
+                    peer: String::from_utf8_lossy(peer).into_owned()
+                })
+            );
+            assert_eq!(
+                &s.output()[before..],
+                b"\x04\x1a\x05ERROR\x13Invalid socket type"
+            );
+            assert!(!s.is_ready());
+            assert!(s.poll_event().is_none());
+        }
+    }
+
+    #[test]
+    fn peer_error_during_handshake() {
+        let mut s = Session::new(config(SocketType::Req), base());
+        feed(&mut s, &Greeting::ours().to_bytes()).unwrap();
+        assert_eq!(
+            feed(&mut s, b"\x04\x0a\x05ERROR\x03bad"),
+            Err(ProtocolError::PeerError("bad".into()))
+        );
+    }
+
+    #[test]
+    fn message_or_ping_before_ready_is_unexpected() {
+        for bytes in [&b"\x00\x01x"[..], b"\x04\x07\x04PING\x00\x00"] {
+            let mut s = Session::new(config(SocketType::Req), base());
+            feed(&mut s, &Greeting::ours().to_bytes()).unwrap();
+            assert!(matches!(
+                feed(&mut s, bytes),
+                Err(ProtocolError::UnexpectedCommand(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn truncated_ready_is_malformed() {
+        let mut s = Session::new(config(SocketType::Req), base());
+        feed(&mut s, &Greeting::ours().to_bytes()).unwrap();
+        assert!(matches!(
+            feed(&mut s, b"\x04\x13\x05READY\x0bSocket-Type\x00"),
+            Err(ProtocolError::MalformedCommand(_))
+        ));
+    }
+
+    #[test]
+    fn ping_gets_pong_with_context() {
+        let mut s = ready_session(SocketType::Dealer, "ROUTER", None);
+        feed(&mut s, b"\x04\x0a\x04PING\x00\x0aabc").unwrap();
+        assert_eq!(s.output(), b"\x04\x08\x04PONGabc");
+        s.consume_output(100);
+        // Over-long contexts are cut to 16 bytes.
+        let mut ping = b"\x04\x1b\x04PING\x00\x00".to_vec();
+        ping.extend_from_slice(b"0123456789abcdefXXXX");
+        feed(&mut s, &ping).unwrap();
+        assert_eq!(s.output(), b"\x04\x15\x04PONG0123456789abcdef");
+        // PONG and unknown commands are absorbed.
+        s.consume_output(100);
+        feed(&mut s, b"\x04\x05\x04PONG\x04\x06\x05HELLO").unwrap();
+        assert!(s.output().is_empty());
+        assert!(s.poll_event().is_none());
+        assert!(s.is_ready());
+    }
+
+    #[test]
+    fn error_and_ready_after_handshake() {
+        let mut s = ready_session(SocketType::Push, "PULL", None);
+        assert_eq!(
+            feed(&mut s, b"\x04\x08\x05ERROR\x01x"),
+            Err(ProtocolError::PeerError("x".into()))
+        );
+        assert!(!s.is_ready());
+        let mut s = ready_session(SocketType::Push, "PULL", None);
+        assert_eq!(
+            feed(&mut s, &ready_frame(&[(PROP_SOCKET_TYPE, b"PULL")])),
+            Err(ProtocolError::UnexpectedCommand("READY".into()))
+        );
+    }
+
+    #[test]
+    fn multipart_messages_and_partial_input() {
+        let mut s = ready_session(SocketType::Pull, "PUSH", None);
+        let mut wire = BytesMut::new();
+        let msg = Message::from(vec![
+            Bytes::new(),
+            Bytes::from(vec![1u8; 300]),
+            Bytes::from("x"),
+        ]);
+        encode_message(&mut wire, &msg);
+        let all = wire.clone();
+        let mut input = BytesMut::new();
+        for (i, &b) in all.iter().enumerate() {
+            input.extend_from_slice(&[b]);
+            s.handle_input(&mut input, base()).unwrap();
+            if i + 1 < all.len() {
+                assert!(s.poll_event().is_none(), "message split at {i}");
+            }
+        }
+        assert!(input.is_empty());
+        match s.poll_event() {
+            Some(SessionEvent::Message(m)) => assert_eq!(m, msg),
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn maxmsgsize_refuses_before_buffering() {
+        let cfg = SessionConfig {
+            maxmsgsize: Some(10),
+            ..config(SocketType::Pull)
+        };
+        let mut s = ready_session(SocketType::Pull, "PUSH", Some(cfg));
+        feed(&mut s, b"\x00\x0a0123456789").unwrap();
+        assert!(matches!(s.poll_event(), Some(SessionEvent::Message(_))));
+        let mut input = BytesMut::from(&b"\x02\x00\x00\x00\x00\x00\x00\x00\x0b"[..]);
+        assert_eq!(
+            s.handle_input(&mut input, base()),
+            Err(ProtocolError::MessageTooLarge {
+                size: 11,
+                limit: 10
+            })
+        );
+        assert!(!s.is_ready());
+    }
+
+    #[test]
+    fn huge_header_waits_without_allocating() {
+        let mut s = ready_session(SocketType::Pull, "PUSH", None);
+        let mut input = BytesMut::with_capacity(9);
+        input.extend_from_slice(&[0x02]);
+        input.extend_from_slice(&(1u64 << 62).to_be_bytes());
+        let cap = input.capacity();
+        s.handle_input(&mut input, base()).unwrap();
+        assert_eq!(input.len(), 9);
+        assert_eq!(input.capacity(), cap);
+        assert_eq!(s.bytes_wanted(), MAX_READ_HINT);
+        assert!(s.poll_event().is_none());
+    }
+
+    #[test]
+    fn reserved_flags_and_command_with_more_fail_the_session() {
+        for bytes in [&b"\x10\x00"[..], b"\x05\x06\x05HELLO"] {
+            let mut s = ready_session(SocketType::Pull, "PUSH", None);
+            assert!(matches!(
+                feed(&mut s, bytes),
+                Err(ProtocolError::MalformedFrame(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn messages_before_ready_are_held_back() {
+        let now = base();
+        let mut s = Session::new(config(SocketType::Push), now);
+        s.send_message(&Message::from("early"));
+        assert_eq!(s.output().len(), GREETING_LEN);
+        feed(&mut s, &Greeting::ours().to_bytes()).unwrap();
+        assert!(!s.output().ends_with(b"early"));
+        feed(&mut s, &ready_frame(&[(PROP_SOCKET_TYPE, b"PULL")])).unwrap();
+        assert!(s.output().ends_with(b"\x00\x05early"));
+    }
+
+    #[test]
+    fn send_encodes_like_libzmq() {
+        let mut s = ready_session(SocketType::Dealer, "ROUTER", None);
+        s.send_message(&Message::from(vec![
+            Bytes::new(),
+            Bytes::from("hi"),
+            Bytes::from(vec![9u8; 256]),
+        ]));
+        let out = s.output();
+        assert_eq!(&out[..6], b"\x01\x00\x01\x02hi");
+        assert_eq!(&out[6..15], b"\x02\x00\x00\x00\x00\x00\x00\x01\x00");
+        assert_eq!(out.len(), 15 + 256);
+        s.send_message(&Message::new());
+        assert_eq!(s.output().len(), 15 + 256);
+        s.consume_output(usize::MAX);
+        assert!(!s.has_output());
+    }
+
+    #[test]
+    fn handshake_timeout() {
+        let base = base();
+        let cfg = SessionConfig {
+            handshake_ivl: Some(Duration::from_secs(1)),
+            ..config(SocketType::Req)
+        };
+        let mut s = Session::new(cfg.clone(), base);
+        assert_eq!(s.poll_timeout(), Some(base + Duration::from_secs(1)));
+        s.handle_timeout(base + Duration::from_millis(999)).unwrap();
+        assert_eq!(
+            s.handle_timeout(base + Duration::from_secs(1)),
+            Err(ProtocolError::HandshakeTimeout)
+        );
+        assert_eq!(s.poll_timeout(), None);
+
+        // Completing the handshake disarms it.
+        let mut s = Session::new(cfg, base);
+        let mut input = BytesMut::from(&Greeting::ours().to_bytes()[..]);
+        input.extend_from_slice(&ready_frame(&[(PROP_SOCKET_TYPE, b"REP")]));
+        s.handle_input(&mut input, base).unwrap();
+        assert_eq!(s.poll_timeout(), None);
+        s.handle_timeout(base + Duration::from_secs(5)).unwrap();
+        assert!(s.is_ready());
+    }
+
+    #[test]
+    fn zero_handshake_ivl_means_no_limit() {
+        let cfg = SessionConfig {
+            handshake_ivl: Some(Duration::ZERO),
+            ..config(SocketType::Req)
+        };
+        assert_eq!(Session::new(cfg, base()).poll_timeout(), None);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        // Small fuzz over random inputs after a valid greeting and READY.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for round in 0..2000 {
+            let mut s = if round % 2 == 0 {
+                ready_session(SocketType::Dealer, "ROUTER", None)
+            } else {
+                Session::new(config(SocketType::Dealer), base())
+            };
+            let mut input = BytesMut::new();
+            if round % 4 == 1 {
+                input.extend_from_slice(&Greeting::ours().to_bytes());
+            }
+            for _ in 0..(round % 64) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Bias towards small sizes and valid flags.
+                let b = (x >> 24) as u8;
+                input.extend_from_slice(&[if x & 3 == 0 { b & 0x07 } else { b }]);
+            }
+            let _ = s.handle_input(&mut input, base());
+            let _ = s.handle_timeout(base());
+            while s.poll_event().is_some() {}
+        }
     }
 }

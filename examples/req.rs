@@ -1,0 +1,136 @@
+//! A request client that checks every reply against its request.
+//!
+//! ```text
+//! cargo run --release --example req -- <endpoint> [--count N] [--size BYTES]
+//!     [--timeout-ms MS] [--reconnect-ivl-ms MS] [--reconnect-ivl-max-ms MS]
+//!     [--connect-timeout-ms MS]
+//! ```
+//! Prints one summary line with the number of round trips and the mean
+//! round-trip time, and exits 0. Exits non-zero with a message on a timeout
+//! or a mismatched reply.
+
+use ferrozmq::{Context, Message, SocketType};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+struct Args {
+    endpoint: String,
+    count: u64,
+    size: usize,
+    timeout: Option<Duration>,
+    reconnect_ivl: Option<Duration>,
+    reconnect_ivl_max: Option<Duration>,
+    connect_timeout: Option<Duration>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let mut args = Args {
+        endpoint: String::new(),
+        count: 1,
+        size: 5,
+        timeout: None,
+        reconnect_ivl: None,
+        reconnect_ivl_max: None,
+        connect_timeout: None,
+    };
+    let ms = |v: Option<String>, name: &str| -> Result<Duration, String> {
+        v.and_then(|s| s.parse::<u64>().ok())
+            .map(Duration::from_millis)
+            .ok_or_else(|| format!("{name} needs a number of milliseconds"))
+    };
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--count" => {
+                args.count = it
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or("--count needs a number")?
+            }
+            "--size" => {
+                args.size = it
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or("--size needs a number of bytes")?
+            }
+            "--timeout-ms" => args.timeout = Some(ms(it.next(), "--timeout-ms")?),
+            "--reconnect-ivl-ms" => args.reconnect_ivl = Some(ms(it.next(), "--reconnect-ivl-ms")?),
+            "--reconnect-ivl-max-ms" => {
+                args.reconnect_ivl_max = Some(ms(it.next(), "--reconnect-ivl-max-ms")?)
+            }
+            "--connect-timeout-ms" => {
+                args.connect_timeout = Some(ms(it.next(), "--connect-timeout-ms")?)
+            }
+            s if s.starts_with("--") => return Err(format!("unknown option {s}")),
+            s if args.endpoint.is_empty() => args.endpoint = s.to_owned(),
+            s => return Err(format!("unexpected argument {s}")),
+        }
+    }
+    if args.endpoint.is_empty() {
+        return Err("missing endpoint".into());
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("req: {e}");
+            eprintln!("usage: req <endpoint> [--count N] [--size BYTES] [--timeout-ms MS] [--reconnect-ivl-ms MS] [--reconnect-ivl-max-ms MS] [--connect-timeout-ms MS]");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("req: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let ctx = Context::new();
+    let req = ctx.socket(SocketType::Req).map_err(|e| e.to_string())?;
+    req.set_rcvtimeo(args.timeout);
+    req.set_sndtimeo(args.timeout);
+    // Nothing worth keeping is left once we give up.
+    req.set_linger(Some(Duration::ZERO));
+    if let Some(d) = args.reconnect_ivl {
+        req.set_reconnect_ivl(Some(d));
+    }
+    if let Some(d) = args.reconnect_ivl_max {
+        req.set_reconnect_ivl_max(d);
+    }
+    if let Some(d) = args.connect_timeout {
+        req.set_connect_timeout(d);
+    }
+    req.connect(&args.endpoint).map_err(|e| e.to_string())?;
+    let body: Vec<u8> = (0..args.size).map(|i| (i % 251) as u8).collect();
+    let request = Message::from(body);
+    let mut total = Duration::ZERO;
+    for n in 0..args.count {
+        let t0 = Instant::now();
+        req.send(request.clone())
+            .map_err(|e| format!("request {n}: send failed: {}", e.error))?;
+        let reply = req.recv().map_err(|e| match e {
+            ferrozmq::Error::TimedOut => format!(
+                "request {n}: no reply from {} within {:?}",
+                args.endpoint,
+                args.timeout.unwrap_or_default()
+            ),
+            e => format!("request {n}: {e}"),
+        })?;
+        total += t0.elapsed();
+        if reply != request {
+            return Err(format!("request {n}: reply does not match the request"));
+        }
+    }
+    let mean_us = total.as_secs_f64() * 1e6 / args.count.max(1) as f64;
+    println!(
+        "req: {} round trips of {} bytes to {}, mean round trip {:.1} us",
+        args.count, args.size, args.endpoint, mean_us
+    );
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! [`Context`]: owns the I/O thread that serves all of its sockets.
+
+use crate::error::{Error, Result};
+use crate::io::{self, Command, Mailbox};
+use crate::socket::{Socket, SocketShared};
+use crate::socket_type::SocketType;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+
+/// A ZeroMQ context: a background I/O thread and the sockets it serves.
+///
+/// Cloning a `Context` gives another handle to the same context. When the
+/// last handle is dropped (or [`Context::term`] is called) the context
+/// terminates: blocked and future calls on its sockets return
+/// [`Error::ContextTerminated`], pending outbound messages get up to each
+/// socket's `linger` to be written, and the I/O thread is joined. Unlike
+/// libzmq, termination does not wait for the application to close its
+/// sockets, and with the default finite `linger` it never hangs forever.
+#[derive(Clone, Debug)]
+pub struct Context {
+    handle: Arc<ContextHandle>,
+}
+
+#[derive(Debug)]
+struct ContextHandle {
+    inner: Arc<ContextInner>,
+}
+
+impl Drop for ContextHandle {
+    fn drop(&mut self) {
+        self.inner.terminate();
+    }
+}
+
+/// State shared by the context, its sockets and its I/O thread.
+#[derive(Debug)]
+pub(crate) struct ContextInner {
+    io: Mutex<Option<IoHandle>>,
+    terminated: AtomicBool,
+    next_id: AtomicU64,
+    sockets: Mutex<Vec<Weak<SocketShared>>>,
+}
+
+#[derive(Debug)]
+struct IoHandle {
+    mailbox: Mailbox,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Context {
+    /// A new context. Its I/O thread starts with the first socket.
+    pub fn new() -> Context {
+        Context {
+            handle: Arc::new(ContextHandle {
+                inner: Arc::new(ContextInner {
+                    io: Mutex::new(None),
+                    terminated: AtomicBool::new(false),
+                    next_id: AtomicU64::new(1),
+                    sockets: Mutex::new(Vec::new()),
+                }),
+            }),
+        }
+    }
+
+    /// Creates a socket of the given type.
+    pub fn socket(&self, ty: SocketType) -> Result<Socket> {
+        let inner = &self.handle.inner;
+        let mailbox = inner.mailbox()?;
+        let shared = Arc::new(SocketShared::new(
+            inner.next_id(),
+            ty,
+            inner.clone(),
+            mailbox,
+        ));
+        let mut sockets = inner.sockets.lock();
+        sockets.retain(|w| w.strong_count() > 0);
+        sockets.push(Arc::downgrade(&shared));
+        Ok(Socket::from_shared(shared))
+    }
+
+    /// Terminates the context now (see the type docs), even if other
+    /// handles to it exist. Idempotent.
+    pub fn term(&self) {
+        self.handle.inner.terminate();
+    }
+}
+
+impl ContextInner {
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_terminated(&self) -> bool {
+        self.terminated.load(Ordering::Acquire)
+    }
+
+    /// The mailbox of the I/O thread, starting the thread if needed.
+    fn mailbox(&self) -> Result<Mailbox> {
+        if self.is_terminated() {
+            return Err(Error::ContextTerminated);
+        }
+        let mut io = self.io.lock();
+        if let Some(h) = io.as_ref() {
+            return Ok(h.mailbox.clone());
+        }
+        let (mailbox, thread) = io::spawn()?;
+        *io = Some(IoHandle {
+            mailbox: mailbox.clone(),
+            thread: Some(thread),
+        });
+        Ok(mailbox)
+    }
+
+    fn terminate(&self) {
+        if self.terminated.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Wake every thread blocked in send/recv so it sees the flag.
+        for s in self.sockets.lock().drain(..) {
+            if let Some(s) = s.upgrade() {
+                let _guard = s.core.lock();
+                s.cond.notify_all();
+            }
+        }
+        let handle = self.io.lock().take();
+        if let Some(mut h) = handle {
+            h.mailbox.send(Command::Terminate);
+            if let Some(t) = h.thread.take() {
+                // The I/O thread lingers for at most the sockets' linger,
+                // then exits; a panic there has already been reported.
+                let _ = t.join();
+            }
+        }
+    }
+}

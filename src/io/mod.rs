@@ -1,0 +1,312 @@
+//! The I/O thread: the only code that touches mio, sockets, threads or the
+//! clock.
+//!
+//! One thread per context runs [`IoThread::run`]: a mio `Poll` loop over
+//! listeners, in-progress connects and engines, plus a [`timers::Timers`]
+//! queue and a [`mailbox`] of commands from application threads. Each
+//! concern has its own file, all as `impl IoThread` blocks over the state
+//! declared here:
+//! - `listener.rs`: bind, accept;
+//! - `connecter.rs`: non-blocking connect, classification, backoff, retry;
+//! - `engine.rs`: one TCP connection driven by a `zmtp::Session`, moving
+//!   whole messages between the socket and its pipe;
+//! - `linger.rs`: closing sockets and terminating the context.
+
+mod connecter;
+mod engine;
+mod linger;
+mod listener;
+mod mailbox;
+mod resolver;
+mod timers;
+
+pub(crate) use mailbox::{Command, Mailbox};
+
+use crate::pattern::{IoRequest, PipeId};
+use crate::socket::SocketShared;
+use connecter::Connecter;
+use engine::Engine;
+use listener::Listener;
+use mailbox::MailboxRx;
+use mio::{Events, Poll, Token};
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+use timers::{TimerKey, Timers};
+
+const WAKER: Token = Token(0);
+
+/// A random 64-bit seed without a dependency: std's hasher keys are
+/// randomly seeded per process and per `RandomState`.
+pub(crate) fn random_seed() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+/// Starts an I/O thread; returns its mailbox and join handle.
+pub(crate) fn spawn() -> io::Result<(Mailbox, JoinHandle<()>)> {
+    let poll = Poll::new()?;
+    let waker = mio::Waker::new(poll.registry(), WAKER)?;
+    let (mailbox, rx) = mailbox::mailbox(waker);
+    let thread = IoThread {
+        poll,
+        mailbox: mailbox.clone(),
+        rx,
+        timers: Timers::new(),
+        next_token: 1,
+        listeners: HashMap::new(),
+        attempts: HashMap::new(),
+        engines: HashMap::new(),
+        pipe_engine: HashMap::new(),
+        connecters: HashMap::new(),
+        next_connecter: 1,
+        sockets: HashMap::new(),
+        deferred: Vec::new(),
+        resolver: resolver::Resolver::default(),
+        terminating: false,
+        now: Instant::now(),
+    };
+    let handle = std::thread::Builder::new()
+        .name("ferrozmq-io".into())
+        .spawn(move || thread.run())?;
+    Ok((mailbox, handle))
+}
+
+/// What a timer is for.
+#[derive(Debug, Clone, Copy)]
+enum Timer {
+    /// A connecter's next attempt.
+    Retry(u64),
+    /// A connect attempt ran out of `connect_timeout`.
+    ConnectTimeout(u64),
+    /// An engine's session timer (handshake, later heartbeats).
+    Engine(Token),
+    /// A closing socket's linger ran out.
+    Linger(u64),
+    /// A listener paused after EMFILE may accept again.
+    ListenerResume(Token),
+}
+
+/// The I/O thread's view of one socket.
+#[derive(Debug)]
+struct SocketEntry {
+    shared: Arc<SocketShared>,
+    listeners: Vec<Token>,
+    connecters: Vec<u64>,
+    /// Engines of accepted connections (connecters own theirs).
+    accepted: HashSet<Token>,
+    /// Set once the application closed the socket or the context ended.
+    closing: Option<Closing>,
+}
+
+#[derive(Debug)]
+struct Closing {
+    timer: Option<TimerKey>,
+}
+
+pub(crate) struct IoThread {
+    poll: Poll,
+    mailbox: Mailbox,
+    rx: MailboxRx,
+    timers: Timers<Timer>,
+    next_token: usize,
+    listeners: HashMap<Token, Listener>,
+    /// In-progress connects: token -> connecter id.
+    attempts: HashMap<Token, u64>,
+    engines: HashMap<Token, Engine>,
+    pipe_engine: HashMap<PipeId, Token>,
+    connecters: HashMap<u64, Connecter>,
+    next_connecter: u64,
+    sockets: HashMap<u64, SocketEntry>,
+    /// Sources that stopped early to be fair to others; served again before
+    /// sleeping.
+    deferred: Vec<Token>,
+    resolver: resolver::Resolver,
+    terminating: bool,
+    /// The time at the top of this loop turn.
+    now: Instant,
+}
+
+impl IoThread {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            self.now = Instant::now();
+            let timeout = if !self.deferred.is_empty() {
+                Some(std::time::Duration::ZERO)
+            } else {
+                self.timers
+                    .next_deadline()
+                    .map(|d| d.saturating_duration_since(self.now))
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                log::error!("ferrozmq I/O thread: poll failed: {e}");
+                break;
+            }
+            self.now = Instant::now();
+            for ev in events.iter() {
+                let token = ev.token();
+                if token == WAKER {
+                    self.drain_mailbox();
+                } else {
+                    self.dispatch(
+                        token,
+                        ev.is_readable() || ev.is_read_closed() || ev.is_error(),
+                        ev.is_writable(),
+                    );
+                }
+            }
+            self.run_timers();
+            for token in std::mem::take(&mut self.deferred) {
+                self.dispatch(token, true, false);
+            }
+            if self.terminating && self.sockets.is_empty() {
+                break;
+            }
+        }
+        self.resolver.shutdown();
+    }
+
+    fn token(&mut self) -> Token {
+        let t = Token(self.next_token);
+        self.next_token += 1;
+        t
+    }
+
+    fn dispatch(&mut self, token: Token, readable: bool, writable: bool) {
+        if self.engines.contains_key(&token) {
+            if readable {
+                self.engine_read(token);
+            }
+            if writable {
+                self.engine_writable(token);
+            }
+        } else if let Some(&cid) = self.attempts.get(&token) {
+            self.connect_ready(cid, token);
+        } else if self.listeners.contains_key(&token) {
+            self.accept(token);
+        }
+    }
+
+    fn drain_mailbox(&mut self) {
+        let commands: Vec<Command> = self.rx.drain().collect();
+        for cmd in commands {
+            self.handle_command(cmd);
+        }
+    }
+
+    fn handle_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Bind {
+                socket,
+                endpoint,
+                requested,
+                options,
+                reply,
+            } => {
+                let result = if self.terminating {
+                    Err(crate::Error::ContextTerminated)
+                } else {
+                    self.bind(socket, &endpoint, requested, options)
+                };
+                let _ = reply.send(result);
+            }
+            Command::Connect {
+                socket,
+                endpoint,
+                pipe,
+                options,
+            } => {
+                if !self.terminating {
+                    self.connect(socket, endpoint, pipe, options);
+                }
+            }
+            Command::Disconnect {
+                socket,
+                endpoint,
+                reply,
+            } => {
+                let _ = reply.send(self.disconnect(socket, &endpoint));
+            }
+            Command::Unbind {
+                socket,
+                endpoint,
+                reply,
+            } => {
+                let _ = reply.send(self.unbind(socket, &endpoint));
+            }
+            Command::Pipe(IoRequest::Flush(pipe)) => {
+                if let Some(&token) = self.pipe_engine.get(&pipe) {
+                    self.engine_flush(token);
+                }
+            }
+            Command::Pipe(IoRequest::ResumeRead(pipe)) => {
+                if let Some(&token) = self.pipe_engine.get(&pipe) {
+                    self.engine_resume_read(token);
+                }
+            }
+            Command::CloseSocket(id) => self.close_socket(id),
+            Command::Resolved { connecter, result } => self.resolved(connecter, result),
+            Command::Terminate => self.terminate(),
+        }
+    }
+
+    fn run_timers(&mut self) {
+        while let Some(timer) = self.timers.pop_due(self.now) {
+            match timer {
+                Timer::Retry(cid) => self.retry_due(cid),
+                Timer::ConnectTimeout(cid) => self.connect_timed_out(cid),
+                Timer::Engine(token) => self.engine_timer(token),
+                Timer::Linger(socket) => self.linger_expired(socket),
+                Timer::ListenerResume(token) => self.listener_resume(token),
+            }
+        }
+    }
+
+    /// The entry for a socket, created on its first bind or connect.
+    fn entry(&mut self, socket: &Arc<SocketShared>) -> &mut SocketEntry {
+        self.sockets
+            .entry(socket.id)
+            .or_insert_with(|| SocketEntry {
+                shared: socket.clone(),
+                listeners: Vec::new(),
+                connecters: Vec::new(),
+                accepted: HashSet::new(),
+                closing: None,
+            })
+    }
+
+    /// Sends a monitor event for a socket.
+    fn emit(socket: &SocketShared, endpoint: &str, kind: crate::monitor::EventKind) {
+        let mut core = socket.core.lock();
+        if core.monitor.is_some() {
+            core.emit(crate::monitor::MonitorEvent {
+                endpoint: endpoint.to_owned(),
+                kind,
+            });
+        }
+    }
+
+    /// After the I/O thread changed a socket's pipes: wake blocked
+    /// application threads and act on any pipe notices at once.
+    fn after_change(&mut self, socket: &SocketShared, io: Vec<IoRequest>, wake: bool) {
+        if wake {
+            socket.cond.notify_all();
+        }
+        for r in io {
+            self.handle_command(Command::Pipe(r));
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Monitor events: what the I/O thread did with a socket's endpoints.
+//!
+//! `Socket::monitor()` returns a channel of [`MonitorEvent`]s. The kinds map
+//! one-to-one onto libzmq's `ZMQ_EVENT_*`, but carry typed causes instead of
+//! an errno packed into a binary frame.
+
+use crate::error::ProtocolError;
+use std::io;
+use std::time::Duration;
+
+/// One event on one endpoint.
+#[derive(Debug)]
+pub struct MonitorEvent {
+    /// The endpoint the event concerns: the connect or bind endpoint, or for
+    /// accepted connections the peer's address.
+    pub endpoint: String,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// Why a connect attempt failed, classified from the OS error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectFailure {
+    /// The peer answered the SYN with RST: nothing listens there.
+    Refused,
+    /// No answer within `connect_timeout` (or the kernel's own limit).
+    TimedOut,
+    /// ICMP host/network unreachable, or no route.
+    Unreachable,
+    /// The host name did not resolve.
+    Resolve,
+    /// Anything else; see the attached `io::Error`.
+    Other,
+}
+
+impl ConnectFailure {
+    /// Classifies an OS error from `connect()` or `SO_ERROR`.
+    pub fn classify(e: &io::Error) -> ConnectFailure {
+        match e.kind() {
+            io::ErrorKind::ConnectionRefused => ConnectFailure::Refused,
+            io::ErrorKind::TimedOut => ConnectFailure::TimedOut,
+            io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
+                ConnectFailure::Unreachable
+            }
+            _ => ConnectFailure::Other,
+        }
+    }
+}
+
+/// The kinds of events, named after libzmq's `ZMQ_EVENT_*`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// `ZMQ_EVENT_CONNECTED`: a TCP connection was established.
+    Connected,
+    /// `ZMQ_EVENT_CONNECT_DELAYED`: a non-blocking connect is in progress.
+    ConnectDelayed,
+    /// `ZMQ_EVENT_CONNECT_RETRIED`: the next attempt starts after `after`.
+    ConnectRetried {
+        /// Delay before the next attempt.
+        after: Duration,
+    },
+    /// A connect attempt failed (libzmq folds this into `CLOSED`/retried).
+    ConnectFailed {
+        /// The class of failure.
+        cause: ConnectFailure,
+        /// The OS error, when there is one.
+        error: Option<io::Error>,
+    },
+    /// `ZMQ_EVENT_LISTENING`.
+    Listening,
+    /// `ZMQ_EVENT_BIND_FAILED`.
+    BindFailed {
+        /// The OS error.
+        error: io::Error,
+    },
+    /// `ZMQ_EVENT_ACCEPTED`.
+    Accepted,
+    /// `ZMQ_EVENT_ACCEPT_FAILED`.
+    AcceptFailed {
+        /// The OS error.
+        error: io::Error,
+    },
+    /// `ZMQ_EVENT_HANDSHAKE_SUCCEEDED`.
+    HandshakeSucceeded,
+    /// `ZMQ_EVENT_HANDSHAKE_FAILED_*`.
+    HandshakeFailed {
+        /// Why.
+        reason: ProtocolError,
+    },
+    /// `ZMQ_EVENT_DISCONNECTED`: an established session ended.
+    Disconnected {
+        /// The protocol error that ended it, if any; `None` for EOF or an
+        /// OS error.
+        reason: Option<ProtocolError>,
+        /// The OS error that ended it, if any.
+        error: Option<io::Error>,
+    },
+    /// `ZMQ_EVENT_CLOSED`: a listener or connecter was closed.
+    Closed,
+    /// `ZMQ_EVENT_MONITOR_STOPPED`: no more events will follow.
+    MonitorStopped,
+}

@@ -1,0 +1,71 @@
+//! Socket options, with libzmq's names and defaults.
+//!
+//! Options that shape a connection (HWMs, `routing_id`, reconnect, timeouts,
+//! keepalive, `maxmsgsize`, `backlog`) are read when a `bind` or `connect`
+//! starts, as in libzmq; `sndtimeo`, `rcvtimeo`, `linger` and
+//! `router_mandatory` take effect at once.
+
+use bytes::Bytes;
+use std::time::Duration;
+
+/// The default `linger`. libzmq's is infinite, which makes a context hang
+/// on exit when a message has no one to go to; ours gives pending messages
+/// this long and then drops them (see README, "Differences from libzmq").
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(1000);
+
+/// All options of one socket.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Outbound HWM per pipe, in messages; 0 is unlimited. libzmq: 1000.
+    pub sndhwm: usize,
+    /// Inbound HWM per pipe, in messages; 0 is unlimited. libzmq: 1000.
+    pub rcvhwm: usize,
+    /// How long pending messages may keep a closed socket's connections
+    /// alive. `None` waits forever (libzmq's -1).
+    pub linger: Option<Duration>,
+    /// Timeout of a blocking send; `None` blocks forever (libzmq's -1).
+    pub sndtimeo: Option<Duration>,
+    /// Timeout of a blocking recv; `None` blocks forever.
+    pub rcvtimeo: Option<Duration>,
+    /// Our identity, sent to peers in READY (REQ, DEALER, ROUTER).
+    pub routing_id: Bytes,
+    /// First reconnect interval; `None` disables reconnection (libzmq -1).
+    pub reconnect_ivl: Option<Duration>,
+    /// Cap of the exponential backoff; zero keeps `reconnect_ivl` constant.
+    pub reconnect_ivl_max: Duration,
+    /// Limit of one TCP connect attempt; zero leaves it to the OS.
+    pub connect_timeout: Duration,
+    /// Limit of the ZMTP handshake; zero disables it. libzmq: 30 s.
+    pub handshake_ivl: Duration,
+    /// `SO_KEEPALIVE`: `None` leaves the OS default (libzmq -1).
+    pub tcp_keepalive: Option<bool>,
+    /// Largest accepted inbound message; `None` is unlimited (libzmq -1).
+    pub maxmsgsize: Option<u64>,
+    /// ROUTER: fail unroutable sends instead of dropping them.
+    pub router_mandatory: bool,
+    /// Listen backlog for `bind`.
+    pub backlog: i32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            sndhwm: 1000,
+            rcvhwm: 1000,
+            linger: Some(DEFAULT_LINGER),
+            sndtimeo: None,
+            rcvtimeo: None,
+            routing_id: Bytes::new(),
+            reconnect_ivl: Some(Duration::from_millis(100)),
+            reconnect_ivl_max: Duration::ZERO,
+            connect_timeout: Duration::ZERO,
+            handshake_ivl: Duration::from_secs(30),
+            tcp_keepalive: None,
+            maxmsgsize: None,
+            router_mandatory: false,
+            // libzmq's 100 overflows when many clients connect at once; the
+            // kernel caps this at net.core.somaxconn anyway.
+            backlog: 4096,
+        }
+    }
+}

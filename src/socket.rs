@@ -1,0 +1,525 @@
+//! [`Socket`]: the application-facing handle, and the state it shares with
+//! the I/O thread.
+
+use crate::context::ContextInner;
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result, SendError};
+use crate::io::{Command, Mailbox};
+use crate::message::Message;
+use crate::monitor::MonitorEvent;
+use crate::options::Options;
+use crate::pattern::{self, IoRequest, Pattern, PatternOptions, PipeId, Pipes, Stats};
+use crate::socket_type::SocketType;
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::{Condvar, Mutex};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Everything about a socket that both the application and the I/O thread
+/// touch, behind one lock. See ARCHITECTURE.md, "Shared state".
+#[derive(Debug)]
+pub(crate) struct SocketCore {
+    pub(crate) pattern: Box<dyn Pattern>,
+    pub(crate) pipes: Pipes,
+    pub(crate) options: Options,
+    pub(crate) monitor: Option<Sender<MonitorEvent>>,
+    last_endpoint: Option<String>,
+}
+
+impl SocketCore {
+    /// Detaches drained orphan pipes and collects the notices the I/O
+    /// thread and blocked application threads need after a change.
+    pub(crate) fn settle(&mut self) -> (Vec<IoRequest>, bool) {
+        if self.pipes.has_dead() {
+            for id in self.pipes.take_dead() {
+                self.pattern.detach(id, &mut self.pipes);
+                self.pipes.remove(id);
+            }
+        }
+        (self.pipes.take_io_requests(), self.pipes.take_app_wakeup())
+    }
+
+    /// Sends a monitor event if someone is listening. A monitor whose
+    /// receiver is gone is dropped.
+    pub(crate) fn emit(&mut self, event: MonitorEvent) {
+        if let Some(tx) = &self.monitor {
+            if tx.send(event).is_err() {
+                self.monitor = None;
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct SocketShared {
+    pub(crate) id: u64,
+    pub(crate) ty: SocketType,
+    pub(crate) core: Mutex<SocketCore>,
+    /// Signalled when blocked `send`/`recv` calls should look again.
+    pub(crate) cond: Condvar,
+    pub(crate) ctx: Arc<ContextInner>,
+    pub(crate) mailbox: Mailbox,
+}
+
+impl SocketShared {
+    pub(crate) fn new(id: u64, ty: SocketType, ctx: Arc<ContextInner>, mailbox: Mailbox) -> Self {
+        let options = Options::default();
+        let seed = crate::io::random_seed();
+        SocketShared {
+            id,
+            ty,
+            core: Mutex::new(SocketCore {
+                pattern: pattern::new_pattern(ty, &pattern_options(&options), seed),
+                pipes: Pipes::new(),
+                options,
+                monitor: None,
+                last_endpoint: None,
+            }),
+            cond: Condvar::new(),
+            ctx,
+            mailbox,
+        }
+    }
+
+    /// Passes pipe notices to the I/O thread.
+    pub(crate) fn notify_io(&self, requests: Vec<IoRequest>) {
+        for r in requests {
+            self.mailbox.send(Command::Pipe(r));
+        }
+    }
+}
+
+/// Resolves a host name for `bind` on the caller's thread, since
+/// `getaddrinfo` blocks and the I/O thread must not. Prefers IPv4, as libzmq
+/// does without `ZMQ_IPV6`.
+fn resolve_for_bind(ep: Endpoint) -> Result<Endpoint> {
+    use std::net::ToSocketAddrs;
+    let crate::endpoint::Host::Name(name) = &ep.host else {
+        return Ok(ep);
+    };
+    let addrs: Vec<_> = (name.as_str(), ep.port)
+        .to_socket_addrs()
+        .map_err(|e| Error::InvalidEndpoint(format!("{ep}: {e}")))?
+        .collect();
+    let addr = addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .ok_or_else(|| Error::InvalidEndpoint(format!("{ep}: resolves to no address")))?;
+    Ok(Endpoint {
+        host: crate::endpoint::Host::Ip(addr.ip()),
+        port: ep.port,
+    })
+}
+
+fn pattern_options(o: &Options) -> PatternOptions {
+    PatternOptions {
+        router_mandatory: o.router_mandatory,
+    }
+}
+
+/// A ZeroMQ socket.
+///
+/// A socket is `Send` and `Sync`: it may move between threads, and calls
+/// from several threads are serialised internally (libzmq sockets are not
+/// thread-safe; ours are, at the cost of one uncontended lock per call).
+///
+/// Dropping the socket closes it: pending outbound messages get up to
+/// `linger` to be written, in the background.
+#[derive(Debug)]
+pub struct Socket {
+    shared: Arc<SocketShared>,
+}
+
+/// When a blocking call gives up.
+#[derive(Clone, Copy)]
+enum Wait {
+    Never,
+    Until(Instant),
+    Forever,
+}
+
+impl Wait {
+    fn from_timeout(t: Option<Duration>) -> Wait {
+        match t {
+            None => Wait::Forever,
+            Some(d) if d.is_zero() => Wait::Never,
+            Some(d) => Instant::now()
+                .checked_add(d)
+                .map_or(Wait::Forever, Wait::Until),
+        }
+    }
+}
+
+impl Socket {
+    pub(crate) fn from_shared(shared: Arc<SocketShared>) -> Socket {
+        Socket { shared }
+    }
+
+    /// This socket's type.
+    pub fn socket_type(&self) -> SocketType {
+        self.shared.ty
+    }
+
+    fn check_alive(&self) -> Result<()> {
+        if self.shared.ctx.is_terminated() {
+            Err(Error::ContextTerminated)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn call_io<T>(&self, make: impl FnOnce(Sender<Result<T>>) -> Command) -> Result<T> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.shared.mailbox.send(make(tx));
+        // The I/O thread always answers; a closed channel means it is gone.
+        rx.recv().unwrap_or(Err(Error::ContextTerminated))
+    }
+
+    /// Binds to a local endpoint and returns the endpoint actually bound,
+    /// with a wildcard port resolved: `bind("tcp://127.0.0.1:*")` returns,
+    /// for example, `"tcp://127.0.0.1:40123"`.
+    pub fn bind(&self, endpoint: &str) -> Result<String> {
+        self.check_alive()?;
+        let ep = resolve_for_bind(Endpoint::parse(endpoint)?)?;
+        let options = self.shared.core.lock().options.clone();
+        let socket = self.shared.clone();
+        let requested = endpoint.to_owned();
+        let bound = self.call_io(|reply| Command::Bind {
+            socket,
+            endpoint: ep,
+            requested,
+            options,
+            reply,
+        })?;
+        self.shared.core.lock().last_endpoint = Some(bound.clone());
+        Ok(bound)
+    }
+
+    /// Connects to a remote endpoint. Returns at once: the connection is
+    /// made, and remade after failures, in the background. Messages sent
+    /// before it is up wait in its pipe (up to the HWM).
+    pub fn connect(&self, endpoint: &str) -> Result<()> {
+        self.check_alive()?;
+        let ep = Endpoint::parse(endpoint)?;
+        ep.check_connectable()?;
+        let pipe = PipeId(self.shared.ctx.next_id());
+        let (options, io) = {
+            let mut core = self.shared.core.lock();
+            let c = &mut *core;
+            c.pipes.insert(pipe, c.options.sndhwm, c.options.rcvhwm);
+            c.pattern.attach(pipe, &mut c.pipes);
+            c.last_endpoint = Some(ep.to_string());
+            (c.options.clone(), c.settle())
+        };
+        self.shared.notify_io(io.0);
+        if io.1 {
+            self.shared.cond.notify_all();
+        }
+        self.shared.mailbox.send(Command::Connect {
+            socket: self.shared.clone(),
+            endpoint: ep,
+            pipe,
+            options,
+        });
+        Ok(())
+    }
+
+    /// Stops connecting to an endpoint given to [`Socket::connect`] and
+    /// closes its connection. Messages still queued for it are dropped.
+    pub fn disconnect(&self, endpoint: &str) -> Result<()> {
+        self.check_alive()?;
+        let ep = Endpoint::parse(endpoint)?;
+        let socket = self.shared.id;
+        self.call_io(|reply| Command::Disconnect {
+            socket,
+            endpoint: ep.to_string(),
+            reply,
+        })
+    }
+
+    /// Stops listening on an endpoint given to, or returned by,
+    /// [`Socket::bind`]. Connections already accepted stay up.
+    pub fn unbind(&self, endpoint: &str) -> Result<()> {
+        self.check_alive()?;
+        Endpoint::parse(endpoint)?;
+        let socket = self.shared.id;
+        let endpoint = endpoint.to_owned();
+        self.call_io(|reply| Command::Unbind {
+            socket,
+            endpoint,
+            reply,
+        })
+    }
+
+    // ----- sending -----
+
+    /// Sends a message, blocking while no peer can take it (at the HWM),
+    /// for at most `sndtimeo`.
+    pub fn send(&self, msg: impl Into<Message>) -> Result<(), SendError> {
+        let timeout = self.shared.core.lock().options.sndtimeo;
+        self.send_wait(msg.into(), Wait::from_timeout(timeout))
+    }
+
+    /// Sends a multipart message built from the given frames.
+    pub fn send_multipart<I, F>(&self, frames: I) -> Result<(), SendError>
+    where
+        I: IntoIterator<Item = F>,
+        F: Into<Bytes>,
+    {
+        self.send(Message::from_frames(frames))
+    }
+
+    /// Sends, waiting at most `timeout`; [`Error::TimedOut`] after that.
+    pub fn send_timeout(
+        &self,
+        msg: impl Into<Message>,
+        timeout: Duration,
+    ) -> Result<(), SendError> {
+        self.send_wait(msg.into(), Wait::from_timeout(Some(timeout)))
+    }
+
+    /// Sends without blocking; [`Error::WouldBlock`] if it cannot now.
+    pub fn try_send(&self, msg: impl Into<Message>) -> Result<(), SendError> {
+        self.send_wait(msg.into(), Wait::Never)
+    }
+
+    fn send_wait(&self, mut msg: Message, wait: Wait) -> Result<(), SendError> {
+        let shared = &*self.shared;
+        let mut core = shared.core.lock();
+        loop {
+            if shared.ctx.is_terminated() {
+                return Err(SendError::new(Error::ContextTerminated, msg));
+            }
+            let c = &mut *core;
+            let result = c.pattern.send(msg, &mut c.pipes);
+            let (io, wake) = c.settle();
+            match result {
+                Err(SendError {
+                    error: Error::WouldBlock,
+                    message,
+                }) => {
+                    msg = message;
+                    if !io.is_empty() {
+                        shared.notify_io(io);
+                    }
+                    if !self.wait(&mut core, wait) {
+                        let error = match wait {
+                            Wait::Never => Error::WouldBlock,
+                            _ => Error::TimedOut,
+                        };
+                        return Err(SendError::new(error, msg));
+                    }
+                }
+                other => {
+                    drop(core);
+                    shared.notify_io(io);
+                    if wake {
+                        shared.cond.notify_all();
+                    }
+                    return other;
+                }
+            }
+        }
+    }
+
+    /// Blocks on the condition variable. Returns false when the wait is
+    /// over (non-blocking, or the deadline passed).
+    fn wait(&self, core: &mut parking_lot::MutexGuard<'_, SocketCore>, wait: Wait) -> bool {
+        match wait {
+            Wait::Never => false,
+            Wait::Forever => {
+                self.shared.cond.wait(core);
+                true
+            }
+            Wait::Until(deadline) => {
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                self.shared.cond.wait_until(core, deadline);
+                true
+            }
+        }
+    }
+
+    // ----- receiving -----
+
+    /// Receives a message, blocking for at most `rcvtimeo`.
+    pub fn recv(&self) -> Result<Message> {
+        let timeout = self.shared.core.lock().options.rcvtimeo;
+        self.recv_wait(Wait::from_timeout(timeout))
+    }
+
+    /// Receives, waiting at most `timeout`; [`Error::TimedOut`] after that.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Message> {
+        self.recv_wait(Wait::from_timeout(Some(timeout)))
+    }
+
+    /// Receives without blocking; [`Error::WouldBlock`] if nothing is ready.
+    pub fn try_recv(&self) -> Result<Message> {
+        self.recv_wait(Wait::Never)
+    }
+
+    fn recv_wait(&self, wait: Wait) -> Result<Message> {
+        let shared = &*self.shared;
+        let mut core = shared.core.lock();
+        loop {
+            if shared.ctx.is_terminated() {
+                return Err(Error::ContextTerminated);
+            }
+            let c = &mut *core;
+            let result = c.pattern.recv(&mut c.pipes);
+            let (io, wake) = c.settle();
+            if !io.is_empty() {
+                shared.notify_io(io);
+            }
+            match result {
+                Err(Error::WouldBlock) => {
+                    if !self.wait(&mut core, wait) {
+                        return Err(match wait {
+                            Wait::Never => Error::WouldBlock,
+                            _ => Error::TimedOut,
+                        });
+                    }
+                }
+                other => {
+                    drop(core);
+                    if wake {
+                        shared.cond.notify_all();
+                    }
+                    return other;
+                }
+            }
+        }
+    }
+
+    // ----- introspection -----
+
+    /// The last endpoint bound (resolved) or connected, like
+    /// `ZMQ_LAST_ENDPOINT`.
+    pub fn last_endpoint(&self) -> Option<String> {
+        self.shared.core.lock().last_endpoint.clone()
+    }
+
+    /// Counters of messages dropped where ZeroMQ semantics drop them.
+    pub fn stats(&self) -> Stats {
+        self.shared.core.lock().pipes.stats
+    }
+
+    /// Starts monitoring: returns a channel of events about this socket's
+    /// endpoints and connections. A second call replaces the first monitor,
+    /// which then receives [`crate::EventKind::MonitorStopped`].
+    pub fn monitor(&self) -> Receiver<MonitorEvent> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let old = self.shared.core.lock().monitor.replace(tx);
+        if let Some(old) = old {
+            let _ = old.send(MonitorEvent {
+                endpoint: String::new(),
+                kind: crate::monitor::EventKind::MonitorStopped,
+            });
+        }
+        rx
+    }
+
+    // ----- options -----
+
+    fn with_options<T>(&self, f: impl FnOnce(&mut Options) -> T) -> T {
+        let mut core = self.shared.core.lock();
+        let c = &mut *core;
+        let t = f(&mut c.options);
+        c.pattern.configure(&pattern_options(&c.options));
+        t
+    }
+
+    /// All current option values.
+    pub fn options(&self) -> Options {
+        self.shared.core.lock().options.clone()
+    }
+}
+
+macro_rules! option_accessors {
+    ($($(#[$doc:meta])* $field:ident, $setter:ident: $ty:ty;)*) => {
+        impl Socket {
+            $(
+                $(#[$doc])*
+                pub fn $setter(&self, value: $ty) {
+                    self.with_options(|o| o.$field = value);
+                }
+
+                #[doc = concat!("The current `", stringify!($field), "`.")]
+                pub fn $field(&self) -> $ty {
+                    self.shared.core.lock().options.$field.clone()
+                }
+            )*
+        }
+    };
+}
+
+option_accessors! {
+    /// Outbound high-water mark per peer, in messages (`ZMQ_SNDHWM`,
+    /// default 1000, 0 = unlimited). Applies to later `bind`/`connect`s.
+    sndhwm, set_sndhwm: usize;
+    /// Inbound high-water mark per peer, in messages (`ZMQ_RCVHWM`).
+    rcvhwm, set_rcvhwm: usize;
+    /// How long pending messages are kept after close (`ZMQ_LINGER`);
+    /// `None` waits forever. Default 1 s (libzmq: forever).
+    linger, set_linger: Option<Duration>;
+    /// Timeout of a blocking `send` (`ZMQ_SNDTIMEO`); `None` is forever.
+    sndtimeo, set_sndtimeo: Option<Duration>;
+    /// Timeout of a blocking `recv` (`ZMQ_RCVTIMEO`); `None` is forever.
+    rcvtimeo, set_rcvtimeo: Option<Duration>;
+    /// First interval between reconnect attempts (`ZMQ_RECONNECT_IVL`,
+    /// default 100 ms); `None` disables reconnecting.
+    reconnect_ivl, set_reconnect_ivl: Option<Duration>;
+    /// Cap of the reconnect backoff (`ZMQ_RECONNECT_IVL_MAX`); zero keeps
+    /// the interval constant.
+    reconnect_ivl_max, set_reconnect_ivl_max: Duration;
+    /// Limit of one TCP connect attempt (`ZMQ_CONNECT_TIMEOUT`); zero
+    /// leaves it to the OS.
+    connect_timeout, set_connect_timeout: Duration;
+    /// Limit of the ZMTP handshake (`ZMQ_HANDSHAKE_IVL`, default 30 s);
+    /// zero disables it.
+    handshake_ivl, set_handshake_ivl: Duration;
+    /// `SO_KEEPALIVE` on new connections (`ZMQ_TCP_KEEPALIVE`); `None`
+    /// keeps the OS default.
+    tcp_keepalive, set_tcp_keepalive: Option<bool>;
+    /// Largest inbound message accepted (`ZMQ_MAXMSGSIZE`); a peer that
+    /// sends a larger one is disconnected. `None` is unlimited.
+    maxmsgsize, set_maxmsgsize: Option<u64>;
+    /// ROUTER: fail sends to unknown peers with [`Error::HostUnreachable`]
+    /// and block at the HWM, instead of dropping (`ZMQ_ROUTER_MANDATORY`).
+    router_mandatory, set_router_mandatory: bool;
+    /// Listen backlog for later `bind`s (`ZMQ_BACKLOG`, default 4096).
+    backlog, set_backlog: i32;
+}
+
+impl Socket {
+    /// Sets the routing id sent to peers (`ZMQ_ROUTING_ID`): 1 to 255
+    /// bytes, not starting with a zero byte (reserved for generated ids).
+    /// Applies to later connections.
+    pub fn set_routing_id(&self, id: impl Into<Bytes>) -> Result<()> {
+        let id = id.into();
+        if id.is_empty() || id.len() > 255 || id[0] == 0 {
+            return Err(Error::InvalidOption(
+                "routing_id must be 1-255 bytes and not start with 0",
+            ));
+        }
+        self.with_options(|o| o.routing_id = id);
+        Ok(())
+    }
+
+    /// The routing id sent to peers; empty when none was set.
+    pub fn routing_id(&self) -> Bytes {
+        self.shared.core.lock().options.routing_id.clone()
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        // The I/O thread lingers over whatever is still queued.
+        self.shared
+            .mailbox
+            .send(Command::CloseSocket(self.shared.id));
+    }
+}
