@@ -1,4 +1,52 @@
-//! ferrozmq
+//! # ferrozmq
+//!
+//! A pure-Rust ZeroMQ library: ZMTP 3.1 on the wire, byte-compatible with
+//! libzmq, pyzmq and other ZMTP 3.x peers, with libzmq's socket semantics
+//! (high-water marks, linger, reconnect) and a background I/O thread.
+//!
+//! ```
+//! use ferrozmq::{Context, SocketType};
+//! use std::time::Duration;
+//!
+//! # fn main() -> Result<(), ferrozmq::Error> {
+//! let ctx = Context::new();
+//! let rep = ctx.socket(SocketType::Rep)?;
+//! let endpoint = rep.bind("tcp://127.0.0.1:*")?; // e.g. "tcp://127.0.0.1:40123"
+//!
+//! let req = ctx.socket(SocketType::Req)?;
+//! req.connect(&endpoint)?; // fine before the server exists: it retries
+//! req.send("hello")?;
+//!
+//! let request = rep.recv_timeout(Duration::from_secs(5))?;
+//! assert_eq!(request.first().map(|f| &f[..]), Some(&b"hello"[..]));
+//! rep.send(request)?;
+//!
+//! let reply = req.recv_timeout(Duration::from_secs(5))?;
+//! assert_eq!(reply, ferrozmq::Message::from("hello"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Design
+//!
+//! ```text
+//!  application threads                    I/O thread (one per Context)
+//!  ───────────────────                    ────────────────────────────
+//!  Socket::send ─┐                        ┌─ mio Poll: listeners, connects,
+//!                ▼                        │  engines, timer queue, mailbox
+//!        Mutex<SocketCore>  ◀── pipes ──▶ │
+//!        pattern + pipes                  │  Engine = TcpStream + zmtp::Session
+//!  Socket::recv ─┘  Condvar               └─ Connecter, Listener
+//! ```
+//!
+//! - [`zmtp`] is the protocol, sans-IO: greeting, NULL handshake, frames,
+//!   commands; bytes in, bytes and events out, time passed in.
+//! - [`pattern`] is the socket-type logic (REQ, REP, DEALER, ROUTER, PUSH,
+//!   PULL), sans-IO over per-peer pipes of whole [`Message`]s.
+//! - The private `io` module is the only code that touches sockets,
+//!   threads and the clock.
+//!
+//! See ARCHITECTURE.md in the repository for the full map.
 #![deny(missing_docs)]
 
 mod backoff;
