@@ -112,13 +112,20 @@ fn run(args: &Args) -> Result<(), String> {
     let mut total = Duration::ZERO;
     for n in 0..args.count {
         let t0 = Instant::now();
-        req.send(request.clone())
-            .map_err(|e| format!("request {n}: send failed: {}", e.error))?;
+        req.send(request.clone()).map_err(|e| match e.error {
+            ferrozmq::Error::TimedOut => format!(
+                "request {n}: could not send within {:?}\n{}",
+                args.timeout.unwrap_or_default(),
+                status(&req)
+            ),
+            e => format!("request {n}: send failed: {e}"),
+        })?;
         let reply = req.recv().map_err(|e| match e {
             ferrozmq::Error::TimedOut => format!(
-                "request {n}: no reply from {} within {:?}",
+                "request {n}: no reply from {} within {:?}\n{}",
                 args.endpoint,
-                args.timeout.unwrap_or_default()
+                args.timeout.unwrap_or_default(),
+                status(&req)
             ),
             e => format!("request {n}: {e}"),
         })?;
@@ -133,4 +140,34 @@ fn run(args: &Args) -> Result<(), String> {
         args.count, args.size, args.endpoint, mean_us
     );
     Ok(())
+}
+
+/// What the connecter is doing: the answer to "why is it hanging?".
+fn status(req: &ferrozmq::Socket) -> String {
+    let now = Instant::now();
+    match req.endpoints() {
+        Ok(list) => list
+            .iter()
+            .map(|s| {
+                let state = match s.state {
+                    ferrozmq::EndpointState::Waiting { until } => format!(
+                        "waiting, next attempt in {:?}",
+                        until.saturating_duration_since(now)
+                    ),
+                    other => format!("{other:?}").to_lowercase(),
+                };
+                let last = s
+                    .last_error
+                    .as_ref()
+                    .map(|(cause, text)| format!(", last error: {cause:?} ({text})"))
+                    .unwrap_or_default();
+                format!(
+                    "  {}: {state}, {} connect attempts{last}",
+                    s.endpoint, s.attempts
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Err(e) => format!("  (no endpoint status: {e})"),
+    }
 }

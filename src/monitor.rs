@@ -6,7 +6,7 @@
 
 use crate::error::ProtocolError;
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One event on one endpoint.
 #[derive(Debug)]
@@ -101,4 +101,41 @@ pub enum EventKind {
     Closed,
     /// `ZMQ_EVENT_MONITOR_STOPPED`: no more events will follow.
     MonitorStopped,
+}
+
+/// What one endpoint of a socket is doing now: the answer to "why is my
+/// request hanging?". Returned by `Socket::endpoints()`.
+#[derive(Clone, Debug)]
+pub struct EndpointStatus {
+    /// The endpoint as given to `connect`, or as bound.
+    pub endpoint: String,
+    /// Its current state.
+    pub state: EndpointState,
+    /// Connect attempts so far (one per address tried); 0 for listeners.
+    pub attempts: u64,
+    /// The last connect failure, cleared by a successful handshake.
+    pub last_error: Option<(ConnectFailure, String)>,
+}
+
+/// The state of one endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndpointState {
+    /// Bound and accepting connections.
+    Listening,
+    /// Waiting for the host name to resolve.
+    Resolving,
+    /// A TCP connect is in flight.
+    Connecting,
+    /// Connected; the ZMTP handshake is in progress.
+    Handshaking,
+    /// Connected and handshaken: messages flow.
+    Connected,
+    /// Waiting for the next attempt, due at `until`.
+    Waiting {
+        /// When the next attempt starts.
+        until: Instant,
+    },
+    /// Not reconnecting (disabled, or stopped by `reconnect_stop`).
+    Stopped,
 }

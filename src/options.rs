@@ -45,6 +45,21 @@ pub struct Options {
     pub router_mandatory: bool,
     /// Listen backlog for `bind`.
     pub backlog: i32,
+    /// When the connecter gives up instead of retrying (libzmq 4.3.5's
+    /// `ZMQ_RECONNECT_STOP`).
+    pub reconnect_stop: ReconnectStop,
+}
+
+/// Conditions under which a connecter stops reconnecting, as libzmq 4.3.5's
+/// `ZMQ_RECONNECT_STOP` flags. All off by default: reconnect forever.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReconnectStop {
+    /// Stop after a connect attempt is refused (RST: nothing listens).
+    pub conn_refused: bool,
+    /// Stop after a ZMTP handshake fails (wrong socket type, bad peer).
+    pub handshake_failed: bool,
+    /// Stop after an established connection is lost.
+    pub after_disconnect: bool,
 }
 
 impl Default for Options {
@@ -66,6 +81,7 @@ impl Default for Options {
             // libzmq's 100 overflows when many clients connect at once; the
             // kernel caps this at net.core.somaxconn anyway.
             backlog: 4096,
+            reconnect_stop: ReconnectStop::default(),
         }
     }
 }

@@ -6,8 +6,8 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, Result, SendError};
 use crate::io::{Command, Mailbox};
 use crate::message::Message;
-use crate::monitor::MonitorEvent;
-use crate::options::Options;
+use crate::monitor::{EndpointStatus, MonitorEvent};
+use crate::options::{Options, ReconnectStop};
 use crate::pattern::{self, IoRequest, Pattern, PatternOptions, PipeId, Pipes, Stats};
 use crate::socket_type::SocketType;
 use bytes::Bytes;
@@ -402,6 +402,15 @@ impl Socket {
         self.shared.core.lock().last_endpoint.clone()
     }
 
+    /// What each endpoint is doing now: listening, connecting, waiting to
+    /// retry (and until when), connected; with the number of connect
+    /// attempts and the last error. Inspect this when a request "hangs".
+    pub fn endpoints(&self) -> Result<Vec<EndpointStatus>> {
+        self.check_alive()?;
+        let socket = self.shared.id;
+        self.call_io(|reply| Command::Status { socket, reply })
+    }
+
     /// Counters of messages dropped where ZeroMQ semantics drop them.
     pub fn stats(&self) -> Stats {
         self.shared.core.lock().pipes.stats
@@ -492,6 +501,9 @@ option_accessors! {
     router_mandatory, set_router_mandatory: bool;
     /// Listen backlog for later `bind`s (`ZMQ_BACKLOG`, default 4096).
     backlog, set_backlog: i32;
+    /// When to stop reconnecting (`ZMQ_RECONNECT_STOP`); applies to later
+    /// `connect`s.
+    reconnect_stop, set_reconnect_stop: ReconnectStop;
 }
 
 impl Socket {

@@ -19,7 +19,7 @@ use super::{IoThread, Timer};
 use crate::backoff::Backoff;
 use crate::endpoint::{Endpoint, Host};
 use crate::error::{Error, Result};
-use crate::monitor::{ConnectFailure, EventKind};
+use crate::monitor::{ConnectFailure, EndpointState, EndpointStatus, EventKind};
 use crate::options::Options;
 use crate::pattern::PipeId;
 use crate::socket::SocketShared;
@@ -65,6 +65,8 @@ pub(super) struct Connecter {
     pub(super) attempts: u64,
     /// The most recent failure, for status reports.
     pub(super) last_error: Option<(ConnectFailure, String)>,
+    /// A `reconnect_stop` condition was met: no further attempts.
+    give_up: bool,
 }
 
 impl IoThread {
@@ -97,6 +99,7 @@ impl IoThread {
                 next_addr: 0,
                 attempts: 0,
                 last_error: None,
+                give_up: false,
             },
         );
         self.start_cycle(id);
@@ -286,6 +289,9 @@ impl IoThread {
             .map_or_else(|| format!("{cause:?}"), |e| e.to_string());
         log::debug!("connect to {} failed: {cause:?}: {text}", c.name);
         c.last_error = Some((cause, text));
+        if cause == ConnectFailure::Refused && c.options.reconnect_stop.conn_refused {
+            c.give_up = true;
+        }
         let (socket, name) = (c.socket.clone(), c.name.clone());
         Self::emit(&socket, &name, EventKind::ConnectFailed { cause, error });
     }
@@ -343,10 +349,20 @@ impl IoThread {
     }
 
     /// The connecter's engine closed: reconnect after the backoff delay.
-    pub(super) fn connecter_engine_closed(&mut self, id: u64, token: Token) {
+    pub(super) fn connecter_engine_closed(
+        &mut self,
+        id: u64,
+        token: Token,
+        was_ready: bool,
+        handshake_failed: bool,
+    ) {
         let Some(c) = self.connecters.get_mut(&id) else {
             return;
         };
+        let stop = c.options.reconnect_stop;
+        if (was_ready && stop.after_disconnect) || (handshake_failed && stop.handshake_failed) {
+            c.give_up = true;
+        }
         match c.state {
             State::Connected(t) if t == token => c.state = State::Stopped,
             // Closed from inside `add_engine`, before `connected` recorded it.
@@ -368,9 +384,11 @@ impl IoThread {
             self.stop_connecter(id);
             return;
         }
-        if c.options.reconnect_ivl.is_none() {
+        if c.options.reconnect_ivl.is_none() || c.give_up {
             c.state = State::Stopped;
-            log::debug!("not reconnecting to {}: reconnect_ivl is disabled", c.name);
+            log::debug!("not reconnecting to {} (reconnect disabled or stopped)", c.name);
+            let (socket, name) = (c.socket.clone(), c.name.clone());
+            Self::emit(&socket, &name, EventKind::Closed);
             return;
         }
         let after = c.backoff.next_delay();
@@ -417,6 +435,27 @@ impl IoThread {
         let socket_id = c.socket.id;
         self.maybe_finish_socket(socket_id);
         Some(c)
+    }
+
+    /// The status of one connecter, for `Socket::endpoints()`.
+    pub(super) fn connecter_status(&self, id: u64) -> Option<EndpointStatus> {
+        let c = self.connecters.get(&id)?;
+        let state = match &c.state {
+            State::Resolving => EndpointState::Resolving,
+            State::Connecting { .. } => EndpointState::Connecting,
+            State::Connected(token) => match self.engines.get(token) {
+                Some(e) if e.ready => EndpointState::Connected,
+                _ => EndpointState::Handshaking,
+            },
+            State::Waiting(key) => EndpointState::Waiting { until: key.deadline() },
+            State::Stopped => EndpointState::Stopped,
+        };
+        Some(EndpointStatus {
+            endpoint: c.name.clone(),
+            state,
+            attempts: c.attempts,
+            last_error: c.last_error.clone(),
+        })
     }
 
     pub(super) fn disconnect(&mut self, socket: u64, endpoint: &str) -> Result<()> {

@@ -406,6 +406,7 @@ impl IoThread {
             Some(c) => c.name.clone(),
             None => e.peer.clone(),
         };
+        let handshake_failed = !e.ready && matches!(why, Close::Protocol(_));
         let kind = match why {
             Close::Protocol(reason) if !e.ready => EventKind::HandshakeFailed { reason },
             Close::Protocol(reason) => EventKind::Disconnected {
@@ -455,7 +456,7 @@ impl IoThread {
             entry.accepted.remove(&token);
         }
         if let Some(cid) = e.connecter {
-            self.connecter_engine_closed(cid, token);
+            self.connecter_engine_closed(cid, token, e.ready, handshake_failed);
         }
         self.maybe_finish_socket(socket.id);
     }

@@ -4,7 +4,7 @@ use super::engine::Engine;
 use super::{IoThread, Timer};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::monitor::EventKind;
+use crate::monitor::{EndpointState, EndpointStatus, EventKind};
 use crate::options::Options;
 use crate::socket::SocketShared;
 use mio::net::TcpListener;
@@ -113,6 +113,16 @@ impl IoThread {
             }
             None => Err(Error::UnknownEndpoint(endpoint.to_owned())),
         }
+    }
+
+    pub(super) fn listener_status(&self, token: Token) -> Option<EndpointStatus> {
+        let l = self.listeners.get(&token)?;
+        Some(EndpointStatus {
+            endpoint: l.bound.clone(),
+            state: EndpointState::Listening,
+            attempts: 0,
+            last_error: None,
+        })
     }
 
     pub(super) fn close_listener(&mut self, token: Token) {

@@ -9,6 +9,7 @@
 
 use crate::endpoint::Endpoint;
 use crate::error::Result;
+use crate::monitor::EndpointStatus;
 use crate::options::Options;
 use crate::pattern::{IoRequest, PipeId};
 use crate::socket::SocketShared;
@@ -52,6 +53,11 @@ pub(crate) enum Command {
         connecter: u64,
         result: io::Result<Vec<SocketAddr>>,
     },
+    /// Report the status of a socket's endpoints.
+    Status {
+        socket: u64,
+        reply: Sender<Result<Vec<EndpointStatus>>>,
+    },
     /// The context is terminating.
     Terminate,
 }
@@ -66,6 +72,7 @@ impl fmt::Debug for Command {
             Command::Pipe(_) => "Pipe",
             Command::CloseSocket(_) => "CloseSocket",
             Command::Resolved { .. } => "Resolved",
+            Command::Status { .. } => "Status",
             Command::Terminate => "Terminate",
         };
         f.write_str(name)

@@ -259,6 +259,9 @@ impl IoThread {
             }
             Command::CloseSocket(id) => self.close_socket(id),
             Command::Resolved { connecter, result } => self.resolved(connecter, result),
+            Command::Status { socket, reply } => {
+                let _ = reply.send(Ok(self.status(socket)));
+            }
             Command::Terminate => self.terminate(),
         }
     }
@@ -273,6 +276,19 @@ impl IoThread {
                 Timer::ListenerResume(token) => self.listener_resume(token),
             }
         }
+    }
+
+    /// Listeners first, then connecters, in the order they were made.
+    fn status(&self, socket: u64) -> Vec<crate::monitor::EndpointStatus> {
+        let Some(entry) = self.sockets.get(&socket) else {
+            return Vec::new();
+        };
+        let listeners = entry.listeners.iter().filter_map(|t| self.listener_status(*t));
+        let connecters = entry
+            .connecters
+            .iter()
+            .filter_map(|id| self.connecter_status(*id));
+        listeners.chain(connecters).collect()
     }
 
     /// The entry for a socket, created on its first bind or connect.

@@ -8,6 +8,13 @@ use std::time::Instant;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct TimerKey(Instant, u64);
 
+impl TimerKey {
+    /// When the timer fires.
+    pub(crate) fn deadline(&self) -> Instant {
+        self.0
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Timers<T> {
     map: BTreeMap<TimerKey, T>,
