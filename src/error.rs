@@ -116,6 +116,13 @@ pub enum Error {
     /// The message is not valid for this socket, for example a ROUTER
     /// message without a routing-id frame, or a message with no frames.
     InvalidMessage(&'static str),
+    /// The connection that carried a REQ socket's outstanding request was
+    /// lost before the reply came. The socket can send again. (libzmq would
+    /// wait forever or until `rcvtimeo` here.)
+    PeerLost {
+        /// The peer's endpoint.
+        endpoint: String,
+    },
     /// The context was terminated; the socket can no longer be used.
     ContextTerminated,
     /// A ZMTP protocol failure.
@@ -149,6 +156,9 @@ impl fmt::Display for Error {
             Error::UnknownEndpoint(e) => write!(f, "no such endpoint on this socket: {e}"),
             Error::HostUnreachable => write!(f, "no peer with that routing id"),
             Error::InvalidMessage(why) => write!(f, "invalid message: {why}"),
+            Error::PeerLost { endpoint } => {
+                write!(f, "connection to {endpoint} lost before the reply came")
+            }
             Error::ContextTerminated => write!(f, "context terminated"),
             Error::Protocol(p) => write!(f, "protocol error: {p}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),

@@ -48,6 +48,27 @@ pub struct Options {
     /// When the connecter gives up instead of retrying (libzmq 4.3.5's
     /// `ZMQ_RECONNECT_STOP`).
     pub reconnect_stop: ReconnectStop,
+    /// REQ: allow a new request without waiting for the reply.
+    pub req_relaxed: bool,
+    /// REQ: tag requests with an id and discard replies to old ones.
+    pub req_correlate: bool,
+    /// REQ: resend the outstanding request after its connection is lost,
+    /// instead of failing `recv` with `Error::PeerLost`.
+    pub req_resend: bool,
+    /// Send a ZMTP PING this often; `None` disables heartbeats.
+    pub heartbeat_ivl: Option<Duration>,
+    /// Drop the peer if nothing arrives this long after a PING; `None`
+    /// uses `heartbeat_ivl`, as libzmq does.
+    pub heartbeat_timeout: Option<Duration>,
+    /// The TTL we ask the peer to apply to us (sent in our PINGs).
+    pub heartbeat_ttl: Option<Duration>,
+    /// `TCP_KEEPIDLE`: idle time before keepalive probes; `None` keeps the
+    /// OS default.
+    pub tcp_keepalive_idle: Option<Duration>,
+    /// `TCP_KEEPCNT`: unanswered probes before the connection is dropped.
+    pub tcp_keepalive_cnt: Option<u32>,
+    /// `TCP_KEEPINTVL`: time between keepalive probes.
+    pub tcp_keepalive_intvl: Option<Duration>,
 }
 
 /// Conditions under which a connecter stops reconnecting, as libzmq 4.3.5's
@@ -82,6 +103,15 @@ impl Default for Options {
             // kernel caps this at net.core.somaxconn anyway.
             backlog: 4096,
             reconnect_stop: ReconnectStop::default(),
+            req_relaxed: false,
+            req_correlate: false,
+            req_resend: false,
+            heartbeat_ivl: None,
+            heartbeat_timeout: None,
+            heartbeat_ttl: None,
+            tcp_keepalive_idle: None,
+            tcp_keepalive_cnt: None,
+            tcp_keepalive_intvl: None,
         }
     }
 }

@@ -116,6 +116,9 @@ fn resolve_for_bind(ep: Endpoint) -> Result<Endpoint> {
 fn pattern_options(o: &Options) -> PatternOptions {
     PatternOptions {
         router_mandatory: o.router_mandatory,
+        req_relaxed: o.req_relaxed,
+        req_correlate: o.req_correlate,
+        req_resend: o.req_resend,
     }
 }
 
@@ -209,6 +212,7 @@ impl Socket {
             let mut core = self.shared.core.lock();
             let c = &mut *core;
             c.pipes.insert(pipe, c.options.sndhwm, c.options.rcvhwm);
+            c.pipes.set_endpoint(pipe, ep.to_string());
             c.pattern.attach(pipe, &mut c.pipes);
             c.last_endpoint = Some(ep.to_string());
             (c.options.clone(), c.settle())
@@ -504,6 +508,32 @@ option_accessors! {
     /// When to stop reconnecting (`ZMQ_RECONNECT_STOP`); applies to later
     /// `connect`s.
     reconnect_stop, set_reconnect_stop: ReconnectStop;
+    /// REQ: allow sending a new request before the previous reply
+    /// (`ZMQ_REQ_RELAXED`). Usually paired with `req_correlate`.
+    req_relaxed, set_req_relaxed: bool;
+    /// REQ: tag each request with an id frame and discard replies that do
+    /// not carry the current one (`ZMQ_REQ_CORRELATE`).
+    req_correlate, set_req_correlate: bool;
+    /// REQ: when the connection carrying the outstanding request is lost,
+    /// resend it to another peer (or the same one after it reconnects),
+    /// as nng's REQ does, instead of failing `recv` with
+    /// [`Error::PeerLost`]. Replies to the lost copy are discarded.
+    req_resend, set_req_resend: bool;
+    /// Send a ZMTP PING this often (`ZMQ_HEARTBEAT_IVL`); `None` disables
+    /// heartbeats. Applies to later connections.
+    heartbeat_ivl, set_heartbeat_ivl: Option<Duration>;
+    /// Drop a peer that sends nothing for this long after a PING
+    /// (`ZMQ_HEARTBEAT_TIMEOUT`); `None` uses `heartbeat_ivl`.
+    heartbeat_timeout, set_heartbeat_timeout: Option<Duration>;
+    /// The time-to-live we ask peers to apply to us (`ZMQ_HEARTBEAT_TTL`),
+    /// carried in our PINGs, in whole deciseconds.
+    heartbeat_ttl, set_heartbeat_ttl: Option<Duration>;
+    /// `TCP_KEEPIDLE` (`ZMQ_TCP_KEEPALIVE_IDLE`); `None` keeps the OS default.
+    tcp_keepalive_idle, set_tcp_keepalive_idle: Option<Duration>;
+    /// `TCP_KEEPCNT` (`ZMQ_TCP_KEEPALIVE_CNT`).
+    tcp_keepalive_cnt, set_tcp_keepalive_cnt: Option<u32>;
+    /// `TCP_KEEPINTVL` (`ZMQ_TCP_KEEPALIVE_INTVL`).
+    tcp_keepalive_intvl, set_tcp_keepalive_intvl: Option<Duration>;
 }
 
 impl Socket {

@@ -386,7 +386,10 @@ impl IoThread {
         }
         if c.options.reconnect_ivl.is_none() || c.give_up {
             c.state = State::Stopped;
-            log::debug!("not reconnecting to {} (reconnect disabled or stopped)", c.name);
+            log::debug!(
+                "not reconnecting to {} (reconnect disabled or stopped)",
+                c.name
+            );
             let (socket, name) = (c.socket.clone(), c.name.clone());
             Self::emit(&socket, &name, EventKind::Closed);
             return;
@@ -447,7 +450,9 @@ impl IoThread {
                 Some(e) if e.ready => EndpointState::Connected,
                 _ => EndpointState::Handshaking,
             },
-            State::Waiting(key) => EndpointState::Waiting { until: key.deadline() },
+            State::Waiting(key) => EndpointState::Waiting {
+                until: key.deadline(),
+            },
             State::Stopped => EndpointState::Stopped,
         };
         Some(EndpointStatus {

@@ -79,14 +79,15 @@ impl Engine {
         now: Instant,
     ) -> io::Result<Engine> {
         stream.set_nodelay(true)?;
-        if let Some(on) = options.tcp_keepalive {
-            socket2::SockRef::from(&stream).set_keepalive(on)?;
-        }
+        set_keepalive(&stream, options)?;
         let config = SessionConfig {
             socket_type: socket.ty,
             routing_id: options.routing_id.clone(),
             handshake_ivl: (!options.handshake_ivl.is_zero()).then_some(options.handshake_ivl),
             maxmsgsize: options.maxmsgsize,
+            heartbeat_ivl: options.heartbeat_ivl,
+            heartbeat_timeout: options.heartbeat_timeout,
+            heartbeat_ttl: options.heartbeat_ttl,
         };
         Ok(Engine {
             stream,
@@ -129,6 +130,28 @@ impl Engine {
                 .pipe
                 .is_none_or(|p| !self.socket.core.lock().pipes.output_pending(p))
     }
+}
+
+/// Applies the `tcp_keepalive*` options as libzmq does: only what was set.
+fn set_keepalive(stream: &TcpStream, o: &Options) -> io::Result<()> {
+    let sock = socket2::SockRef::from(stream);
+    if let Some(on) = o.tcp_keepalive {
+        sock.set_keepalive(on)?;
+    }
+    if o.tcp_keepalive == Some(true) {
+        let mut ka = socket2::TcpKeepalive::new();
+        if let Some(idle) = o.tcp_keepalive_idle {
+            ka = ka.with_time(idle);
+        }
+        if let Some(intvl) = o.tcp_keepalive_intvl {
+            ka = ka.with_interval(intvl);
+        }
+        if let Some(cnt) = o.tcp_keepalive_cnt {
+            ka = ka.with_retries(cnt);
+        }
+        sock.set_tcp_keepalive(&ka)?;
+    }
+    Ok(())
 }
 
 impl IoThread {
@@ -249,6 +272,7 @@ impl IoThread {
             None => {
                 let p = PipeId(socket.ctx.next_id());
                 c.pipes.insert(p, e.sndhwm, e.rcvhwm);
+                c.pipes.set_endpoint(p, e.peer.clone());
                 c.pattern.attach(p, &mut c.pipes);
                 e.pipe = Some(p);
                 p

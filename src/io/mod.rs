@@ -283,7 +283,10 @@ impl IoThread {
         let Some(entry) = self.sockets.get(&socket) else {
             return Vec::new();
         };
-        let listeners = entry.listeners.iter().filter_map(|t| self.listener_status(*t));
+        let listeners = entry
+            .listeners
+            .iter()
+            .filter_map(|t| self.listener_status(*t));
         let connecters = entry
             .connecters
             .iter()

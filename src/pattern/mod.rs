@@ -69,6 +69,16 @@ pub struct PatternOptions {
     /// ROUTER: report unroutable messages as errors instead of dropping them,
     /// and block (or would-block) at the HWM instead of dropping.
     pub router_mandatory: bool,
+    /// REQ: allow a new request before the reply to the previous one
+    /// (`ZMQ_REQ_RELAXED`); the old request is abandoned.
+    pub req_relaxed: bool,
+    /// REQ: prefix each request with a request-id frame and accept only
+    /// the reply carrying the current id (`ZMQ_REQ_CORRELATE`).
+    pub req_correlate: bool,
+    /// REQ: when the connection carrying the outstanding request is lost,
+    /// resend the request (to another peer, or the same one once it has
+    /// reconnected) instead of failing `recv` with `Error::PeerLost`.
+    pub req_resend: bool,
 }
 
 /// Socket-type logic over pipes. See the module docs for the pipe lifecycle.

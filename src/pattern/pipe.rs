@@ -48,6 +48,9 @@ pub struct Pipe {
     read_paused: bool,
     /// This pipe is queued in the fair-queue ring.
     in_ring: bool,
+    /// Where the peer is: the connect endpoint, or an accepted peer's
+    /// address. For error messages and events.
+    endpoint: String,
     /// The connection behind this pipe is gone for good (an accepted peer
     /// disconnected). It refuses writes and is removed once its inbound
     /// messages have been read, so that nothing the peer sent is lost.
@@ -59,6 +62,11 @@ impl Pipe {
     /// while a connecter is still (re)connecting.
     pub fn peer(&self) -> Option<&PeerInfo> {
         self.peer.as_ref()
+    }
+
+    /// Where the peer is (connect endpoint or peer address); may be empty.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 
     /// Messages waiting to be read by the application.
@@ -120,6 +128,7 @@ impl Pipes {
                 read_paused: false,
                 in_ring: false,
                 orphan: false,
+                endpoint: String::new(),
             },
         );
         self.wake_app = true;
@@ -177,6 +186,13 @@ impl Pipes {
         if let Some(p) = self.pipes.get_mut(&id) {
             p.peer = peer;
             self.wake_app = true;
+        }
+    }
+
+    /// Records where the peer behind a pipe is.
+    pub fn set_endpoint(&mut self, id: PipeId, endpoint: String) {
+        if let Some(p) = self.pipes.get_mut(&id) {
+            p.endpoint = endpoint;
         }
     }
 

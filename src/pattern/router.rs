@@ -212,6 +212,7 @@ mod tests {
         let mut r = Router::new(0);
         r.configure(&PatternOptions {
             router_mandatory: true,
+            ..Default::default()
         });
         r
     }

@@ -172,6 +172,9 @@ pub fn config(socket_type: SocketType, routing_id: &'static [u8]) -> SessionConf
         routing_id: Bytes::from_static(routing_id),
         handshake_ivl: Some(Duration::from_secs(30)),
         maxmsgsize: None,
+        heartbeat_ivl: None,
+        heartbeat_timeout: None,
+        heartbeat_ttl: None,
     }
 }
 

@@ -32,6 +32,30 @@ pub struct SessionConfig {
     pub handshake_ivl: Option<Duration>,
     /// Largest accepted frame or message, in bytes; `None` is unlimited.
     pub maxmsgsize: Option<u64>,
+    /// Send a PING this often once the handshake is done; `None` disables.
+    pub heartbeat_ivl: Option<Duration>,
+    /// Drop the peer when nothing arrives for this long after a PING;
+    /// `None` uses `heartbeat_ivl`.
+    pub heartbeat_timeout: Option<Duration>,
+    /// The TTL sent in our PINGs, asking the peer to drop us after that
+    /// much silence.
+    pub heartbeat_ttl: Option<Duration>,
+}
+
+impl SessionConfig {
+    /// A configuration with no limits and no heartbeats; set fields with
+    /// struct-update syntax (`SessionConfig { maxmsgsize: .., ..SessionConfig::new(t) }`).
+    pub fn new(socket_type: SocketType) -> SessionConfig {
+        SessionConfig {
+            socket_type,
+            routing_id: Bytes::new(),
+            handshake_ivl: None,
+            maxmsgsize: None,
+            heartbeat_ivl: None,
+            heartbeat_timeout: None,
+            heartbeat_ttl: None,
+        }
+    }
 }
 
 /// What a session reports to its engine.
@@ -504,6 +528,9 @@ mod tests {
             routing_id: Bytes::new(),
             handshake_ivl: None,
             maxmsgsize: None,
+            heartbeat_ivl: None,
+            heartbeat_timeout: None,
+            heartbeat_ttl: None,
         }
     }
 
