@@ -7,19 +7,32 @@ use std::fmt;
 ///
 /// A message travels whole: a peer receives all of its frames or none of
 /// them. Frames are reference-counted [`Bytes`], so cloning a message or
-/// slicing a large frame out of a read buffer copies no payload.
+/// slicing a large frame out of a read buffer copies no payload. A
+/// single-frame message, the common case, needs no heap allocation of its
+/// own.
 ///
 /// An empty message (no frames) cannot be sent; a message with one empty
 /// frame can.
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Default)]
 pub struct Message {
-    frames: Vec<Bytes>,
+    frames: Frames,
+}
+
+/// Frame storage: inline for zero or one frame, a `Vec` beyond.
+#[derive(Clone, Default)]
+enum Frames {
+    #[default]
+    Empty,
+    One(Bytes),
+    Many(Vec<Bytes>),
 }
 
 impl Message {
     /// A message with no frames yet.
     pub fn new() -> Self {
-        Message { frames: Vec::new() }
+        Message {
+            frames: Frames::Empty,
+        }
     }
 
     /// A message from any sequence of frames.
@@ -28,90 +41,172 @@ impl Message {
         I: IntoIterator<Item = F>,
         F: Into<Bytes>,
     {
-        Message {
-            frames: frames.into_iter().map(Into::into).collect(),
+        let mut it = frames.into_iter();
+        let Some(first) = it.next() else {
+            return Message::new();
+        };
+        let first = first.into();
+        match it.next() {
+            None => Message {
+                frames: Frames::One(first),
+            },
+            Some(second) => {
+                let mut v = Vec::with_capacity(2 + it.size_hint().0);
+                v.push(first);
+                v.push(second.into());
+                v.extend(it.map(Into::into));
+                Message {
+                    frames: Frames::Many(v),
+                }
+            }
+        }
+    }
+
+    fn as_vec(&mut self) -> &mut Vec<Bytes> {
+        let v = match std::mem::take(&mut self.frames) {
+            Frames::Empty => Vec::new(),
+            Frames::One(b) => {
+                let mut v = Vec::with_capacity(4);
+                v.push(b);
+                v
+            }
+            Frames::Many(v) => v,
+        };
+        self.frames = Frames::Many(v);
+        match &mut self.frames {
+            Frames::Many(v) => v,
+            // Just assigned above.
+            _ => unreachable!(),
         }
     }
 
     /// Appends a frame.
     pub fn push_back(&mut self, frame: impl Into<Bytes>) {
-        self.frames.push(frame.into());
+        match &mut self.frames {
+            Frames::Empty => self.frames = Frames::One(frame.into()),
+            Frames::Many(v) => v.push(frame.into()),
+            Frames::One(_) => self.as_vec().push(frame.into()),
+        }
     }
 
     /// Prepends a frame (an envelope such as a routing id or delimiter).
     pub fn push_front(&mut self, frame: impl Into<Bytes>) {
-        self.frames.insert(0, frame.into());
+        match &mut self.frames {
+            Frames::Empty => self.frames = Frames::One(frame.into()),
+            _ => self.as_vec().insert(0, frame.into()),
+        }
     }
 
     /// Removes and returns the first frame.
     pub fn pop_front(&mut self) -> Option<Bytes> {
-        if self.frames.is_empty() {
-            None
-        } else {
-            Some(self.frames.remove(0))
+        match std::mem::take(&mut self.frames) {
+            Frames::Empty => None,
+            Frames::One(b) => Some(b),
+            Frames::Many(mut v) => {
+                let first = if v.is_empty() {
+                    None
+                } else {
+                    Some(v.remove(0))
+                };
+                self.frames = Frames::Many(v);
+                first
+            }
         }
     }
 
     /// Removes and returns the last frame.
     pub fn pop_back(&mut self) -> Option<Bytes> {
-        self.frames.pop()
+        match &mut self.frames {
+            Frames::Empty => None,
+            Frames::One(_) => match std::mem::take(&mut self.frames) {
+                Frames::One(b) => Some(b),
+                _ => None,
+            },
+            Frames::Many(v) => v.pop(),
+        }
     }
 
     /// The frames, in order.
     pub fn frames(&self) -> &[Bytes] {
-        &self.frames
+        match &self.frames {
+            Frames::Empty => &[],
+            Frames::One(b) => std::slice::from_ref(b),
+            Frames::Many(v) => v,
+        }
     }
 
     /// The frame at `index`.
     pub fn get(&self, index: usize) -> Option<&Bytes> {
-        self.frames.get(index)
+        self.frames().get(index)
     }
 
     /// The first frame.
     pub fn first(&self) -> Option<&Bytes> {
-        self.frames.first()
+        self.frames().first()
     }
 
     /// The last frame.
     pub fn last(&self) -> Option<&Bytes> {
-        self.frames.last()
+        self.frames().last()
     }
 
     /// The number of frames.
     pub fn len(&self) -> usize {
-        self.frames.len()
+        self.frames().len()
     }
 
     /// True when the message has no frames.
     pub fn is_empty(&self) -> bool {
-        self.frames.is_empty()
+        self.frames().is_empty()
     }
 
     /// The sum of the frame sizes, in bytes.
     pub fn byte_len(&self) -> usize {
-        self.frames.iter().map(Bytes::len).sum()
+        self.frames().iter().map(Bytes::len).sum()
     }
 
     /// An iterator over the frames.
     pub fn iter(&self) -> std::slice::Iter<'_, Bytes> {
-        self.frames.iter()
+        self.frames().iter()
     }
 
     /// Splits off the frames from `at` onwards, leaving `[0, at)` in `self`.
     pub fn split_off(&mut self, at: usize) -> Message {
-        Message {
-            frames: self.frames.split_off(at),
+        if at >= self.len() {
+            return Message::new();
         }
+        let tail = self.as_vec().split_off(at);
+        Message::from(tail)
     }
 
     /// Appends all frames of `other`.
     pub fn extend(&mut self, other: Message) {
-        self.frames.extend(other.frames);
+        for f in other {
+            self.push_back(f);
+        }
     }
 
     /// Consumes the message, returning its frames.
     pub fn into_frames(self) -> Vec<Bytes> {
-        self.frames
+        match self.frames {
+            Frames::Empty => Vec::new(),
+            Frames::One(b) => vec![b],
+            Frames::Many(v) => v,
+        }
+    }
+}
+
+impl PartialEq for Message {
+    fn eq(&self, other: &Self) -> bool {
+        self.frames() == other.frames()
+    }
+}
+
+impl Eq for Message {}
+
+impl std::hash::Hash for Message {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.frames().hash(state)
     }
 }
 
@@ -130,7 +225,7 @@ impl fmt::Debug for Message {
             }
         }
         f.debug_list()
-            .entries(self.frames.iter().map(Frame))
+            .entries(self.frames().iter().map(Frame))
             .finish()
     }
 }
@@ -139,7 +234,7 @@ impl<'a> IntoIterator for &'a Message {
     type Item = &'a Bytes;
     type IntoIter = std::slice::Iter<'a, Bytes>;
     fn into_iter(self) -> Self::IntoIter {
-        self.frames.iter()
+        self.frames().iter()
     }
 }
 
@@ -147,13 +242,15 @@ impl IntoIterator for Message {
     type Item = Bytes;
     type IntoIter = std::vec::IntoIter<Bytes>;
     fn into_iter(self) -> Self::IntoIter {
-        self.frames.into_iter()
+        self.into_frames().into_iter()
     }
 }
 
 impl From<Bytes> for Message {
     fn from(b: Bytes) -> Self {
-        Message { frames: vec![b] }
+        Message {
+            frames: Frames::One(b),
+        }
     }
 }
 impl From<Vec<u8>> for Message {
@@ -183,7 +280,9 @@ impl From<String> for Message {
 }
 impl From<Vec<Bytes>> for Message {
     fn from(frames: Vec<Bytes>) -> Self {
-        Message { frames }
+        Message {
+            frames: Frames::Many(frames),
+        }
     }
 }
 impl From<Vec<Vec<u8>>> for Message {
@@ -226,5 +325,25 @@ mod tests {
         let tail = m.split_off(1);
         assert_eq!(m.len(), 1);
         assert_eq!(tail.len(), 2);
+    }
+
+    #[test]
+    fn single_and_multi_frame_forms_compare_equal() {
+        let mut one = Message::from("x");
+        let many = Message::from(vec![Bytes::from("x")]);
+        assert_eq!(one, many);
+        assert_eq!(one.pop_back(), Some(Bytes::from("x")));
+        assert!(one.is_empty());
+        assert_eq!(one.pop_front(), None);
+        one.push_front("b");
+        one.push_front("a");
+        one.push_back("c");
+        assert_eq!(
+            one.frames(),
+            &[Bytes::from("a"), Bytes::from("b"), Bytes::from("c")]
+        );
+        assert_eq!(one.pop_front(), Some(Bytes::from("a")));
+        let all: Vec<Bytes> = one.clone().into_iter().collect();
+        assert_eq!(all, one.frames());
     }
 }
