@@ -1,0 +1,272 @@
+//! Shared helpers for the libzmq interop suite (`tests/interop_*.rs`).
+//!
+//! Each interop test file includes this one with
+//! `#[path = "interop_util.rs"] mod util;`. Compiled on its own it is an
+//! empty test target.
+//!
+//! Rules every helper follows, so that tests never hang and never clash
+//! when run in parallel:
+//! - every libzmq socket has `LINGER=0` and finite `RCVTIMEO`/`SNDTIMEO`,
+//!   so a failed assertion cannot block in `zmq_ctx_term`;
+//! - every one of our sockets has `linger = 0` and finite timeouts;
+//! - every bind uses an ephemeral port on 127.0.0.1.
+#![allow(dead_code)]
+
+use ferrozmq::{Context, EventKind, Message, MonitorEvent, Socket, SocketType};
+use std::time::{Duration, Instant};
+
+/// The bound of every blocking call that is expected to succeed. Long, so
+/// that a slow CI machine does not fail a healthy test; a broken test fails
+/// after this instead of hanging.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long to wait for something that must NOT happen (a reply that must
+/// never come).
+pub const SHORT: Duration = Duration::from_millis(300);
+
+/// The libzmq version the `zmq` dev-dependency vendors.
+pub const LIBZMQ_VERSION: (i32, i32, i32) = (4, 3, 4);
+
+/// Our wildcard bind endpoint.
+pub const ANY: &str = "tcp://127.0.0.1:*";
+
+pub fn ms(d: Duration) -> i32 {
+    i32::try_from(d.as_millis()).unwrap()
+}
+
+// ----- libzmq side -----
+
+/// A libzmq socket with LINGER=0 and RCVTIMEO/SNDTIMEO = [`TIMEOUT`].
+pub fn lz_socket(ctx: &zmq::Context, ty: zmq::SocketType) -> zmq::Socket {
+    let s = ctx.socket(ty).expect("libzmq socket");
+    s.set_linger(0).unwrap();
+    s.set_rcvtimeo(ms(TIMEOUT)).unwrap();
+    s.set_sndtimeo(ms(TIMEOUT)).unwrap();
+    s
+}
+
+/// Binds a libzmq socket to an ephemeral loopback port and returns the
+/// resolved endpoint (`ZMQ_LAST_ENDPOINT`).
+pub fn lz_bind(s: &zmq::Socket) -> String {
+    lz_bind_at(s, ANY)
+}
+
+/// Binds a libzmq socket to `endpoint` and returns `ZMQ_LAST_ENDPOINT`.
+pub fn lz_bind_at(s: &zmq::Socket, endpoint: &str) -> String {
+    s.bind(endpoint).expect("libzmq bind");
+    s.get_last_endpoint()
+        .expect("ZMQ_LAST_ENDPOINT")
+        .expect("utf-8 endpoint")
+}
+
+pub fn lz_send(s: &zmq::Socket, frames: &[Vec<u8>]) {
+    s.send_multipart(frames.iter().map(|f| f.as_slice()), 0)
+        .expect("libzmq send");
+}
+
+pub fn lz_recv(s: &zmq::Socket) -> Vec<Vec<u8>> {
+    s.recv_multipart(0).expect("libzmq recv")
+}
+
+/// Receives with a one-off timeout, restoring [`TIMEOUT`] afterwards.
+pub fn lz_recv_within(s: &zmq::Socket, t: Duration) -> Result<Vec<Vec<u8>>, zmq::Error> {
+    s.set_rcvtimeo(ms(t)).unwrap();
+    let r = s.recv_multipart(0);
+    s.set_rcvtimeo(ms(TIMEOUT)).unwrap();
+    r
+}
+
+// ----- our side -----
+
+/// One of our sockets with linger 0 and send/recv timeouts of [`TIMEOUT`].
+pub fn our_socket(ctx: &Context, ty: SocketType) -> Socket {
+    let s = ctx.socket(ty).expect("ferrozmq socket");
+    s.set_linger(Some(Duration::ZERO));
+    s.set_rcvtimeo(Some(TIMEOUT));
+    s.set_sndtimeo(Some(TIMEOUT));
+    s
+}
+
+pub fn our_bind(s: &Socket) -> String {
+    s.bind(ANY).expect("ferrozmq bind")
+}
+
+pub fn our_send(s: &Socket, frames: &[Vec<u8>]) {
+    s.send(Message::from_frames(frames.iter().cloned()))
+        .expect("ferrozmq send");
+}
+
+pub fn our_recv(s: &Socket) -> Vec<Vec<u8>> {
+    to_vecs(s.recv().expect("ferrozmq recv"))
+}
+
+pub fn to_vecs(m: Message) -> Vec<Vec<u8>> {
+    m.into_iter().map(|b| b.to_vec()).collect()
+}
+
+/// Waits until `n` `HandshakeSucceeded` events have arrived on a monitor;
+/// panics (listing the events seen) after [`TIMEOUT`].
+pub fn wait_handshakes(mon: &crossbeam_channel::Receiver<MonitorEvent>, n: usize) {
+    let deadline = Instant::now() + TIMEOUT;
+    let mut seen = Vec::new();
+    let mut ok = 0;
+    while ok < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match mon.recv_timeout(left) {
+            Ok(ev) => {
+                if matches!(ev.kind, EventKind::HandshakeSucceeded) {
+                    ok += 1;
+                }
+                seen.push(ev);
+            }
+            Err(_) => panic!("{ok}/{n} handshakes within {TIMEOUT:?}; events: {seen:#?}"),
+        }
+    }
+}
+
+// ----- data -----
+
+/// A message as a list of frames.
+pub type Frames = Vec<Vec<u8>>;
+
+/// A deterministic body of `len` bytes that differs with `seed`, so that
+/// a truncated, shifted or swapped frame is noticed.
+pub fn body(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(31).wrapping_add(u32::from(seed)) as u8 ^ (i >> 8) as u8)
+        .collect()
+}
+
+/// `Vec<Vec<u8>>` from string literals.
+pub fn frames(parts: &[&str]) -> Vec<Vec<u8>> {
+    parts.iter().map(|p| p.as_bytes().to_vec()).collect()
+}
+
+/// A short human-readable description of a message, for assertion
+/// messages (large bodies are not printed).
+pub fn shape(m: &[Vec<u8>]) -> String {
+    let sizes: Vec<String> = m.iter().map(|f| f.len().to_string()).collect();
+    format!("{} frame(s) of [{}] bytes", m.len(), sizes.join(", "))
+}
+
+/// Asserts equality without dumping megabytes on failure.
+#[track_caller]
+pub fn assert_frames_eq(got: &[Vec<u8>], want: &[Vec<u8>], what: &str) {
+    if got != want {
+        let first_diff = got
+            .iter()
+            .zip(want)
+            .position(|(a, b)| a != b)
+            .map_or("-".to_string(), |i| i.to_string());
+        let small = |m: &[Vec<u8>]| m.iter().all(|f| f.len() <= 64);
+        if small(got) && small(want) {
+            panic!("{what}: got {got:?}, want {want:?}");
+        }
+        panic!(
+            "{what}: got {}, want {} (first differing frame: {first_diff})",
+            shape(got),
+            shape(want)
+        );
+    }
+}
+
+/// A port that was free a moment ago: bind a std listener to port 0 and
+/// drop it. For "bind later on the same port" cases only.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Checks that the vendored libzmq is the version this suite documents.
+pub fn check_libzmq_version() {
+    assert_eq!(zmq::version(), LIBZMQ_VERSION, "vendored libzmq version");
+}
+
+// ----- one of ours and one libzmq socket, connected -----
+
+/// Which side binds; the other connects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binder {
+    /// Our socket binds `tcp://127.0.0.1:*`, libzmq connects.
+    Ours,
+    /// libzmq binds `tcp://127.0.0.1:*`, our socket connects.
+    Libzmq,
+}
+
+pub const BOTH: [Binder; 2] = [Binder::Ours, Binder::Libzmq];
+
+/// Our socket and a libzmq socket, one bound and the other connected to
+/// it, with their contexts. Fields drop in order: sockets, then contexts.
+pub struct Link {
+    pub ours: Socket,
+    pub lz: zmq::Socket,
+    pub endpoint: String,
+    pub ctx: Context,
+    pub zctx: zmq::Context,
+}
+
+pub fn link(ours_ty: SocketType, lz_ty: zmq::SocketType, binder: Binder) -> Link {
+    link_with(ours_ty, lz_ty, binder, |_| {}, |_| {})
+}
+
+/// As [`link`], with hooks to configure each socket before bind/connect
+/// (routing ids, for example).
+pub fn link_with(
+    ours_ty: SocketType,
+    lz_ty: zmq::SocketType,
+    binder: Binder,
+    setup_ours: impl FnOnce(&Socket),
+    setup_lz: impl FnOnce(&zmq::Socket),
+) -> Link {
+    let ctx = Context::new();
+    let zctx = zmq::Context::new();
+    let ours = our_socket(&ctx, ours_ty);
+    let lz = lz_socket(&zctx, lz_ty);
+    setup_ours(&ours);
+    setup_lz(&lz);
+    let endpoint = match binder {
+        Binder::Ours => {
+            let ep = our_bind(&ours);
+            lz.connect(&ep).expect("libzmq connect");
+            ep
+        }
+        Binder::Libzmq => {
+            let ep = lz_bind(&lz);
+            ours.connect(&ep).expect("ferrozmq connect");
+            ep
+        }
+    };
+    Link {
+        ours,
+        lz,
+        endpoint,
+        ctx,
+        zctx,
+    }
+}
+
+// ----- libzmq's monitor -----
+
+/// Starts libzmq's socket monitor on `s` and returns the PAIR socket that
+/// receives its events (RCVTIMEO = [`TIMEOUT`], LINGER = 0).
+pub fn lz_monitor(zctx: &zmq::Context, s: &zmq::Socket) -> zmq::Socket {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let ep = format!(
+        "inproc://lz-monitor-{}",
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    s.monitor(&ep, zmq::SocketEvent::ALL as i32).unwrap();
+    let pair = lz_socket(zctx, zmq::PAIR);
+    pair.connect(&ep).unwrap();
+    pair
+}
+
+/// The next event from libzmq's monitor as (event, value), or `None`
+/// after [`TIMEOUT`].
+pub fn lz_next_event(pair: &zmq::Socket) -> Option<(zmq::SocketEvent, u32)> {
+    let m = pair.recv_multipart(0).ok()?;
+    let event = zmq::SocketEvent::from_raw(u16::from_le_bytes([m[0][0], m[0][1]]));
+    let value = u32::from_le_bytes([m[0][2], m[0][3], m[0][4], m[0][5]]);
+    Some((event, value))
+}
