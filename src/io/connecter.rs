@@ -306,6 +306,10 @@ impl IoThread {
             .peer_addr()
             .map(|a| Endpoint::from_addr(a).to_string())
             .unwrap_or_else(|_| name.clone());
+        let token = self.token();
+        let Some(c) = self.connecters.get_mut(&id) else {
+            return;
+        };
         let engine = Engine::new(
             stream,
             socket,
@@ -314,6 +318,7 @@ impl IoThread {
             Some(id),
             peer,
             self.now,
+            token,
         );
         match engine {
             Ok(engine) => {
@@ -484,7 +489,7 @@ impl IoThread {
             let (io, wake) = core.settle();
             drop(io);
             if wake {
-                c.socket.cond.notify_all();
+                c.socket.wake();
             }
         }
         Ok(())

@@ -146,8 +146,17 @@ impl IoThread {
                     let options = l.options.clone();
                     let peer = Endpoint::from_addr(peer).to_string();
                     Self::emit(&socket, &peer, EventKind::Accepted);
-                    let engine =
-                        Engine::new(stream, socket.clone(), &options, None, None, peer, self.now);
+                    let token = self.token();
+                    let engine = Engine::new(
+                        stream,
+                        socket.clone(),
+                        &options,
+                        None,
+                        None,
+                        peer,
+                        self.now,
+                        token,
+                    );
                     match engine {
                         Ok(engine) => {
                             if let Some(t) = self.add_engine(engine) {
