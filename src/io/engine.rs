@@ -721,9 +721,18 @@ impl IoThread {
     }
 
     /// Used by linger: true when this engine has nothing left to send.
+    /// Mid-handshake, only the application's messages count (the greeting
+    /// may be dropped), but a connecter's pipe may already hold them: such
+    /// an engine must live on to finish the handshake and deliver them,
+    /// which `linger_check_engine` closes once done.
     pub(super) fn engine_drained(&self, token: Token) -> bool {
-        self.engines
-            .get(&token)
-            .is_none_or(|e| !e.ready || e.drained())
+        self.engines.get(&token).is_none_or(|e| {
+            if e.ready {
+                e.drained()
+            } else {
+                e.pipe
+                    .is_none_or(|p| !e.socket.core.lock().pipes.output_pending(p))
+            }
+        })
     }
 }

@@ -1,0 +1,238 @@
+//! Helpers shared by the integration tests.
+//!
+//! Every helper that can block is bounded by [`TIMEOUT`] (or a caller's
+//! deadline), so that a library bug fails a test instead of hanging CI.
+//! Each test binary includes this module with `mod util;` and uses only
+//! part of it, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use crossbeam_channel::Receiver;
+use ferrozmq::{Context, Error, EventKind, Message, MonitorEvent, Socket, SocketType};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Upper bound of any single wait that is expected to succeed. Generous so
+/// that a loaded 2-core CI machine running debug builds never trips it.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long to wait for something that must *not* happen (a reply that
+/// should never come). Short, since it is paid in full by a passing test.
+pub const SHORT: Duration = Duration::from_millis(300);
+
+/// A fresh context.
+pub fn ctx() -> Context {
+    Context::new()
+}
+
+/// A socket with `rcvtimeo`/`sndtimeo` set to [`TIMEOUT`], so that even a
+/// plain `send`/`recv` can never block forever.
+pub fn socket(ctx: &Context, ty: SocketType) -> Socket {
+    let s = ctx.socket(ty).expect("create socket");
+    s.set_rcvtimeo(Some(TIMEOUT));
+    s.set_sndtimeo(Some(TIMEOUT));
+    s
+}
+
+/// Binds to an ephemeral loopback port and returns the concrete endpoint.
+pub fn bind_local(s: &Socket) -> String {
+    let ep = s.bind("tcp://127.0.0.1:*").expect("bind tcp://127.0.0.1:*");
+    assert!(
+        ep.starts_with("tcp://127.0.0.1:") && !ep.ends_with(":*") && !ep.ends_with(":0"),
+        "bind returned {ep}"
+    );
+    ep
+}
+
+/// A loopback port that was free a moment ago and is now unbound.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind std listener");
+    l.local_addr().expect("local addr").port()
+}
+
+/// An endpoint on a loopback port that nothing listens on.
+pub fn free_endpoint() -> String {
+    format!("tcp://127.0.0.1:{}", free_port())
+}
+
+/// The port of a concrete `tcp://host:port` endpoint.
+pub fn port_of(endpoint: &str) -> u16 {
+    endpoint
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {endpoint}"))
+}
+
+/// The frames of a message as UTF-8 strings (lossy), for readable asserts.
+pub fn strs(m: &Message) -> Vec<String> {
+    m.iter()
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect()
+}
+
+/// Receives within [`TIMEOUT`] or panics with context.
+pub fn recv(s: &Socket, what: &str) -> Message {
+    match s.recv_timeout(TIMEOUT) {
+        Ok(m) => m,
+        Err(e) => panic!("{what}: recv failed: {e:?}"),
+    }
+}
+
+/// Sends within [`TIMEOUT`] or panics with context.
+pub fn send(s: &Socket, msg: impl Into<Message>, what: &str) {
+    if let Err(e) = s.send_timeout(msg, TIMEOUT) {
+        panic!("{what}: send failed: {:?}", e.error);
+    }
+}
+
+/// One REQ round trip: sends `body`, returns the reply.
+pub fn round_trip(req: &Socket, body: impl Into<Message>) -> Message {
+    send(req, body, "request");
+    recv(req, "reply")
+}
+
+/// Waits for a monitor event satisfying `pred`, for at most `timeout`.
+/// Events that do not match are kept and shown if the wait fails.
+pub fn wait_event(
+    rx: &Receiver<MonitorEvent>,
+    timeout: Duration,
+    mut pred: impl FnMut(&MonitorEvent) -> bool,
+) -> MonitorEvent {
+    let deadline = Instant::now() + timeout;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(ev) if pred(&ev) => return ev,
+            Ok(ev) => seen.push(format!("{} {:?}", ev.endpoint, ev.kind)),
+            Err(_) => panic!("no matching monitor event within {timeout:?}; saw: {seen:#?}"),
+        }
+    }
+}
+
+/// Waits until `n` `HandshakeSucceeded` events arrived on `rx`, and returns
+/// their endpoints.
+pub fn wait_handshakes(rx: &Receiver<MonitorEvent>, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            wait_event(rx, TIMEOUT, |e| {
+                matches!(e.kind, EventKind::HandshakeSucceeded)
+            })
+            .endpoint
+        })
+        .collect()
+}
+
+/// Runs `f` on another thread and waits at most `timeout` for its result.
+/// Panics (failing the test instead of hanging it) when `f` does not finish
+/// in time; a panic inside `f` is propagated.
+pub fn bounded<T: Send + 'static>(
+    timeout: Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let handle = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(v) => {
+            // Finished: the join is immediate.
+            let _ = handle.join();
+            v
+        }
+        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+            // The closure panicked; re-raise its panic here.
+            match handle.join() {
+                Err(p) => std::panic::resume_unwind(p),
+                Ok(()) => unreachable!("thread ended without a result"),
+            }
+        }
+        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+            panic!("{what} did not finish within {timeout:?}")
+        }
+    }
+}
+
+/// A REP server on its own thread that answers every request with
+/// `[name, request frames...]`, until stopped.
+pub struct RepServer {
+    pub endpoint: String,
+    pub name: String,
+    stop: Arc<AtomicBool>,
+    done: Receiver<Result<usize, String>>,
+}
+
+impl RepServer {
+    /// Binds a REP on an ephemeral loopback port and starts serving.
+    pub fn start(ctx: &Context, name: &str) -> RepServer {
+        let rep = socket(ctx, SocketType::Rep);
+        rep.set_linger(Some(Duration::ZERO));
+        let endpoint = bind_local(&rep);
+        Self::serve(rep, endpoint, name)
+    }
+
+    /// Serves on an already bound REP socket.
+    pub fn serve(rep: Socket, endpoint: String, name: &str) -> RepServer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, done) = crossbeam_channel::bounded(1);
+        let (stop2, name2) = (stop.clone(), name.to_owned());
+        std::thread::spawn(move || {
+            let mut served = 0usize;
+            let result = loop {
+                if stop2.load(Ordering::Acquire) {
+                    break Ok(served);
+                }
+                // A short poll so that `stop` is noticed promptly.
+                match rep.recv_timeout(Duration::from_millis(50)) {
+                    Ok(req) => {
+                        let mut reply = Message::new();
+                        reply.push_back(name2.clone());
+                        reply.extend(req);
+                        if let Err(e) = rep.send_timeout(reply, TIMEOUT) {
+                            break Err(format!("reply failed: {:?}", e.error));
+                        }
+                        served += 1;
+                    }
+                    Err(Error::TimedOut) => {}
+                    Err(Error::ContextTerminated) => break Ok(served),
+                    Err(e) => break Err(format!("recv failed: {e:?}")),
+                }
+            };
+            // Close the socket before reporting, so that a caller that
+            // rebinds the endpoint after `stop` finds the listener closing.
+            drop(rep);
+            let _ = tx.send(result);
+        });
+        RepServer {
+            endpoint,
+            name: name.to_owned(),
+            stop,
+            done,
+        }
+    }
+
+    /// Stops the server and returns how many requests it answered.
+    pub fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Release);
+        match self.done.recv_timeout(TIMEOUT) {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => panic!("server {} failed: {e}", self.name),
+            Err(_) => panic!("server {} did not stop within {TIMEOUT:?}", self.name),
+        }
+    }
+}
+
+/// Number of open file descriptors of this process.
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("read /proc/self/fd")
+        .count()
+}
+
+/// Number of threads of this process.
+pub fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("read /proc/self/task")
+        .count()
+}
