@@ -7,7 +7,10 @@
 //!
 //! - **send**: when a `send` turns a pipe from idle to busy and its engine
 //!   is not already writing, the sending thread borrows the engine with
-//!   `try_lock` and writes the batch itself ([`try_flush`]).
+//!   `try_lock` and writes the batch itself ([`try_flush`]). Only when the
+//!   pipe has been quiet for [`STREAMING_GAP`]: a thread streaming
+//!   messages back to back would otherwise pay one `write` per message,
+//!   where the I/O thread batches hundreds into one.
 //! - **recv**: a thread about to block in `recv` first reads whatever its
 //!   engines have ([`try_read`]), then parks in `poll(2)` on their
 //!   descriptors plus the socket's [`Parker`] ([`park`]), and reads the
@@ -28,13 +31,17 @@ use parking_lot::MutexGuard;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Above this many connections a blocked `recv` waits for the I/O thread
 /// instead of polling every descriptor itself.
 const MAX_PARK_FDS: usize = 16;
 /// Reads per borrowed engine per `try_read`.
 const READS_PER_BORROW: usize = 4;
+/// Sends closer together than this on one connection are a stream, left
+/// to the I/O thread to batch. A request-reply rhythm is always slower
+/// than a loopback round trip, which is above this.
+pub(crate) const STREAMING_GAP: Duration = Duration::from_micros(20);
 
 /// Writes `pipe`'s queued messages on the caller's thread if its engine is
 /// idle. Returns true when nothing is left for the I/O thread to do.
@@ -46,6 +53,14 @@ pub(crate) fn try_flush(core: &mut SocketCore, pipe: PipeId) -> bool {
         return false;
     };
     if io.write_blocked || io.broken.is_some() {
+        return false;
+    }
+    let now = Instant::now();
+    let streaming = io
+        .last_direct_write
+        .is_some_and(|t| now.saturating_duration_since(t) < STREAMING_GAP);
+    io.last_direct_write = Some(now);
+    if streaming {
         return false;
     }
     loop {

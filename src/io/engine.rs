@@ -81,6 +81,8 @@ pub(crate) struct EngineIo {
     /// A borrower met EOF or an error; the I/O thread must close this
     /// engine.
     pub(crate) broken: Option<Close>,
+    /// When a sending thread last wrote directly; see `io::direct`.
+    pub(crate) last_direct_write: Option<Instant>,
 }
 
 /// How a read pass ended.
@@ -131,6 +133,10 @@ impl EngineIo {
         pipe: PipeId,
         reads: usize,
     ) -> ReadStop {
+        // Events the I/O thread decoded but has not handed over yet (it
+        // publishes an engine for borrowing in the middle of its handshake
+        // read) come first, to keep the connection's order.
+        self.deliver_pending(pipes, pipe);
         for _ in 0..reads {
             if self.read_paused {
                 return ReadStop::Paused;
@@ -151,19 +157,27 @@ impl EngineIo {
                     return ReadStop::Broken;
                 }
             }
-            if let Err(p) = self.session.handle_input(&mut self.read_buf, now) {
+            let decoded = self.session.handle_input(&mut self.read_buf, now);
+            // Deliver what was complete before any error, as libzmq does.
+            self.deliver_pending(pipes, pipe);
+            if let Err(p) = decoded {
                 self.broken = Some(Close::Protocol(p));
                 return ReadStop::Broken;
             }
-            while let Some(ev) = self.session.poll_event() {
-                if let SessionEvent::Message(msg) = ev {
-                    if !pipes.deliver(pipe, msg) {
-                        self.read_paused = true;
-                    }
+        }
+        ReadStop::Budget
+    }
+
+    /// Hands every message the session has decoded to the pipe. Past the
+    /// handshake no other event can be queued.
+    pub(crate) fn deliver_pending(&mut self, pipes: &mut Pipes, pipe: PipeId) {
+        while let Some(ev) = self.session.poll_event() {
+            if let SessionEvent::Message(msg) = ev {
+                if !pipes.deliver(pipe, msg) {
+                    self.read_paused = true;
                 }
             }
         }
-        ReadStop::Budget
     }
 
     /// Writes the session's output until it is empty (`Ok(true)`) or the
@@ -201,6 +215,17 @@ impl EngineIo {
     }
 }
 
+/// Where a connection came from.
+#[derive(Debug)]
+pub(super) struct Origin {
+    /// A connecter's pipe; `None` for accepted connections.
+    pub(super) pipe: Option<PipeId>,
+    /// The connecter, for connections it made.
+    pub(super) connecter: Option<u64>,
+    /// The peer's address.
+    pub(super) peer: String,
+}
+
 /// The I/O thread's record of one connection.
 #[derive(Debug)]
 pub(super) struct Engine {
@@ -224,12 +249,15 @@ impl Engine {
         stream: TcpStream,
         socket: Arc<SocketShared>,
         options: &Options,
-        pipe: Option<PipeId>,
-        connecter: Option<u64>,
-        peer: String,
+        origin: Origin,
         now: Instant,
         token: Token,
     ) -> io::Result<Engine> {
+        let Origin {
+            pipe,
+            connecter,
+            peer,
+        } = origin;
         stream.set_nodelay(true)?;
         set_keepalive(&stream, options)?;
         let config = SessionConfig {
@@ -251,6 +279,7 @@ impl Engine {
                     read_paused: false,
                     write_blocked: false,
                     broken: None,
+                    last_direct_write: None,
                 }),
                 fd,
                 token,
@@ -360,15 +389,20 @@ impl IoThread {
             let EngineIo {
                 session, read_buf, ..
             } = &mut *io;
-            if let Err(p) = session.handle_input(read_buf, self.now) {
-                // The session may have queued an ERROR for the peer.
-                let _ = io.flush();
-                drop(io);
-                return self.close_engine(token, Close::Protocol(p));
-            }
+            let decoded = session.handle_input(read_buf, self.now);
             drop(io);
+            // Events completed before an error (READY, messages) still
+            // count: the peer did finish its handshake, and its messages
+            // were whole.
             if !self.engine_events(token) {
                 return;
+            }
+            if let Err(p) = decoded {
+                if let Some(e) = self.engines.get(&token) {
+                    // The session may have queued an ERROR for the peer.
+                    let _ = e.shared.io.lock().flush();
+                }
+                return self.close_engine(token, Close::Protocol(p));
             }
         }
         self.deferred.push(token);
@@ -538,7 +572,8 @@ impl IoThread {
             let Some(e) = self.engines.get(&token) else {
                 return;
             };
-            let (shared, socket, pipe, ready) = (e.shared.clone(), e.socket.clone(), e.pipe, e.ready);
+            let (shared, socket, pipe, ready) =
+                (e.shared.clone(), e.socket.clone(), e.pipe, e.ready);
             let mut io = shared.io.lock();
             if let Some(why) = io.broken.take() {
                 drop(io);
@@ -666,10 +701,16 @@ impl IoThread {
             if self.pipe_engine.get(&pipe) == Some(&token) {
                 self.pipe_engine.remove(&pipe);
             }
+            let mut io = e.shared.io.lock();
             let mut core = socket.core.lock();
             let c = &mut *core;
-            if c
-                .direct
+            // Whatever the peer sent completely before the end is delivered,
+            // whoever read it.
+            if e.ready {
+                io.deliver_pending(&mut c.pipes, pipe);
+            }
+            drop(io);
+            if c.direct
                 .get(&pipe)
                 .is_some_and(|d| Arc::ptr_eq(d, &e.shared))
             {

@@ -1,6 +1,6 @@
 //! Listeners: bind, listen, accept.
 
-use super::engine::Engine;
+use super::engine::{Engine, Origin};
 use super::{IoThread, Timer};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
@@ -151,9 +151,11 @@ impl IoThread {
                         stream,
                         socket.clone(),
                         &options,
-                        None,
-                        None,
-                        peer,
+                        Origin {
+                            pipe: None,
+                            connecter: None,
+                            peer,
+                        },
                         self.now,
                         token,
                     );
