@@ -127,7 +127,7 @@ impl ContextInner {
         for s in self.sockets.lock().drain(..) {
             if let Some(s) = s.upgrade() {
                 let _guard = s.core.lock();
-                s.cond.notify_all();
+                s.wake();
             }
         }
         let handle = self.io.lock().take();

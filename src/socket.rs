@@ -4,7 +4,8 @@
 use crate::context::ContextInner;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result, SendError};
-use crate::io::{Command, Mailbox};
+use crate::io::direct::{self, Parker, ParkerCell};
+use crate::io::{Command, EngineShared, Mailbox};
 use crate::message::Message;
 use crate::monitor::{EndpointStatus, MonitorEvent};
 use crate::options::{Options, ReconnectStop};
@@ -13,6 +14,8 @@ use crate::socket_type::SocketType;
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +27,9 @@ pub(crate) struct SocketCore {
     pub(crate) pipes: Pipes,
     pub(crate) options: Options,
     pub(crate) monitor: Option<Sender<MonitorEvent>>,
+    /// Engines past their handshake, by pipe: what application threads may
+    /// borrow on the fast path (`io::direct`).
+    pub(crate) direct: HashMap<PipeId, Arc<EngineShared>>,
     last_endpoint: Option<String>,
 }
 
@@ -60,6 +66,9 @@ pub(crate) struct SocketShared {
     pub(crate) cond: Condvar,
     pub(crate) ctx: Arc<ContextInner>,
     pub(crate) mailbox: Mailbox,
+    /// Threads parked in `poll(2)` by `io::direct::park`.
+    pub(crate) parked: AtomicUsize,
+    parker: ParkerCell,
 }
 
 impl SocketShared {
@@ -74,11 +83,30 @@ impl SocketShared {
                 pipes: Pipes::new(),
                 options,
                 monitor: None,
+                direct: HashMap::new(),
                 last_endpoint: None,
             }),
             cond: Condvar::new(),
             ctx,
             mailbox,
+            parked: AtomicUsize::new(0),
+            parker: ParkerCell::default(),
+        }
+    }
+
+    /// The socket's eventfd parker, made on first use.
+    pub(crate) fn parker(&self) -> Option<&Parker> {
+        self.parker.get()
+    }
+
+    /// Wakes every thread blocked in `send`/`recv`, whether it waits on the
+    /// condition variable or is parked in `poll(2)`.
+    pub(crate) fn wake(&self) {
+        self.cond.notify_all();
+        if self.parked.load(Ordering::SeqCst) > 0 {
+            if let Some(p) = self.parker.existing() {
+                p.notify();
+            }
         }
     }
 
@@ -219,7 +247,7 @@ impl Socket {
         };
         self.shared.notify_io(io.0);
         if io.1 {
-            self.shared.cond.notify_all();
+            self.shared.wake();
         }
         self.shared.mailbox.send(Command::Connect {
             socket: self.shared.clone(),
@@ -317,10 +345,16 @@ impl Socket {
                     }
                 }
                 other => {
+                    let mut io = io;
+                    // Fast path: write on this thread if the engine is idle.
+                    io.retain(|r| match r {
+                        IoRequest::Flush(pipe) => !direct::try_flush(&mut core, *pipe),
+                        _ => true,
+                    });
                     drop(core);
                     shared.notify_io(io);
                     if wake {
-                        shared.cond.notify_all();
+                        shared.wake();
                     }
                     return other;
                 }
@@ -380,7 +414,23 @@ impl Socket {
             }
             match result {
                 Err(Error::WouldBlock) => {
-                    if !self.wait(&mut core, wait) {
+                    // Fast path: bytes may be waiting in the kernel that the
+                    // I/O thread has not read yet; read them here.
+                    if direct::try_read(shared, &mut core) {
+                        continue;
+                    }
+                    let waited = match wait {
+                        Wait::Never => false,
+                        _ if direct::can_park(&core) => {
+                            let deadline = match wait {
+                                Wait::Until(d) => Some(d),
+                                _ => None,
+                            };
+                            direct::park(shared, &mut core, deadline)
+                        }
+                        _ => self.wait(&mut core, wait),
+                    };
+                    if !waited {
                         return Err(match wait {
                             Wait::Never => Error::WouldBlock,
                             _ => Error::TimedOut,
@@ -390,7 +440,7 @@ impl Socket {
                 other => {
                     drop(core);
                     if wake {
-                        shared.cond.notify_all();
+                        shared.wake();
                     }
                     return other;
                 }

@@ -71,8 +71,6 @@ fn router_server_survives_hostile_peers() {
 /// ready" when closed: the monitor reports `HandshakeFailed` (and never
 /// `HandshakeSucceeded`) for a peer that did complete its handshake.
 #[test]
-#[ignore = "bug: src/io/engine.rs engine_read closes on a session error without draining \
-            queued session events, so READY + a bad frame in one read is HandshakeFailed"]
 fn ready_and_oversized_frame_in_one_read_count_as_handshaken() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let ctx = Context::new();

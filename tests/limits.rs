@@ -326,8 +326,6 @@ fn maxmsgsize_router_counts_the_whole_multipart_message() {
 /// (messages completed before the error are delivered)") and libzmq
 /// (which flushes decoded messages before `error()`) both deliver it.
 #[test]
-#[ignore = "bug: src/io/engine.rs engine_read closes on a session error without draining \
-            queued session events: a message completed in the same read is lost"]
 fn message_before_an_oversized_frame_in_the_same_read_is_delivered() {
     let ctx = Context::new();
     let rep = sock(&ctx, SocketType::Rep);
@@ -397,8 +395,6 @@ fn message_before_an_oversized_frame_in_the_same_read_is_delivered() {
 /// connecter likewise counts it as a failed handshake, which matters for
 /// `reconnect_stop.handshake_failed`.
 #[test]
-#[ignore = "bug: src/io/engine.rs engine_read closes on a session error without draining \
-            queued session events: an oversized first message reports HandshakeFailed"]
 fn oversized_first_message_is_a_disconnect_after_the_handshake() {
     let ctx = Context::new();
     let rep = sock(&ctx, SocketType::Rep);

@@ -13,7 +13,7 @@
 //!   delay, re-resolving names (DNS can change);
 //! - the backoff resets only after a successful ZMTP handshake.
 
-use super::engine::{Close, Engine};
+use super::engine::{Close, Engine, Origin};
 use super::timers::TimerKey;
 use super::{IoThread, Timer};
 use crate::backoff::Backoff;
@@ -306,14 +306,21 @@ impl IoThread {
             .peer_addr()
             .map(|a| Endpoint::from_addr(a).to_string())
             .unwrap_or_else(|_| name.clone());
+        let token = self.token();
+        let Some(c) = self.connecters.get_mut(&id) else {
+            return;
+        };
         let engine = Engine::new(
             stream,
             socket,
             &c.options,
-            Some(c.pipe),
-            Some(id),
-            peer,
+            Origin {
+                pipe: Some(c.pipe),
+                connecter: Some(id),
+                peer,
+            },
             self.now,
+            token,
         );
         match engine {
             Ok(engine) => {
@@ -475,17 +482,17 @@ impl IoThread {
             return Err(Error::UnknownEndpoint(endpoint.to_owned()));
         };
         if let Some(c) = self.stop_connecter(id) {
-            let mut core = c.socket.core.lock();
-            let core = &mut *core;
+            let mut guard = c.socket.core.lock();
+            let core = &mut *guard;
             let dropped = core.pipes.clear_outbound(c.pipe) as u64;
             core.pipes.stats.dropped_peer_gone += dropped;
+            core.direct.remove(&c.pipe);
             core.pattern.detach(c.pipe, &mut core.pipes);
             core.pipes.remove(c.pipe);
             let (io, wake) = core.settle();
-            drop(io);
-            if wake {
-                c.socket.cond.notify_all();
-            }
+            drop(guard);
+            // The pattern may have moved work to other pipes (REQ resend).
+            self.after_change(&c.socket, io, wake);
         }
         Ok(())
     }

@@ -11,19 +11,28 @@
 //! Writing: the engine drains its pipe into the session's output buffer in
 //! batches of up to [`WRITE_BATCH`] bytes, one `write` per batch, and
 //! waits for writability when the kernel buffer is full.
+//!
+//! Borrowing: the stream, session and buffers sit in [`EngineIo`] behind
+//! [`EngineShared::io`], so that an application thread may borrow a ready
+//! engine with `try_lock` to write or read on the fast path (see
+//! `io/direct.rs`). The I/O thread alone creates, registers and closes
+//! engines, runs handshakes and owns their timers. Lock order: `io` before
+//! the socket's core; the reverse order is only ever a `try_lock`.
 
 use super::timers::TimerKey;
 use super::{IoThread, Timer};
 use crate::error::ProtocolError;
 use crate::monitor::EventKind;
 use crate::options::Options;
-use crate::pattern::PipeId;
+use crate::pattern::{PipeId, Pipes};
 use crate::socket::SocketShared;
 use crate::zmtp::{Session, SessionConfig, SessionEvent};
 use bytes::{BufMut, BytesMut};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
+use parking_lot::Mutex;
 use std::io::{self, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,11 +41,11 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Reads per wake-up before yielding to other connections.
 const READS_PER_TURN: usize = 16;
 /// Output gathered from the pipe before each write.
-const WRITE_BATCH: usize = 256 * 1024;
+pub(crate) const WRITE_BATCH: usize = 256 * 1024;
 
 /// Why an engine stopped.
 #[derive(Debug)]
-pub(super) enum Close {
+pub(crate) enum Close {
     /// The peer closed the connection.
     Eof,
     /// An OS error on the connection.
@@ -47,65 +56,49 @@ pub(super) enum Close {
     Local,
 }
 
+/// The borrowable part of an engine.
 #[derive(Debug)]
-pub(super) struct Engine {
-    stream: TcpStream,
-    session: Session,
-    pub(super) socket: Arc<SocketShared>,
-    /// The pipe: a connecter's from the start, an accepted connection's
-    /// once its handshake has succeeded.
-    pub(super) pipe: Option<PipeId>,
-    /// The connecter that made this connection, if any.
-    pub(super) connecter: Option<u64>,
-    /// The peer's address, for events.
-    pub(super) peer: String,
-    sndhwm: usize,
-    rcvhwm: usize,
-    read_buf: BytesMut,
-    read_paused: bool,
-    write_blocked: bool,
-    pub(super) ready: bool,
-    timer: Option<(Instant, TimerKey)>,
+pub(crate) struct EngineShared {
+    pub(crate) io: Mutex<EngineIo>,
+    /// The connection's descriptor, for application threads that wait in
+    /// `poll(2)` for it to become readable.
+    pub(crate) fd: RawFd,
+    /// The I/O thread's token for this engine.
+    pub(crate) token: Token,
 }
 
-impl Engine {
-    pub(super) fn new(
-        stream: TcpStream,
-        socket: Arc<SocketShared>,
-        options: &Options,
-        pipe: Option<PipeId>,
-        connecter: Option<u64>,
-        peer: String,
-        now: Instant,
-    ) -> io::Result<Engine> {
-        stream.set_nodelay(true)?;
-        set_keepalive(&stream, options)?;
-        let config = SessionConfig {
-            socket_type: socket.ty,
-            routing_id: options.routing_id.clone(),
-            handshake_ivl: (!options.handshake_ivl.is_zero()).then_some(options.handshake_ivl),
-            maxmsgsize: options.maxmsgsize,
-            heartbeat_ivl: options.heartbeat_ivl,
-            heartbeat_timeout: options.heartbeat_timeout,
-            heartbeat_ttl: options.heartbeat_ttl,
-        };
-        Ok(Engine {
-            stream,
-            session: Session::new(config, now),
-            socket,
-            pipe,
-            connecter,
-            peer,
-            sndhwm: options.sndhwm,
-            rcvhwm: options.rcvhwm,
-            read_buf: BytesMut::new(),
-            read_paused: false,
-            write_blocked: false,
-            ready: false,
-            timer: None,
-        })
-    }
+/// A connection's stream, protocol state and buffers.
+#[derive(Debug)]
+pub(crate) struct EngineIo {
+    pub(crate) stream: TcpStream,
+    pub(crate) session: Session,
+    read_buf: BytesMut,
+    /// Reading stopped at the pipe's receive HWM.
+    pub(crate) read_paused: bool,
+    /// The last write hit `WouldBlock`; the I/O thread waits for the
+    /// writable edge.
+    pub(crate) write_blocked: bool,
+    /// A borrower met EOF or an error; the I/O thread must close this
+    /// engine.
+    pub(crate) broken: Option<Close>,
+    /// When a sending thread last wrote directly; see `io::direct`.
+    pub(crate) last_direct_write: Option<Instant>,
+}
 
+/// How a read pass ended.
+#[derive(Debug)]
+pub(crate) enum ReadStop {
+    /// The socket has no more bytes for now.
+    Drained,
+    /// The pipe reached its receive HWM.
+    Paused,
+    /// The per-pass read budget ran out; bytes may remain.
+    Budget,
+    /// The connection failed; see `EngineIo::broken`.
+    Broken,
+}
+
+impl EngineIo {
     /// One `recv` straight into the spare capacity of `read_buf`.
     fn fill(&mut self) -> io::Result<usize> {
         if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
@@ -122,10 +115,191 @@ impl Engine {
         Ok(n)
     }
 
-    /// Whether the socket is closing and this engine has nothing left to
-    /// write, so lingering is over for it.
+    /// Gives back an idle read buffer, so that an idle connection holds no
+    /// 64 KiB chunk.
+    fn release_idle_buffer(&mut self) {
+        if self.read_buf.is_empty() && self.read_buf.capacity() > 0 {
+            self.read_buf = BytesMut::new();
+        }
+    }
+
+    /// Reads and decodes up to `reads` times, delivering whole messages to
+    /// `pipe` of an already locked socket core. For engines past their
+    /// handshake only: a `Ready` event cannot occur here.
+    pub(crate) fn read_ready(
+        &mut self,
+        now: Instant,
+        pipes: &mut Pipes,
+        pipe: PipeId,
+        reads: usize,
+    ) -> ReadStop {
+        // Events the I/O thread decoded but has not handed over yet (it
+        // publishes an engine for borrowing in the middle of its handshake
+        // read) come first, to keep the connection's order.
+        self.deliver_pending(pipes, pipe);
+        for _ in 0..reads {
+            if self.read_paused {
+                return ReadStop::Paused;
+            }
+            match self.fill() {
+                Ok(0) => {
+                    self.broken = Some(Close::Eof);
+                    return ReadStop::Broken;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.release_idle_buffer();
+                    return ReadStop::Drained;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.broken = Some(Close::Io(e));
+                    return ReadStop::Broken;
+                }
+            }
+            let decoded = self.session.handle_input(&mut self.read_buf, now);
+            // Deliver what was complete before any error, as libzmq does.
+            self.deliver_pending(pipes, pipe);
+            if let Err(p) = decoded {
+                self.broken = Some(Close::Protocol(p));
+                return ReadStop::Broken;
+            }
+        }
+        ReadStop::Budget
+    }
+
+    /// Hands every message the session has decoded to the pipe. Past the
+    /// handshake no other event can be queued.
+    pub(crate) fn deliver_pending(&mut self, pipes: &mut Pipes, pipe: PipeId) {
+        while let Some(ev) = self.session.poll_event() {
+            if let SessionEvent::Message(msg) = ev {
+                if !pipes.deliver(pipe, msg) {
+                    self.read_paused = true;
+                }
+            }
+        }
+    }
+
+    /// Writes the session's output until it is empty (`Ok(true)`) or the
+    /// kernel buffer is full (`Ok(false)`, `write_blocked` set).
+    pub(crate) fn flush(&mut self) -> io::Result<bool> {
+        while !self.session.output().is_empty() {
+            match self.stream.write(self.session.output()) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.session.consume_output(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.write_blocked = true;
+                    return Ok(false);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Moves messages from the pipe into the session's output, up to one
+    /// batch. Returns how many it moved.
+    pub(crate) fn refill(&mut self, pipes: &mut Pipes, pipe: PipeId) -> usize {
+        let mut moved = 0;
+        while self.session.output().len() < WRITE_BATCH {
+            match pipes.pop_outbound(pipe) {
+                Some(msg) => {
+                    self.session.send_message(&msg);
+                    moved += 1;
+                }
+                None => break,
+            }
+        }
+        moved
+    }
+}
+
+/// Where a connection came from.
+#[derive(Debug)]
+pub(super) struct Origin {
+    /// A connecter's pipe; `None` for accepted connections.
+    pub(super) pipe: Option<PipeId>,
+    /// The connecter, for connections it made.
+    pub(super) connecter: Option<u64>,
+    /// The peer's address.
+    pub(super) peer: String,
+}
+
+/// The I/O thread's record of one connection.
+#[derive(Debug)]
+pub(super) struct Engine {
+    pub(super) shared: Arc<EngineShared>,
+    pub(super) socket: Arc<SocketShared>,
+    /// The pipe: a connecter's from the start, an accepted connection's
+    /// once its handshake has succeeded.
+    pub(super) pipe: Option<PipeId>,
+    /// The connecter that made this connection, if any.
+    pub(super) connecter: Option<u64>,
+    /// The peer's address, for events.
+    pub(super) peer: String,
+    sndhwm: usize,
+    rcvhwm: usize,
+    pub(super) ready: bool,
+    timer: Option<(Instant, TimerKey)>,
+}
+
+impl Engine {
+    pub(super) fn new(
+        stream: TcpStream,
+        socket: Arc<SocketShared>,
+        options: &Options,
+        origin: Origin,
+        now: Instant,
+        token: Token,
+    ) -> io::Result<Engine> {
+        let Origin {
+            pipe,
+            connecter,
+            peer,
+        } = origin;
+        stream.set_nodelay(true)?;
+        set_keepalive(&stream, options)?;
+        let config = SessionConfig {
+            socket_type: socket.ty,
+            routing_id: options.routing_id.clone(),
+            handshake_ivl: (!options.handshake_ivl.is_zero()).then_some(options.handshake_ivl),
+            maxmsgsize: options.maxmsgsize,
+            heartbeat_ivl: options.heartbeat_ivl,
+            heartbeat_timeout: options.heartbeat_timeout,
+            heartbeat_ttl: options.heartbeat_ttl,
+        };
+        let fd = stream.as_raw_fd();
+        Ok(Engine {
+            shared: Arc::new(EngineShared {
+                io: Mutex::new(EngineIo {
+                    stream,
+                    session: Session::new(config, now),
+                    read_buf: BytesMut::new(),
+                    read_paused: false,
+                    write_blocked: false,
+                    broken: None,
+                    last_direct_write: None,
+                }),
+                fd,
+                token,
+            }),
+            socket,
+            pipe,
+            connecter,
+            peer,
+            sndhwm: options.sndhwm,
+            rcvhwm: options.rcvhwm,
+            ready: false,
+            timer: None,
+        })
+    }
+
+    /// Whether this engine has nothing left to write, so lingering is over
+    /// for it.
     fn drained(&self) -> bool {
-        self.session.output().is_empty()
+        let io = self.shared.io.lock();
+        io.session.output().is_empty()
             && self
                 .pipe
                 .is_none_or(|p| !self.socket.core.lock().pipes.output_pending(p))
@@ -155,14 +329,19 @@ fn set_keepalive(stream: &TcpStream, o: &Options) -> io::Result<()> {
 }
 
 impl IoThread {
-    /// Registers a new engine and sends its greeting.
-    pub(super) fn add_engine(&mut self, mut engine: Engine) -> Option<Token> {
-        let token = self.token();
-        if let Err(e) = self.poll.registry().register(
-            &mut engine.stream,
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+    /// Registers a new engine and sends its greeting. `engine` must have
+    /// been made with `token`.
+    pub(super) fn add_engine(&mut self, engine: Engine) -> Option<Token> {
+        let token = engine.shared.token;
+        let registered = {
+            let mut io = engine.shared.io.lock();
+            self.poll.registry().register(
+                &mut io.stream,
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            )
+        };
+        if let Err(e) = registered {
             log::debug!("cannot register connection to {}: {e}", engine.peer);
             return None;
         }
@@ -173,42 +352,92 @@ impl IoThread {
     }
 
     pub(super) fn engine_read(&mut self, token: Token) {
+        let Some(e) = self.engines.get(&token) else {
+            return;
+        };
+        if e.ready {
+            return self.engine_read_ready(token);
+        }
+        // Handshake: the session may emit `Ready`, which needs the I/O
+        // thread, so read one chunk at a time.
         for _ in 0..READS_PER_TURN {
-            let Some(e) = self.engines.get_mut(&token) else {
+            let Some(e) = self.engines.get(&token) else {
                 return;
             };
-            if e.read_paused {
-                return;
+            if e.ready {
+                return self.engine_read_ready(token);
             }
-            match e.fill() {
-                Ok(0) => return self.close_engine(token, Close::Eof),
+            let shared = e.shared.clone();
+            let mut io = shared.io.lock();
+            match io.fill() {
+                Ok(0) => {
+                    drop(io);
+                    return self.close_engine(token, Close::Eof);
+                }
                 Ok(_) => {}
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    drop(io);
                     self.engine_after_io(token);
                     return;
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => return self.close_engine(token, Close::Io(err)),
+                Err(err) => {
+                    drop(io);
+                    return self.close_engine(token, Close::Io(err));
+                }
             }
-            let now = self.now;
-            let Some(e) = self.engines.get_mut(&token) else {
-                return;
-            };
-            let Engine {
+            let EngineIo {
                 session, read_buf, ..
-            } = e;
-            if let Err(p) = session.handle_input(read_buf, now) {
-                // The session may have queued an ERROR for the peer.
-                let _ = e.stream.write(e.session.output());
-                return self.close_engine(token, Close::Protocol(p));
-            }
+            } = &mut *io;
+            let decoded = session.handle_input(read_buf, self.now);
+            drop(io);
+            // Events completed before an error (READY, messages) still
+            // count: the peer did finish its handshake, and its messages
+            // were whole.
             if !self.engine_events(token) {
                 return;
             }
+            if let Err(p) = decoded {
+                if let Some(e) = self.engines.get(&token) {
+                    // The session may have queued an ERROR for the peer.
+                    let _ = e.shared.io.lock().flush();
+                }
+                return self.close_engine(token, Close::Protocol(p));
+            }
         }
-        // Still readable: come back after serving everyone else.
         self.deferred.push(token);
         self.engine_after_io(token);
+    }
+
+    /// Reads a connection past its handshake: straight into the pipe.
+    fn engine_read_ready(&mut self, token: Token) {
+        let Some(e) = self.engines.get(&token) else {
+            return;
+        };
+        let Some(pipe) = e.pipe else {
+            return;
+        };
+        let (shared, socket) = (e.shared.clone(), e.socket.clone());
+        let mut io = shared.io.lock();
+        let mut core = socket.core.lock();
+        let stop = io.read_ready(self.now, &mut core.pipes, pipe, READS_PER_TURN);
+        let (reqs, wake) = core.settle();
+        drop(core);
+        let broken = io.broken.take();
+        drop(io);
+        self.after_change(&socket, reqs, wake);
+        match stop {
+            ReadStop::Broken => {
+                if let Some(why) = broken {
+                    self.close_engine(token, why);
+                }
+            }
+            ReadStop::Budget => {
+                self.deferred.push(token);
+                self.engine_after_io(token);
+            }
+            ReadStop::Drained | ReadStop::Paused => self.engine_after_io(token),
+        }
     }
 
     /// Flushes what the session wants to say and re-arms its timer.
@@ -217,23 +446,24 @@ impl IoThread {
         self.engine_rearm(token);
     }
 
-    /// Hands the session's events to the socket. Returns false if the
-    /// engine was closed.
+    /// Hands the session's events to the socket during and right after the
+    /// handshake. Returns false if the engine was closed.
     fn engine_events(&mut self, token: Token) -> bool {
         loop {
-            let Some(e) = self.engines.get_mut(&token) else {
+            let Some(e) = self.engines.get(&token) else {
                 return false;
             };
-            let socket = e.socket.clone();
+            let (shared, socket, pipe) = (e.shared.clone(), e.socket.clone(), e.pipe);
+            let mut io = shared.io.lock();
             let mut core = None;
             let mut ready = None;
-            while let Some(ev) = e.session.poll_event() {
+            while let Some(ev) = io.session.poll_event() {
                 match ev {
                     SessionEvent::Message(msg) => {
-                        let Some(pipe) = e.pipe else { continue };
+                        let Some(pipe) = pipe else { continue };
                         let c = core.get_or_insert_with(|| socket.core.lock());
                         if !c.pipes.deliver(pipe, msg) {
-                            e.read_paused = true;
+                            io.read_paused = true;
                         }
                     }
                     SessionEvent::Ready(peer) => {
@@ -243,9 +473,12 @@ impl IoThread {
                 }
             }
             if let Some(mut c) = core {
-                let (io, wake) = c.settle();
+                let (reqs, wake) = c.settle();
                 drop(c);
-                self.after_change(&socket, io, wake);
+                drop(io);
+                self.after_change(&socket, reqs, wake);
+            } else {
+                drop(io);
             }
             match ready {
                 Some(peer) => {
@@ -280,6 +513,10 @@ impl IoThread {
         };
         c.pipes.set_peer(pipe, Some(peer));
         let verdict = c.pattern.peer_ready(pipe, &mut c.pipes);
+        if verdict.is_ok() {
+            // From now on application threads may borrow this engine.
+            c.direct.insert(pipe, e.shared.clone());
+        }
         let (io, wake) = c.settle();
         drop(core);
         self.after_change(&socket, io, wake);
@@ -312,14 +549,18 @@ impl IoThread {
 
     /// A pipe has output, or the engine just became ready.
     pub(super) fn engine_flush(&mut self, token: Token) {
-        if self.engines.get(&token).is_some_and(|e| !e.write_blocked) {
+        let blocked = match self.engines.get(&token) {
+            Some(e) => e.shared.io.lock().write_blocked,
+            None => return,
+        };
+        if !blocked {
             self.engine_write(token);
         }
     }
 
     pub(super) fn engine_writable(&mut self, token: Token) {
-        if let Some(e) = self.engines.get_mut(&token) {
-            e.write_blocked = false;
+        if let Some(e) = self.engines.get(&token) {
+            e.shared.io.lock().write_blocked = false;
             self.engine_write(token);
         }
     }
@@ -328,39 +569,33 @@ impl IoThread {
     /// empty or the kernel buffer is full.
     fn engine_write(&mut self, token: Token) {
         loop {
-            let Some(e) = self.engines.get_mut(&token) else {
+            let Some(e) = self.engines.get(&token) else {
                 return;
             };
-            while !e.session.output().is_empty() {
-                match e.stream.write(e.session.output()) {
-                    Ok(0) => return self.close_engine(token, Close::Eof),
-                    Ok(n) => e.session.consume_output(n),
-                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                        e.write_blocked = true;
-                        return;
-                    }
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                    Err(err) => return self.close_engine(token, Close::Io(err)),
+            let (shared, socket, pipe, ready) =
+                (e.shared.clone(), e.socket.clone(), e.pipe, e.ready);
+            let mut io = shared.io.lock();
+            if let Some(why) = io.broken.take() {
+                drop(io);
+                return self.close_engine(token, why);
+            }
+            match io.flush() {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(err) => {
+                    drop(io);
+                    return self.close_engine(token, Close::Io(err));
                 }
             }
-            let (Some(pipe), true) = (e.pipe, e.ready) else {
+            let (Some(pipe), true) = (pipe, ready) else {
                 return;
             };
-            let socket = e.socket.clone();
             let mut core = socket.core.lock();
-            let mut moved = 0usize;
-            while e.session.output().len() < WRITE_BATCH {
-                match core.pipes.pop_outbound(pipe) {
-                    Some(msg) => {
-                        e.session.send_message(&msg);
-                        moved += 1;
-                    }
-                    None => break,
-                }
-            }
-            let (io, wake) = core.settle();
+            let moved = io.refill(&mut core.pipes, pipe);
+            let (reqs, wake) = core.settle();
             drop(core);
-            self.after_change(&socket, io, wake);
+            drop(io);
+            self.after_change(&socket, reqs, wake);
             if moved == 0 {
                 self.linger_check_engine(token);
                 return;
@@ -369,20 +604,27 @@ impl IoThread {
     }
 
     pub(super) fn engine_resume_read(&mut self, token: Token) {
-        if let Some(e) = self.engines.get_mut(&token) {
-            if e.read_paused {
-                e.read_paused = false;
-                // Messages may already sit in the buffer from the last read.
-                let Engine {
-                    session, read_buf, ..
-                } = e;
-                if let Err(p) = session.handle_input(read_buf, self.now) {
-                    return self.close_engine(token, Close::Protocol(p));
-                }
-                if self.engine_events(token) {
-                    self.engine_read(token);
-                }
-            }
+        let Some(e) = self.engines.get(&token) else {
+            return;
+        };
+        let was_paused = std::mem::replace(&mut e.shared.io.lock().read_paused, false);
+        if was_paused {
+            // Every complete message in the buffer was delivered before the
+            // pause; what remains is a partial frame, so just read on.
+            self.engine_read(token);
+        }
+    }
+
+    /// A borrower met a failure or left bytes unread: let the I/O thread
+    /// look at the engine.
+    pub(super) fn engine_check(&mut self, token: Token) {
+        let broken = match self.engines.get(&token) {
+            Some(e) => e.shared.io.lock().broken.take(),
+            None => return,
+        };
+        match broken {
+            Some(why) => self.close_engine(token, why),
+            None => self.engine_read(token),
         }
     }
 
@@ -391,10 +633,14 @@ impl IoThread {
             return;
         };
         e.timer = None;
-        if let Err(p) = e.session.handle_timeout(self.now) {
-            let _ = e.stream.write(e.session.output());
+        let shared = e.shared.clone();
+        let mut io = shared.io.lock();
+        if let Err(p) = io.session.handle_timeout(self.now) {
+            let _ = io.flush();
+            drop(io);
             return self.close_engine(token, Close::Protocol(p));
         }
+        drop(io);
         self.engine_after_io(token);
     }
 
@@ -403,7 +649,7 @@ impl IoThread {
         let Some(e) = self.engines.get_mut(&token) else {
             return;
         };
-        let want = e.session.poll_timeout();
+        let want = e.shared.io.lock().session.poll_timeout();
         if e.timer.map(|(at, _)| at) == want {
             return;
         }
@@ -421,7 +667,10 @@ impl IoThread {
         let Some(mut e) = self.engines.remove(&token) else {
             return;
         };
-        let _ = self.poll.registry().deregister(&mut e.stream);
+        let _ = self
+            .poll
+            .registry()
+            .deregister(&mut e.shared.io.lock().stream);
         if let Some((_, key)) = e.timer.take() {
             self.timers.cancel(key);
         }
@@ -452,8 +701,21 @@ impl IoThread {
             if self.pipe_engine.get(&pipe) == Some(&token) {
                 self.pipe_engine.remove(&pipe);
             }
+            let mut io = e.shared.io.lock();
             let mut core = socket.core.lock();
             let c = &mut *core;
+            // Whatever the peer sent completely before the end is delivered,
+            // whoever read it.
+            if e.ready {
+                io.deliver_pending(&mut c.pipes, pipe);
+            }
+            drop(io);
+            if c.direct
+                .get(&pipe)
+                .is_some_and(|d| Arc::ptr_eq(d, &e.shared))
+            {
+                c.direct.remove(&pipe);
+            }
             if e.connecter.is_some() {
                 // A connecter's pipe outlives its connections (libzmq's
                 // default): queued messages wait for the next one.

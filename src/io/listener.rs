@@ -1,6 +1,6 @@
 //! Listeners: bind, listen, accept.
 
-use super::engine::Engine;
+use super::engine::{Engine, Origin};
 use super::{IoThread, Timer};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
@@ -146,8 +146,19 @@ impl IoThread {
                     let options = l.options.clone();
                     let peer = Endpoint::from_addr(peer).to_string();
                     Self::emit(&socket, &peer, EventKind::Accepted);
-                    let engine =
-                        Engine::new(stream, socket.clone(), &options, None, None, peer, self.now);
+                    let token = self.token();
+                    let engine = Engine::new(
+                        stream,
+                        socket.clone(),
+                        &options,
+                        Origin {
+                            pipe: None,
+                            connecter: None,
+                            peer,
+                        },
+                        self.now,
+                        token,
+                    );
                     match engine {
                         Ok(engine) => {
                             if let Some(t) = self.add_engine(engine) {

@@ -46,6 +46,9 @@ pub(crate) enum Command {
     },
     /// A pipe notice: output to flush, or input room to resume reading.
     Pipe(IoRequest),
+    /// An application thread that borrowed this engine met a failure or
+    /// left bytes unread: the I/O thread should look at it.
+    EngineCheck(mio::Token),
     /// The application dropped its socket.
     CloseSocket(u64),
     /// A host name resolved (from the resolver thread).
@@ -70,6 +73,7 @@ impl fmt::Debug for Command {
             Command::Disconnect { .. } => "Disconnect",
             Command::Unbind { .. } => "Unbind",
             Command::Pipe(_) => "Pipe",
+            Command::EngineCheck(_) => "EngineCheck",
             Command::CloseSocket(_) => "CloseSocket",
             Command::Resolved { .. } => "Resolved",
             Command::Status { .. } => "Status",

@@ -13,6 +13,7 @@
 //! - `linger.rs`: closing sockets and terminating the context.
 
 mod connecter;
+pub(crate) mod direct;
 mod engine;
 mod linger;
 mod listener;
@@ -20,6 +21,7 @@ mod mailbox;
 mod resolver;
 mod timers;
 
+pub(crate) use engine::EngineShared;
 pub(crate) use mailbox::{Command, Mailbox};
 
 use crate::pattern::{IoRequest, PipeId};
@@ -257,6 +259,7 @@ impl IoThread {
                     self.engine_resume_read(token);
                 }
             }
+            Command::EngineCheck(token) => self.engine_check(token),
             Command::CloseSocket(id) => self.close_socket(id),
             Command::Resolved { connecter, result } => self.resolved(connecter, result),
             Command::Status { socket, reply } => {
@@ -322,7 +325,7 @@ impl IoThread {
     /// application threads and act on any pipe notices at once.
     fn after_change(&mut self, socket: &SocketShared, io: Vec<IoRequest>, wake: bool) {
         if wake {
-            socket.cond.notify_all();
+            socket.wake();
         }
         for r in io {
             self.handle_command(Command::Pipe(r));

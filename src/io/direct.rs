@@ -1,0 +1,240 @@
+//! The fast path: application threads borrow ready engines.
+//!
+//! libzmq hands every message across three threads: the sender's I/O
+//! thread, the receiver's I/O thread, then the receiving application
+//! thread. A raw TCP round trip wakes one thread per direction. To get near
+//! that floor without giving up the I/O thread's ownership:
+//!
+//! - **send**: when a `send` turns a pipe from idle to busy and its engine
+//!   is not already writing, the sending thread borrows the engine with
+//!   `try_lock` and writes the batch itself ([`try_flush`]). Only when the
+//!   pipe has been quiet for [`STREAMING_GAP`]: a thread streaming
+//!   messages back to back would otherwise pay one `write` per message,
+//!   where the I/O thread batches hundreds into one.
+//! - **recv**: a thread about to block in `recv` first reads whatever its
+//!   engines have ([`try_read`]), then parks in `poll(2)` on their
+//!   descriptors plus the socket's [`Parker`] ([`park`]), and reads the
+//!   bytes itself when they arrive.
+//!
+//! Every borrow is a `try_lock` on one engine's `io`; when it fails, the
+//! I/O thread is already on that engine and the caller falls back to the
+//! I/O thread's path (post the flush, or wait to be woken). The I/O thread
+//! remains the only code that creates, registers or closes connections,
+//! runs handshakes and owns timers. A borrower that meets EOF or an error
+//! only records it in `EngineIo::broken` and asks the I/O thread to look.
+
+use super::engine::{EngineShared, ReadStop};
+use super::Command;
+use crate::pattern::PipeId;
+use crate::socket::{SocketCore, SocketShared};
+use parking_lot::MutexGuard;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Above this many connections a blocked `recv` waits for the I/O thread
+/// instead of polling every descriptor itself.
+const MAX_PARK_FDS: usize = 16;
+/// Reads per borrowed engine per `try_read`.
+const READS_PER_BORROW: usize = 4;
+/// Sends closer together than this on one connection are a stream, left
+/// to the I/O thread to batch. A request-reply rhythm is always slower
+/// than a loopback round trip, which is above this.
+pub(crate) const STREAMING_GAP: Duration = Duration::from_micros(20);
+
+/// Writes `pipe`'s queued messages on the caller's thread if its engine is
+/// idle. Returns true when nothing is left for the I/O thread to do.
+pub(crate) fn try_flush(core: &mut SocketCore, pipe: PipeId) -> bool {
+    let Some(engine) = core.direct.get(&pipe).cloned() else {
+        return false;
+    };
+    let Some(mut io) = engine.io.try_lock() else {
+        return false;
+    };
+    if io.write_blocked || io.broken.is_some() {
+        return false;
+    }
+    let now = Instant::now();
+    let streaming = io
+        .last_direct_write
+        .is_some_and(|t| now.saturating_duration_since(t) < STREAMING_GAP);
+    io.last_direct_write = Some(now);
+    if streaming {
+        return false;
+    }
+    loop {
+        let moved = io.refill(&mut core.pipes, pipe);
+        match io.flush() {
+            Ok(true) if moved == 0 => return true,
+            Ok(true) => {}
+            // The writable edge will bring the I/O thread back.
+            Ok(false) => return true,
+            Err(e) => {
+                io.broken = Some(super::engine::Close::Io(e));
+                return false;
+            }
+        }
+    }
+}
+
+/// Reads every idle ready engine of the socket on the caller's thread.
+/// Returns true when anything was delivered to a pipe.
+pub(crate) fn try_read(shared: &SocketShared, core: &mut SocketCore) -> bool {
+    if core.direct.is_empty() {
+        return false;
+    }
+    let now = Instant::now();
+    let mut delivered = false;
+    let engines: Vec<(PipeId, Arc<EngineShared>)> =
+        core.direct.iter().map(|(p, e)| (*p, e.clone())).collect();
+    for (pipe, engine) in engines {
+        let Some(mut io) = engine.io.try_lock() else {
+            continue;
+        };
+        if io.read_paused || io.broken.is_some() {
+            continue;
+        }
+        let before = core.pipes.get(pipe).map_or(0, |p| p.inbound_len());
+        let stop = io.read_ready(now, &mut core.pipes, pipe, READS_PER_BORROW);
+        let after = core.pipes.get(pipe).map_or(0, |p| p.inbound_len());
+        delivered |= after > before;
+        // PONGs and other replies the session produced while reading.
+        if !io.session.output().is_empty() && !io.write_blocked {
+            if let Err(e) = io.flush() {
+                io.broken = Some(super::engine::Close::Io(e));
+            }
+        }
+        let check = matches!(stop, ReadStop::Broken | ReadStop::Budget) || io.broken.is_some();
+        drop(io);
+        if check {
+            shared.mailbox.send(Command::EngineCheck(engine.token));
+        }
+    }
+    delivered
+}
+
+/// Whether a blocked `recv` on this socket should park in `poll(2)`.
+pub(crate) fn can_park(core: &SocketCore) -> bool {
+    !core.direct.is_empty() && core.direct.len() <= MAX_PARK_FDS
+}
+
+/// Parks the caller until one of the socket's idle engines is readable,
+/// the socket is woken, or `deadline` passes. Returns false on timeout.
+pub(crate) fn park(
+    shared: &SocketShared,
+    core: &mut MutexGuard<'_, SocketCore>,
+    deadline: Option<Instant>,
+) -> bool {
+    let timeout_ms = match deadline {
+        None => -1,
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            // Round up so that we never wake just before the deadline.
+            left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+        }
+    };
+    let Some(parker) = shared.parker() else {
+        // No eventfd: wait for the I/O thread like everyone else.
+        match deadline {
+            None => shared.cond.wait(core),
+            Some(d) => {
+                shared.cond.wait_until(core, d);
+            }
+        }
+        return true;
+    };
+    // Keep the engines alive while polling so that no descriptor number is
+    // closed and reused under us.
+    let mut engines: Vec<Arc<EngineShared>> = Vec::with_capacity(core.direct.len());
+    let mut fds = Vec::with_capacity(core.direct.len() + 1);
+    fds.push(pollfd(parker.fd()));
+    for engine in core.direct.values() {
+        // Skip engines the I/O thread is working on (it will wake us) and
+        // those that must not be read now.
+        let usable = engine
+            .io
+            .try_lock()
+            .is_some_and(|io| !io.read_paused && io.broken.is_none());
+        if usable {
+            fds.push(pollfd(engine.fd));
+            engines.push(engine.clone());
+        }
+    }
+    shared.parked.fetch_add(1, Ordering::SeqCst);
+    MutexGuard::unlocked(core, || {
+        // SAFETY: `fds` is a valid, initialised array of `fds.len()`
+        // pollfd structs, and every descriptor in it stays open while
+        // `engines` and `parker` are alive.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        parker.drain();
+    });
+    shared.parked.fetch_sub(1, Ordering::SeqCst);
+    drop(engines);
+    true
+}
+
+fn pollfd(fd: RawFd) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
+/// A per-socket `eventfd` that wakes threads parked in [`park`].
+#[derive(Debug)]
+pub(crate) struct Parker {
+    fd: OwnedFd,
+}
+
+impl Parker {
+    fn new() -> Option<Parker> {
+        // SAFETY: eventfd takes no pointers; a negative result is an error.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: `fd` is a new descriptor that nothing else owns.
+        Some(Parker {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Wakes every parked thread (the counter stays non-zero until drained).
+    pub(crate) fn notify(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a valid u64 to our own eventfd. A
+        // failure (counter overflow) still leaves it readable.
+        unsafe { libc::write(self.fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    fn drain(&self) {
+        let mut buf: u64 = 0;
+        // SAFETY: reads at most 8 bytes into a valid u64 from our own
+        // non-blocking eventfd.
+        unsafe { libc::read(self.fd(), (&mut buf as *mut u64).cast(), 8) };
+    }
+}
+
+/// Lazily made parker storage for a socket.
+#[derive(Debug, Default)]
+pub(crate) struct ParkerCell(OnceLock<Option<Parker>>);
+
+impl ParkerCell {
+    pub(crate) fn get(&self) -> Option<&Parker> {
+        self.0.get_or_init(Parker::new).as_ref()
+    }
+
+    /// The parker if one was ever made (waking needs no new descriptor).
+    pub(crate) fn existing(&self) -> Option<&Parker> {
+        self.0.get().and_then(Option::as_ref)
+    }
+}
