@@ -1,0 +1,104 @@
+//! What every child process shares: reporting to the parent, the watchdog,
+//! exiting when the parent lets go, and the process-level probes (clock,
+//! memory, CPU).
+//!
+//! A child talks to the parent through stdout lines of the form
+//! `@key value`; anything else it prints is ignored. It reports
+//! `@error <text>` and exits non-zero on failure. When its stdin closes (the
+//! parent is done with it, or the parent died) it reports `@vmhwm_kb` and
+//! exits at once, without running destructors.
+
+use std::io::{BufRead, Write};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Prints one `@key value` line for the parent.
+pub fn report(key: &str, value: impl std::fmt::Display) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "@{key} {value}");
+    let _ = out.flush();
+}
+
+/// Reports an error and exits.
+pub fn fail(msg: &str) -> ! {
+    report("error", msg.replace('\n', " "));
+    std::process::exit(1)
+}
+
+/// Wall-clock time in ns since the epoch (CLOCK_REALTIME): comparable
+/// between processes on the same machine.
+pub fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// A field of /proc/self/status in kB (`VmRSS`, `VmHWM`), 0 if unknown.
+pub fn status_kb(field: &str) -> u64 {
+    let Ok(s) = std::fs::read_to_string("/proc/self/status") else {
+        return 0;
+    };
+    s.lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix(field)?.strip_prefix(':')?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// User plus system CPU time of this process (all threads), in µs.
+pub fn cpu_us() -> u64 {
+    // SAFETY: getrusage only writes the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0;
+    }
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    us(ru.ru_utime) + us(ru.ru_stime)
+}
+
+/// Starts the two background guards of a child: a watchdog that ends the
+/// process after `limit`, and a stdin watcher that ends it (reporting
+/// `@vmhwm_kb`) when the parent closes our stdin.
+pub fn start_guards(limit: Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        fail(&format!("watchdog: child still running after {limit:?}"));
+    });
+    std::thread::spawn(|| {
+        let stdin = std::io::stdin();
+        let mut line = String::new();
+        let mut lock = stdin.lock();
+        // Any line or EOF means "finish now".
+        let _ = lock.read_line(&mut line);
+        report("vmhwm_kb", status_kb("VmHWM"));
+        std::process::exit(0);
+    });
+}
+
+/// Blocks this thread until the stdin watcher ends the process.
+pub fn park_forever() -> ! {
+    loop {
+        std::thread::park();
+    }
+}
+
+/// How often a sender looks at the clock: about every 4 MiB, at most every
+/// 1024 messages.
+pub fn clock_batch(size: usize) -> u64 {
+    (4 * 1024 * 1024 / size.max(1)).clamp(1, 1024) as u64
+}
+
+/// The most messages a throughput sender sends in `secs`: 3 GB/s worth.
+/// Senders stop at `secs` or at this, whichever comes first, so that an
+/// implementation whose `send` queues without bound (zmq.rs) does not turn
+/// one second of sending into a long drain.
+pub fn max_messages(size: usize, secs: f64) -> u64 {
+    ((secs * 3e9) / size.max(1) as f64).max(1.0) as u64
+}
+
+/// The payload every sender sends.
+pub fn payload(size: usize) -> bytes::Bytes {
+    bytes::Bytes::from((0..size).map(|i| (i % 251) as u8).collect::<Vec<u8>>())
+}

@@ -1,0 +1,210 @@
+//! The roles, played by ferrozmq.
+
+use crate::child::{clock_batch, cpu_us, max_messages, now_ns, payload, report, status_kb};
+use crate::role::{Role, SETTLE, WARMUP};
+use bytes::Bytes;
+use ferrozmq::{Context, Message, Socket, SocketType};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+fn err(what: &str) -> impl Fn(ferrozmq::Error) -> String + '_ {
+    move |e| format!("ferrozmq {what}: {e}")
+}
+
+fn send(s: &Socket, msg: Message) -> Result<(), String> {
+    s.send(msg)
+        .map_err(|e| format!("ferrozmq send: {}", e.error))
+}
+
+fn socket(ctx: &Context, ty: SocketType) -> Result<Socket, String> {
+    ctx.socket(ty).map_err(err("socket"))
+}
+
+/// Plays `role`; returns once its work is done and reported.
+pub fn run(role: &Role) -> Result<(), String> {
+    let ctx = Context::new();
+    match role {
+        Role::RepServer { bind, size } => {
+            let s = socket(&ctx, SocketType::Rep)?;
+            report("endpoint", s.bind(bind).map_err(err("bind"))?);
+            loop {
+                let m = s.recv().map_err(err("recv"))?;
+                if m.byte_len() != *size {
+                    return Err(format!("request of {} bytes", m.byte_len()));
+                }
+                send(&s, m)?;
+            }
+        }
+        Role::ReqClient { ep, size, secs } => {
+            let s = socket(&ctx, SocketType::Req)?;
+            s.set_rcvtimeo(Some(Duration::from_secs(30)));
+            s.connect(ep).map_err(err("connect"))?;
+            let msg = Message::from(payload(*size));
+            let round_trip = || -> Result<(), String> {
+                send(&s, msg.clone())?;
+                let r = s.recv().map_err(err("recv"))?;
+                if r.byte_len() != *size {
+                    return Err(format!("reply of {} bytes", r.byte_len()));
+                }
+                Ok(())
+            };
+            let t = Instant::now();
+            while t.elapsed() < WARMUP {
+                round_trip()?;
+            }
+            let limit = Duration::from_secs_f64(*secs);
+            let (t, mut n) = (Instant::now(), 0u64);
+            while t.elapsed() < limit {
+                round_trip()?;
+                n += 1;
+            }
+            let elapsed = t.elapsed();
+            report("count", n);
+            report("rtt_ns", elapsed.as_nanos() / u128::from(n.max(1)));
+        }
+        Role::PullServer { bind, size } => {
+            let s = socket(&ctx, SocketType::Pull)?;
+            report("endpoint", s.bind(bind).map_err(err("bind"))?);
+            let mut n = 0u64;
+            loop {
+                let m = s.recv().map_err(err("recv"))?;
+                match m.byte_len() {
+                    0 => break,
+                    l if l == *size => n += 1,
+                    l => return Err(format!("message {n} has {l} bytes")),
+                }
+            }
+            report("last_ns", now_ns());
+            report("count", n);
+        }
+        Role::PushClient { ep, size, secs } => {
+            let s = socket(&ctx, SocketType::Push)?;
+            s.set_linger(Some(Duration::from_secs(60)));
+            s.set_sndtimeo(Some(Duration::from_secs(30)));
+            s.connect(ep).map_err(err("connect"))?;
+            std::thread::sleep(SETTLE);
+            let body = payload(*size);
+            let (batch, limit) = (clock_batch(*size), Duration::from_secs_f64(*secs));
+            let start_ns = now_ns();
+            let t = Instant::now();
+            let mut n = 0u64;
+            let max = max_messages(*size, *secs);
+            while n < max && t.elapsed() < limit {
+                for _ in 0..batch {
+                    send(&s, Message::from(body.clone()))?;
+                }
+                n += batch;
+            }
+            send(&s, Message::from(Bytes::new()))?;
+            report("start_ns", start_ns);
+            report("count", n);
+            // Stay up (and keep writing) until the parent lets go.
+            crate::child::park_forever();
+        }
+        Role::RouterEcho { bind } => {
+            let s = socket(&ctx, SocketType::Router)?;
+            report("endpoint", s.bind(bind).map_err(err("bind"))?);
+            loop {
+                let m = s.recv().map_err(err("recv"))?;
+                send(&s, m)?;
+            }
+        }
+        Role::ReqMany {
+            ep,
+            clients,
+            size,
+            secs,
+        } => {
+            let barrier = Arc::new(Barrier::new(clients + 1));
+            let limit = Duration::from_secs_f64(*secs);
+            let threads: Vec<_> = (0..*clients)
+                .map(|_| {
+                    let (ctx, barrier, ep, size) =
+                        (ctx.clone(), barrier.clone(), ep.clone(), *size);
+                    std::thread::spawn(move || -> Result<(u64, Instant), String> {
+                        let s = socket(&ctx, SocketType::Req)?;
+                        s.set_rcvtimeo(Some(Duration::from_secs(30)));
+                        s.connect(&ep).map_err(err("connect"))?;
+                        let msg = Message::from(payload(size));
+                        let round_trip = || -> Result<(), String> {
+                            send(&s, msg.clone())?;
+                            let r = s.recv().map_err(err("recv"))?;
+                            if r.byte_len() != size {
+                                return Err(format!("reply of {} bytes", r.byte_len()));
+                            }
+                            Ok(())
+                        };
+                        let first = round_trip();
+                        barrier.wait();
+                        first?;
+                        let (t, mut n) = (Instant::now(), 0u64);
+                        while t.elapsed() < limit {
+                            round_trip()?;
+                            n += 1;
+                        }
+                        Ok((n, Instant::now()))
+                    })
+                })
+                .collect();
+            barrier.wait();
+            let start = Instant::now();
+            let (mut total, mut end) = (0u64, start);
+            for t in threads {
+                let (n, e) = t.join().map_err(|_| "client thread panicked")??;
+                total += n;
+                end = end.max(e);
+            }
+            report("count", total);
+            report("rate", total as f64 / (end - start).as_secs_f64());
+        }
+        Role::RouterCount { bind, n } => {
+            let s = socket(&ctx, SocketType::Router)?;
+            s.set_rcvtimeo(Some(Duration::from_secs(90)));
+            report("endpoint", s.bind(bind).map_err(err("bind"))?);
+            std::thread::sleep(Duration::from_millis(300));
+            report("base_rss_kb", status_kb("VmRSS"));
+            let mut ids = std::collections::HashSet::new();
+            while ids.len() < *n {
+                let m = s.recv().map_err(err("recv"))?;
+                ids.insert(m.first().cloned().unwrap_or_default());
+            }
+            report("all_in_ns", now_ns());
+            std::thread::sleep(Duration::from_millis(500));
+            report("rss_kb", status_kb("VmRSS"));
+            crate::child::park_forever();
+        }
+        Role::DealerMany { ep, n } => {
+            let sockets = (0..*n)
+                .map(|_| {
+                    let s = socket(&ctx, SocketType::Dealer)?;
+                    s.set_linger(Some(Duration::ZERO));
+                    Ok(s)
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            report("start_ns", now_ns());
+            for s in &sockets {
+                s.connect(ep).map_err(err("connect"))?;
+            }
+            for s in &sockets {
+                send(s, Message::from("hi"))?;
+            }
+            report("sent", n);
+            crate::child::park_forever();
+        }
+        Role::Idle { secs } => {
+            let pull = socket(&ctx, SocketType::Pull)?;
+            let ep = pull.bind("tcp://127.0.0.1:*").map_err(err("bind"))?;
+            let push = socket(&ctx, SocketType::Push)?;
+            push.connect(&ep).map_err(err("connect"))?;
+            send(&push, Message::from("x"))?;
+            pull.recv_timeout(Duration::from_secs(10))
+                .map_err(err("recv"))?;
+            std::thread::sleep(Duration::from_millis(200));
+            let before = cpu_us();
+            std::thread::sleep(Duration::from_secs_f64(*secs));
+            report("cpu_us", cpu_us() - before);
+            crate::child::park_forever();
+        }
+    }
+    Ok(())
+}

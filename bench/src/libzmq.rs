@@ -1,0 +1,229 @@
+//! The roles, played by libzmq 4.3.4 through the `zmq` crate, with its
+//! defaults (one I/O thread, HWM 1000, backlog 100).
+
+use crate::child::{clock_batch, cpu_us, max_messages, now_ns, payload, report, status_kb};
+use crate::role::{Role, SETTLE, WARMUP};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+fn err(what: &str) -> impl Fn(zmq::Error) -> String + '_ {
+    move |e| format!("libzmq {what}: {e}")
+}
+
+fn socket(ctx: &zmq::Context, ty: zmq::SocketType) -> Result<zmq::Socket, String> {
+    ctx.socket(ty).map_err(err("socket"))
+}
+
+fn bind(s: &zmq::Socket, ep: &str) -> Result<String, String> {
+    s.bind(ep).map_err(err("bind"))?;
+    s.get_last_endpoint()
+        .map_err(err("last endpoint"))?
+        .map_err(|_| "libzmq last endpoint is not UTF-8".to_owned())
+}
+
+/// Forwards one whole (possibly multipart) message from `s` back to `s`.
+fn echo(s: &zmq::Socket, msg: &mut zmq::Message) -> Result<(), String> {
+    loop {
+        s.recv(msg, 0).map_err(err("recv"))?;
+        let more = msg.get_more();
+        let part = std::mem::replace(msg, zmq::Message::new());
+        s.send(part, if more { zmq::SNDMORE } else { 0 })
+            .map_err(err("send"))?;
+        if !more {
+            return Ok(());
+        }
+    }
+}
+
+/// Plays `role`; returns once its work is done and reported.
+pub fn run(role: &Role) -> Result<(), String> {
+    let ctx = zmq::Context::new();
+    match role {
+        Role::RepServer { bind: ep, size } => {
+            let s = socket(&ctx, zmq::REP)?;
+            report("endpoint", bind(&s, ep)?);
+            let mut msg = zmq::Message::new();
+            loop {
+                s.recv(&mut msg, 0).map_err(err("recv"))?;
+                if msg.len() != *size {
+                    return Err(format!("request of {} bytes", msg.len()));
+                }
+                let m = std::mem::replace(&mut msg, zmq::Message::new());
+                s.send(m, 0).map_err(err("send"))?;
+            }
+        }
+        Role::ReqClient { ep, size, secs } => {
+            let s = socket(&ctx, zmq::REQ)?;
+            s.set_rcvtimeo(30_000).map_err(err("rcvtimeo"))?;
+            s.connect(ep).map_err(err("connect"))?;
+            let body = payload(*size);
+            let mut reply = zmq::Message::new();
+            let mut round_trip = || -> Result<(), String> {
+                s.send(&body[..], 0).map_err(err("send"))?;
+                s.recv(&mut reply, 0).map_err(err("recv"))?;
+                if reply.len() != *size {
+                    return Err(format!("reply of {} bytes", reply.len()));
+                }
+                Ok(())
+            };
+            let t = Instant::now();
+            while t.elapsed() < WARMUP {
+                round_trip()?;
+            }
+            let limit = Duration::from_secs_f64(*secs);
+            let (t, mut n) = (Instant::now(), 0u64);
+            while t.elapsed() < limit {
+                round_trip()?;
+                n += 1;
+            }
+            let elapsed = t.elapsed();
+            report("count", n);
+            report("rtt_ns", elapsed.as_nanos() / u128::from(n.max(1)));
+        }
+        Role::PullServer { bind: ep, size } => {
+            let s = socket(&ctx, zmq::PULL)?;
+            report("endpoint", bind(&s, ep)?);
+            let mut msg = zmq::Message::new();
+            let mut n = 0u64;
+            loop {
+                s.recv(&mut msg, 0).map_err(err("recv"))?;
+                match msg.len() {
+                    0 => break,
+                    l if l == *size => n += 1,
+                    l => return Err(format!("message {n} has {l} bytes")),
+                }
+            }
+            report("last_ns", now_ns());
+            report("count", n);
+        }
+        Role::PushClient { ep, size, secs } => {
+            let s = socket(&ctx, zmq::PUSH)?;
+            s.set_sndtimeo(30_000).map_err(err("sndtimeo"))?;
+            s.connect(ep).map_err(err("connect"))?;
+            std::thread::sleep(SETTLE);
+            let body = payload(*size);
+            let (batch, limit) = (clock_batch(*size), Duration::from_secs_f64(*secs));
+            let start_ns = now_ns();
+            let t = Instant::now();
+            let mut n = 0u64;
+            let max = max_messages(*size, *secs);
+            while n < max && t.elapsed() < limit {
+                for _ in 0..batch {
+                    s.send(&body[..], 0).map_err(err("send"))?;
+                }
+                n += batch;
+            }
+            s.send(&[] as &[u8], 0).map_err(err("send"))?;
+            report("start_ns", start_ns);
+            report("count", n);
+            crate::child::park_forever();
+        }
+        Role::RouterEcho { bind: ep } => {
+            let s = socket(&ctx, zmq::ROUTER)?;
+            report("endpoint", bind(&s, ep)?);
+            let mut msg = zmq::Message::new();
+            loop {
+                echo(&s, &mut msg)?;
+            }
+        }
+        Role::ReqMany {
+            ep,
+            clients,
+            size,
+            secs,
+        } => {
+            let barrier = Arc::new(Barrier::new(clients + 1));
+            let limit = Duration::from_secs_f64(*secs);
+            let threads: Vec<_> = (0..*clients)
+                .map(|_| {
+                    let (ctx, barrier, ep, size) =
+                        (ctx.clone(), barrier.clone(), ep.clone(), *size);
+                    std::thread::spawn(move || -> Result<(u64, Instant), String> {
+                        let s = socket(&ctx, zmq::REQ)?;
+                        s.set_rcvtimeo(30_000).map_err(err("rcvtimeo"))?;
+                        s.set_linger(0).map_err(err("linger"))?;
+                        s.connect(&ep).map_err(err("connect"))?;
+                        let body = payload(size);
+                        let mut reply = zmq::Message::new();
+                        let mut round_trip = || -> Result<(), String> {
+                            s.send(&body[..], 0).map_err(err("send"))?;
+                            s.recv(&mut reply, 0).map_err(err("recv"))?;
+                            if reply.len() != size {
+                                return Err(format!("reply of {} bytes", reply.len()));
+                            }
+                            Ok(())
+                        };
+                        let first = round_trip();
+                        barrier.wait();
+                        first?;
+                        let (t, mut n) = (Instant::now(), 0u64);
+                        while t.elapsed() < limit {
+                            round_trip()?;
+                            n += 1;
+                        }
+                        Ok((n, Instant::now()))
+                    })
+                })
+                .collect();
+            barrier.wait();
+            let start = Instant::now();
+            let (mut total, mut end) = (0u64, start);
+            for t in threads {
+                let (n, e) = t.join().map_err(|_| "client thread panicked")??;
+                total += n;
+                end = end.max(e);
+            }
+            report("count", total);
+            report("rate", total as f64 / (end - start).as_secs_f64());
+        }
+        Role::RouterCount { bind: ep, n } => {
+            let s = socket(&ctx, zmq::ROUTER)?;
+            s.set_rcvtimeo(90_000).map_err(err("rcvtimeo"))?;
+            report("endpoint", bind(&s, ep)?);
+            std::thread::sleep(Duration::from_millis(300));
+            report("base_rss_kb", status_kb("VmRSS"));
+            let mut ids = std::collections::HashSet::new();
+            while ids.len() < *n {
+                let frames = s.recv_multipart(0).map_err(err("recv"))?;
+                ids.insert(frames.into_iter().next().unwrap_or_default());
+            }
+            report("all_in_ns", now_ns());
+            std::thread::sleep(Duration::from_millis(500));
+            report("rss_kb", status_kb("VmRSS"));
+            crate::child::park_forever();
+        }
+        Role::DealerMany { ep, n } => {
+            let sockets = (0..*n)
+                .map(|_| {
+                    let s = socket(&ctx, zmq::DEALER)?;
+                    s.set_linger(0).map_err(err("linger"))?;
+                    Ok(s)
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            report("start_ns", now_ns());
+            for s in &sockets {
+                s.connect(ep).map_err(err("connect"))?;
+            }
+            for s in &sockets {
+                s.send("hi", 0).map_err(err("send"))?;
+            }
+            report("sent", n);
+            crate::child::park_forever();
+        }
+        Role::Idle { secs } => {
+            let pull = socket(&ctx, zmq::PULL)?;
+            let ep = bind(&pull, "tcp://127.0.0.1:*")?;
+            let push = socket(&ctx, zmq::PUSH)?;
+            push.connect(&ep).map_err(err("connect"))?;
+            push.send("x", 0).map_err(err("send"))?;
+            pull.set_rcvtimeo(10_000).map_err(err("rcvtimeo"))?;
+            pull.recv_bytes(0).map_err(err("recv"))?;
+            std::thread::sleep(Duration::from_millis(200));
+            let before = cpu_us();
+            std::thread::sleep(Duration::from_secs_f64(*secs));
+            report("cpu_us", cpu_us() - before);
+            crate::child::park_forever();
+        }
+    }
+    Ok(())
+}

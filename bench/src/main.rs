@@ -1,0 +1,752 @@
+//! Benchmarks ferrozmq against libzmq 4.3.4 (the `zmq` crate), zmq.rs (the
+//! `zeromq` crate, on tokio's current-thread runtime) and, for latency, a
+//! raw TCP ping-pong, and prints one markdown table of medians.
+//!
+//! ```text
+//! cargo run --release -p bench -- --all              # 5 rounds of everything
+//! cargo run --release -p bench -- --quick            # 1 round, shorter runs
+//! cargo run --release -p bench -- --only thr --rounds 3
+//! cargo run --release -p bench -- --all --impls ferrozmq,libzmq
+//! ```
+//!
+//! Both ends of every measurement run in separate processes: this binary
+//! re-executes itself as `bench <server|client|solo> <impl> <role> <args…>`
+//! (see `role.rs`), and the parent reads `@key value` lines from the
+//! children's stdout. All traffic is on 127.0.0.1 with ports chosen by the
+//! OS. Every wait is bounded (children also have a watchdog), and children
+//! are killed when a run fails. Rounds go over all measurements in turn, and
+//! within a measurement the implementations take turns (in an order that
+//! rotates each round), so that machine noise is spread over all of them.
+
+mod child;
+mod ferro;
+mod libzmq;
+mod rawtcp;
+mod role;
+mod zmqrs;
+
+use role::Role;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
+use std::str::FromStr;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// An implementation under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Impl {
+    Ferro,
+    Libzmq,
+    ZmqRs,
+    Tcp,
+}
+
+impl Impl {
+    const ALL: [Impl; 4] = [Impl::Ferro, Impl::Libzmq, Impl::ZmqRs, Impl::Tcp];
+
+    /// The name on child command lines and in `--impls`.
+    fn arg(self) -> &'static str {
+        match self {
+            Impl::Ferro => "ferrozmq",
+            Impl::Libzmq => "libzmq",
+            Impl::ZmqRs => "zmqrs",
+            Impl::Tcp => "tcp",
+        }
+    }
+
+    /// The name in the table.
+    fn label(self) -> &'static str {
+        match self {
+            Impl::Ferro => "ferrozmq",
+            Impl::Libzmq => "libzmq 4.3.4",
+            Impl::ZmqRs => "zmq.rs 0.7 (tokio current-thread)",
+            Impl::Tcp => "raw TCP (floor)",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Impl> {
+        Impl::ALL.into_iter().find(|i| i.arg() == s)
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("server" | "client" | "solo") => child_main(&args[1..]),
+        _ => parent_main(&args),
+    }
+}
+
+/// A child process: plays one role, reports, and waits to be let go.
+fn child_main(args: &[String]) -> ExitCode {
+    let Some(imp) = args.first().and_then(|s| Impl::parse(s)) else {
+        child::fail(&format!("unknown implementation in {args:?}"));
+    };
+    let role = Role::parse(&args[1..]).unwrap_or_else(|e| child::fail(&e));
+    child::start_guards(role.time_limit());
+    let result = match imp {
+        Impl::Ferro => ferro::run(&role),
+        Impl::Libzmq => libzmq::run(&role),
+        Impl::ZmqRs => zmqrs::run(&role),
+        Impl::Tcp => rawtcp::run(&role),
+    };
+    match result {
+        Ok(()) => child::park_forever(),
+        Err(e) => child::fail(&e),
+    }
+}
+
+// ----- the parent -----
+
+const USAGE: &str = "usage: bench (--all | --quick | --only FILTER[,FILTER…]) \
+[--quick] [--rounds N] [--impls ferrozmq,libzmq,zmqrs,tcp] [--list]";
+
+/// Where servers bind: loopback, any free port.
+const BIND: &str = "tcp://127.0.0.1:*";
+
+struct Opts {
+    rounds: usize,
+    quick: bool,
+    only: Vec<String>,
+    impls: Vec<Impl>,
+    list: bool,
+}
+
+fn parse_opts(args: &[String]) -> Result<Opts, String> {
+    let mut o = Opts {
+        rounds: 5,
+        quick: false,
+        only: Vec::new(),
+        impls: Impl::ALL.to_vec(),
+        list: false,
+    };
+    let (mut all, mut rounds) = (false, None);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--all" => all = true,
+            "--quick" => o.quick = true,
+            "--list" => o.list = true,
+            "--only" => o.only.extend(
+                it.next()
+                    .ok_or("--only needs a filter")?
+                    .split(',')
+                    .map(str::to_lowercase),
+            ),
+            "--rounds" => {
+                rounds = Some(
+                    it.next()
+                        .and_then(|s| s.parse().ok())
+                        .filter(|&n: &usize| n > 0)
+                        .ok_or("--rounds needs a positive number")?,
+                )
+            }
+            "--impls" => {
+                o.impls = it
+                    .next()
+                    .ok_or("--impls needs a list")?
+                    .split(',')
+                    .map(|s| Impl::parse(s).ok_or(format!("unknown implementation {s}")))
+                    .collect::<Result<_, _>>()?
+            }
+            "-h" | "--help" => return Err(String::new()),
+            a => return Err(format!("unknown argument {a}")),
+        }
+    }
+    if !all && !o.quick && o.only.is_empty() && !o.list {
+        return Err("say what to run".into());
+    }
+    o.rounds = rounds.unwrap_or(if o.quick { 1 } else { 5 });
+    Ok(o)
+}
+
+/// The shape of one measurement.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Lat { size: usize },
+    Thr { size: usize },
+    ReqMany { clients: usize, size: usize },
+    Conn { n: usize },
+    Idle,
+}
+
+/// One measurement: a few metrics, each measured for several
+/// implementations.
+struct Meas {
+    id: &'static str,
+    title: &'static str,
+    kind: Kind,
+    impls: &'static [Impl],
+}
+
+/// One number a measurement yields.
+struct Metric {
+    name: &'static str,
+    unit: &'static str,
+    lower_is_better: bool,
+}
+
+const PEERS: &[Impl] = &[Impl::Ferro, Impl::Libzmq, Impl::ZmqRs];
+
+fn measurements() -> Vec<Meas> {
+    let lat = &[Impl::Ferro, Impl::Libzmq, Impl::ZmqRs, Impl::Tcp];
+    vec![
+        Meas {
+            id: "lat-64",
+            title: "REQ/REP round trip, 64 B",
+            kind: Kind::Lat { size: 64 },
+            impls: lat,
+        },
+        Meas {
+            id: "lat-1k",
+            title: "REQ/REP round trip, 1 KiB",
+            kind: Kind::Lat { size: 1024 },
+            impls: lat,
+        },
+        Meas {
+            id: "thr-64",
+            title: "PUSH→PULL, 64 B",
+            kind: Kind::Thr { size: 64 },
+            impls: PEERS,
+        },
+        Meas {
+            id: "thr-1k",
+            title: "PUSH→PULL, 1 KiB",
+            kind: Kind::Thr { size: 1024 },
+            impls: PEERS,
+        },
+        Meas {
+            id: "thr-64k",
+            title: "PUSH→PULL, 64 KiB",
+            kind: Kind::Thr { size: 64 * 1024 },
+            impls: PEERS,
+        },
+        Meas {
+            id: "req32",
+            title: "32 REQ clients → ROUTER echo, 64 B",
+            kind: Kind::ReqMany {
+                clients: 32,
+                size: 64,
+            },
+            impls: PEERS,
+        },
+        Meas {
+            id: "conn1000",
+            title: "1,000 connections to one ROUTER",
+            kind: Kind::Conn { n: 1000 },
+            impls: PEERS,
+        },
+        Meas {
+            id: "idle",
+            title: "Idle context (bound + connected socket)",
+            kind: Kind::Idle,
+            impls: PEERS,
+        },
+    ]
+}
+
+fn metrics(kind: Kind) -> Vec<Metric> {
+    let m = |name, unit, lower_is_better| Metric {
+        name,
+        unit,
+        lower_is_better,
+    };
+    match kind {
+        Kind::Lat { .. } => vec![m("latency", "µs / round trip", true)],
+        Kind::Thr { .. } => vec![
+            m("throughput, end to end", "msg/s", false),
+            m("sender peak RSS", "MiB", true),
+            m("receiver peak RSS", "MiB", true),
+        ],
+        Kind::ReqMany { .. } => vec![m("aggregate", "round trips/s", false)],
+        Kind::Conn { .. } => vec![
+            m("server RSS per idle connection", "KiB", true),
+            m("time for 1,000 simultaneous connects to get in", "ms", true),
+            m("TcpExtListenOverflows during the connects", "count", true),
+        ],
+        Kind::Idle => vec![m("CPU used over 5 s", "ms", true)],
+    }
+}
+
+/// Durations of the timed parts.
+struct Timing {
+    /// Seconds of timed traffic per latency, throughput and REQ×32 run.
+    run_secs: f64,
+    /// Seconds an idle context is watched.
+    idle_secs: f64,
+}
+
+fn parent_main(args: &[String]) -> ExitCode {
+    let opts = match parse_opts(args) {
+        Ok(o) => o,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("bench: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let selected: Vec<Meas> = measurements()
+        .into_iter()
+        .filter(|m| {
+            opts.only.is_empty()
+                || opts
+                    .only
+                    .iter()
+                    .any(|f| m.id.contains(f.as_str()) || m.title.to_lowercase().contains(f))
+        })
+        .collect();
+    if opts.list || selected.is_empty() {
+        for m in measurements() {
+            eprintln!("{:10} {}", m.id, m.title);
+        }
+        return if opts.list {
+            ExitCode::SUCCESS
+        } else {
+            eprintln!("bench: no measurement matches {:?}", opts.only);
+            ExitCode::from(2)
+        };
+    }
+    let timing = if opts.quick {
+        Timing {
+            run_secs: 0.3,
+            idle_secs: 2.0,
+        }
+    } else {
+        Timing {
+            run_secs: 1.0,
+            idle_secs: 5.0,
+        }
+    };
+    let has_nstat = nstat().is_some();
+    let started = Instant::now();
+    // (measurement, metric, implementation) -> one value per good round.
+    let mut samples: BTreeMap<(usize, usize, Impl), Vec<f64>> = BTreeMap::new();
+    let mut failures: Vec<String> = Vec::new();
+    for round in 0..opts.rounds {
+        for (mi, m) in selected.iter().enumerate() {
+            let mut impls: Vec<Impl> = m
+                .impls
+                .iter()
+                .copied()
+                .filter(|i| opts.impls.contains(i))
+                .collect();
+            if !impls.is_empty() {
+                let k = round % impls.len();
+                impls.rotate_left(k);
+            }
+            for imp in impls {
+                let t = Instant::now();
+                let result = run_one(m.kind, imp, &timing);
+                let took = t.elapsed().as_secs_f64();
+                match result {
+                    Ok(values) => {
+                        let shown: Vec<String> = values
+                            .iter()
+                            .zip(metrics(m.kind))
+                            .filter(|(v, _)| !v.is_nan())
+                            .map(|(v, k)| format!("{} {}", fmt_num(*v), k.unit))
+                            .collect();
+                        eprintln!(
+                            "[round {}/{}] {} / {}: {} ({took:.1} s)",
+                            round + 1,
+                            opts.rounds,
+                            m.id,
+                            imp.arg(),
+                            shown.join(", ")
+                        );
+                        for (k, v) in values.into_iter().enumerate() {
+                            if !v.is_nan() {
+                                samples.entry((mi, k, imp)).or_default().push(v);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let line = format!("round {}: {} / {}: {e}", round + 1, m.id, imp.arg());
+                        eprintln!("[FAILED] {line} ({took:.1} s)");
+                        failures.push(line);
+                    }
+                }
+            }
+        }
+    }
+    let total = started.elapsed();
+    print_table(&selected, &samples, &opts, has_nstat);
+    println!();
+    println!(
+        "{} round(s), {} run(s) failed; whole run took {:.0} s.",
+        opts.rounds,
+        failures.len(),
+        total.as_secs_f64()
+    );
+    for f in &failures {
+        println!("- FAILED {f}");
+    }
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Runs both ends of one measurement for one implementation; returns one
+/// value per metric (NaN where not measured).
+fn run_one(kind: Kind, imp: Impl, timing: &Timing) -> Result<Vec<f64>, String> {
+    let me = imp.arg();
+    let secs = timing.run_secs;
+    let run_limit = Duration::from_secs_f64(secs + 60.0);
+    let short = Duration::from_secs(20);
+    match kind {
+        Kind::Lat { size } => {
+            let mut server = Proc::spawn(&["server", me, "rep", BIND, &size.to_string()])?;
+            let ep = server.get("endpoint", short)?;
+            let mut client = Proc::spawn(&[
+                "client",
+                me,
+                "req",
+                &ep,
+                &size.to_string(),
+                &secs.to_string(),
+            ])?;
+            let rtt_ns: f64 = client.get_num("rtt_ns", run_limit)?;
+            client.finish()?;
+            server.finish()?;
+            Ok(vec![rtt_ns / 1e3])
+        }
+        Kind::Thr { size } => {
+            let mut rx = Proc::spawn(&["server", me, "pull", BIND, &size.to_string()])?;
+            let ep = rx.get("endpoint", short)?;
+            let mut tx = Proc::spawn(&[
+                "client",
+                me,
+                "push",
+                &ep,
+                &size.to_string(),
+                &secs.to_string(),
+            ])?;
+            let start_ns: u128 = tx.get_num("start_ns", run_limit)?;
+            let sent: u64 = tx.get_num("count", run_limit)?;
+            let last_ns: u128 = rx.get_num("last_ns", run_limit)?;
+            let received: u64 = rx.get_num("count", short)?;
+            if received != sent {
+                return Err(format!("sent {sent} messages but {received} arrived"));
+            }
+            let tx_hwm = tx.finish()?;
+            let rx_hwm = rx.finish()?;
+            let elapsed = last_ns.saturating_sub(start_ns).max(1) as f64 / 1e9;
+            Ok(vec![
+                sent as f64 / elapsed,
+                tx_hwm as f64 / 1024.0,
+                rx_hwm as f64 / 1024.0,
+            ])
+        }
+        Kind::ReqMany { clients, size } => {
+            let mut server = Proc::spawn(&["server", me, "router-echo", BIND])?;
+            let ep = server.get("endpoint", short)?;
+            let mut client = Proc::spawn(&[
+                "client",
+                me,
+                "req-many",
+                &ep,
+                &clients.to_string(),
+                &size.to_string(),
+                &secs.to_string(),
+            ])?;
+            let rate: f64 = client.get_num("rate", run_limit)?;
+            client.finish()?;
+            server.finish()?;
+            Ok(vec![rate])
+        }
+        Kind::Conn { n } => {
+            let before = nstat();
+            let mut server = Proc::spawn(&["server", me, "router-count", BIND, &n.to_string()])?;
+            let ep = server.get("endpoint", short)?;
+            let base_kb: f64 = server.get_num("base_rss_kb", short)?;
+            let mut client = Proc::spawn(&["client", me, "dealer-many", &ep, &n.to_string()])?;
+            let start_ns: u128 = client.get_num("start_ns", short)?;
+            let all_in_ns: u128 = server.get_num("all_in_ns", Duration::from_secs(100))?;
+            let rss_kb: f64 = server.get_num("rss_kb", short)?;
+            let after = nstat();
+            client.finish()?;
+            server.finish()?;
+            let overflows = match (before, after) {
+                (Some(b), Some(a)) => a.saturating_sub(b) as f64,
+                _ => f64::NAN,
+            };
+            Ok(vec![
+                (rss_kb - base_kb) / n as f64,
+                all_in_ns.saturating_sub(start_ns) as f64 / 1e6,
+                overflows,
+            ])
+        }
+        Kind::Idle => {
+            let idle = timing.idle_secs;
+            let mut p = Proc::spawn(&["solo", me, "idle", &idle.to_string()])?;
+            let cpu_us: f64 = p.get_num("cpu_us", Duration::from_secs_f64(idle + 30.0))?;
+            p.finish()?;
+            // Scaled to 5 s, so that --quick's shorter watch compares.
+            Ok(vec![cpu_us / 1e3 * 5.0 / idle])
+        }
+    }
+}
+
+/// `TcpExtListenOverflows` now, if `nstat` (iproute2) is there.
+fn nstat() -> Option<u64> {
+    let out = Command::new("nstat")
+        .args(["-asz", "TcpExtListenOverflows"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        (f.next()? == "TcpExtListenOverflows")
+            .then(|| f.next()?.parse().ok())
+            .flatten()
+    })
+}
+
+// ----- child processes, from the parent's side -----
+
+/// A child process of this binary, and the `@key value` lines it printed.
+struct Proc {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    seen: HashMap<String, String>,
+}
+
+impl Proc {
+    fn spawn(args: &[&str]) -> Result<Proc, String> {
+        let name = args[..3.min(args.len())].join(" ");
+        let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+        let mut child = Command::new(exe)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("spawn {name}: {e}"))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Proc {
+            name,
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            seen: HashMap::new(),
+        })
+    }
+
+    /// The value the child reports for `key`, waiting at most `timeout`.
+    fn get(&mut self, key: &str, timeout: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = self.seen.get(key) {
+                return Ok(v.clone());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let Some(rest) = line.strip_prefix('@') else {
+                        continue;
+                    };
+                    let (k, v) = rest.split_once(' ').unwrap_or((rest, ""));
+                    if k == "error" {
+                        return Err(format!("{}: {v}", self.name));
+                    }
+                    self.seen.insert(k.to_owned(), v.to_owned());
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(format!(
+                        "{}: no `{key}` within {timeout:?} (killed)",
+                        self.name
+                    ))
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = self.child.wait().map(|s| s.to_string());
+                    return Err(format!(
+                        "{}: exited ({}) without reporting `{key}`",
+                        self.name,
+                        status.unwrap_or_else(|e| e.to_string())
+                    ));
+                }
+            }
+        }
+    }
+
+    fn get_num<T: FromStr>(&mut self, key: &str, timeout: Duration) -> Result<T, String> {
+        let v = self.get(key, timeout)?;
+        v.parse()
+            .map_err(|_| format!("{}: `{key}` is not a number: {v:?}", self.name))
+    }
+
+    /// Lets the child go (closes its stdin) and returns its peak RSS in
+    /// KiB, which it reports on the way out.
+    fn finish(mut self) -> Result<u64, String> {
+        drop(self.stdin.take());
+        let hwm = self.get_num("vmhwm_kb", Duration::from_secs(10))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Ok(hwm);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Err(format!("{}: did not exit when told to (killed)", self.name))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+// ----- the table -----
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => s[n / 2],
+        _ => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+/// A number for the table: thousands separators for big ones, three
+/// significant digits or so for the rest.
+fn fmt_num(v: f64) -> String {
+    if !v.is_finite() {
+        return "—".into();
+    }
+    let a = v.abs();
+    if a >= 10_000.0 {
+        let digits = format!("{:.0}", a);
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        if v < 0.0 {
+            out.insert(0, '-');
+        }
+        out
+    } else if a >= 100.0 || v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn ratio(v: f64, reference: Option<f64>) -> String {
+    match reference {
+        Some(r) if r.is_finite() && v.is_finite() => {
+            if r == 0.0 && v == 0.0 {
+                "=".into()
+            } else if r == 0.0 {
+                "∞".into()
+            } else {
+                format!("{:.2}×", v / r)
+            }
+        }
+        _ => "—".into(),
+    }
+}
+
+fn print_table(
+    selected: &[Meas],
+    samples: &BTreeMap<(usize, usize, Impl), Vec<f64>>,
+    opts: &Opts,
+    has_nstat: bool,
+) {
+    println!();
+    println!(
+        "| Measurement | Implementation | Median | Unit | Better | ÷ libzmq | ÷ best peer | Min – max (rounds) |"
+    );
+    println!("|---|---|---:|---|---|---:|---:|---|");
+    for (mi, m) in selected.iter().enumerate() {
+        for (k, metric) in metrics(m.kind).iter().enumerate() {
+            let med = |imp: Impl| samples.get(&(mi, k, imp)).map(|v| median(v));
+            let libzmq = med(Impl::Libzmq);
+            let best_peer = [libzmq, med(Impl::ZmqRs)]
+                .into_iter()
+                .flatten()
+                .filter(|v| v.is_finite())
+                .reduce(|a, b| {
+                    if (a <= b) == metric.lower_is_better {
+                        a
+                    } else {
+                        b
+                    }
+                });
+            for &imp in m.impls.iter().filter(|i| opts.impls.contains(i)) {
+                let Some(v) = samples.get(&(mi, k, imp)) else {
+                    let why = if matches!(m.kind, Kind::Conn { .. }) && k == 2 && !has_nstat {
+                        "no nstat"
+                    } else {
+                        "FAILED"
+                    };
+                    println!(
+                        "| {} — {} | {} | {why} | {} | | | | 0/{} |",
+                        m.title,
+                        metric.name,
+                        imp.label(),
+                        metric.unit,
+                        opts.rounds
+                    );
+                    continue;
+                };
+                let md = median(v);
+                let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                println!(
+                    "| {} — {} | {} | {} | {} | {} | {} | {} | {} – {} ({}/{}) |",
+                    m.title,
+                    metric.name,
+                    imp.label(),
+                    fmt_num(md),
+                    metric.unit,
+                    if metric.lower_is_better {
+                        "lower"
+                    } else {
+                        "higher"
+                    },
+                    ratio(md, libzmq),
+                    ratio(md, best_peer),
+                    fmt_num(lo),
+                    fmt_num(hi),
+                    v.len(),
+                    opts.rounds
+                );
+            }
+        }
+    }
+    println!();
+    println!(
+        "Ratios: this row's median ÷ libzmq's, and ÷ the best peer's (the better of libzmq and \
+zmq.rs on that line). Latency is per round trip (libzmq's remote_lat prints half of it). \
+Throughput runs from the sender's first message to the receiver's last, across processes \
+(CLOCK_REALTIME), default HWM 1000 (zmq.rs has no HWM setting). Peak RSS is each process's \
+VmHWM. Per-connection RSS is the server's VmRSS growth ÷ 1,000."
+    );
+}
