@@ -36,8 +36,12 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Bytes reserved in the read buffer before each read.
-const READ_CHUNK: usize = 64 * 1024;
+/// The largest read. Reads start at [`MIN_READ`] and double while they
+/// fill the buffer, so a bulk transfer reads 64 KiB at a time while an idle
+/// or chatty connection never holds more than a few hundred bytes.
+const MAX_READ: usize = 64 * 1024;
+/// The first read size: enough for a greeting, READY and a small message.
+const MIN_READ: usize = 512;
 /// Reads per wake-up before yielding to other connections.
 const READS_PER_TURN: usize = 16;
 /// Output gathered from the pipe before each write.
@@ -73,6 +77,8 @@ pub(crate) struct EngineIo {
     pub(crate) stream: TcpStream,
     pub(crate) session: Session,
     read_buf: BytesMut,
+    /// How much the next read asks for; see [`MAX_READ`].
+    read_size: usize,
     /// Reading stopped at the pipe's receive HWM.
     pub(crate) read_paused: bool,
     /// The last write hit `WouldBlock`; the I/O thread waits for the
@@ -101,22 +107,28 @@ pub(crate) enum ReadStop {
 impl EngineIo {
     /// One `recv` straight into the spare capacity of `read_buf`.
     fn fill(&mut self) -> io::Result<usize> {
-        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
-            self.read_buf.reserve(READ_CHUNK);
+        if self.read_buf.capacity() - self.read_buf.len() < self.read_size / 2 {
+            self.read_buf.reserve(self.read_size);
         }
         let sock = socket2::SockRef::from(&self.stream);
         let spare = self.read_buf.chunk_mut();
+        let offered = spare.len();
         // SAFETY: `recv` only writes into the slice, never reads it, so
         // handing it uninitialised memory is sound.
         let n = sock.recv(unsafe { spare.as_uninit_slice_mut() })?;
         // SAFETY: the kernel initialised the first `n` bytes of the spare
         // capacity, and `n` is at most its length.
         unsafe { self.read_buf.advance_mut(n) };
+        if n == offered {
+            self.read_size = (self.read_size * 2).min(MAX_READ);
+        } else if n < self.read_size / 8 {
+            self.read_size = (self.read_size / 2).max(MIN_READ);
+        }
         Ok(n)
     }
 
-    /// Gives back an idle read buffer, so that an idle connection holds no
-    /// 64 KiB chunk.
+    /// Gives back an empty read buffer, so that an idle connection holds
+    /// none.
     fn release_idle_buffer(&mut self) {
         if self.read_buf.is_empty() && self.read_buf.capacity() > 0 {
             self.read_buf = BytesMut::new();
@@ -276,6 +288,7 @@ impl Engine {
                     stream,
                     session: Session::new(config, now),
                     read_buf: BytesMut::new(),
+                    read_size: MIN_READ,
                     read_paused: false,
                     write_blocked: false,
                     broken: None,
@@ -345,7 +358,7 @@ impl IoThread {
             log::debug!("cannot register connection to {}: {e}", engine.peer);
             return None;
         }
-        self.engines.insert(token, engine);
+        self.engines.insert(token, Box::new(engine));
         self.engine_write(token);
         self.engine_rearm(token);
         self.engines.contains_key(&token).then_some(token)
@@ -376,6 +389,7 @@ impl IoThread {
                 }
                 Ok(_) => {}
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    io.release_idle_buffer();
                     drop(io);
                     self.engine_after_io(token);
                     return;
