@@ -30,6 +30,9 @@ pub(crate) struct SocketCore {
     /// Engines past their handshake, by pipe: what application threads may
     /// borrow on the fast path (`io::direct`).
     pub(crate) direct: HashMap<PipeId, Arc<EngineShared>>,
+    /// The last successful call was a `recv`: the next `send` is a reply
+    /// (or the next request), not part of a stream.
+    last_was_recv: bool,
     last_endpoint: Option<String>,
 }
 
@@ -84,6 +87,7 @@ impl SocketShared {
                 options,
                 monitor: None,
                 direct: HashMap::new(),
+                last_was_recv: false,
                 last_endpoint: None,
             }),
             cond: Condvar::new(),
@@ -347,8 +351,9 @@ impl Socket {
                 other => {
                     let mut io = io;
                     // Fast path: write on this thread if the engine is idle.
+                    let after_recv = std::mem::take(&mut core.last_was_recv);
                     io.retain(|r| match r {
-                        IoRequest::Flush(pipe) => !direct::try_flush(&mut core, *pipe),
+                        IoRequest::Flush(pipe) => !direct::try_flush(&mut core, *pipe, after_recv),
                         _ => true,
                     });
                     drop(core);
@@ -414,9 +419,11 @@ impl Socket {
             }
             match result {
                 Err(Error::WouldBlock) => {
+                    let parking = !matches!(wait, Wait::Never) && direct::can_park(&core);
                     // Fast path: bytes may be waiting in the kernel that the
-                    // I/O thread has not read yet; read them here.
-                    if direct::try_read(shared, &mut core) {
+                    // I/O thread has not read yet; read them here. A thread
+                    // about to park needn't: `poll` reports them at once.
+                    if !parking && direct::try_read(shared, &mut core) {
                         continue;
                     }
                     let waited = match wait {
@@ -438,6 +445,7 @@ impl Socket {
                     }
                 }
                 other => {
+                    core.last_was_recv = other.is_ok();
                     drop(core);
                     if wake {
                         shared.wake();

@@ -7,10 +7,11 @@
 //!
 //! - **send**: when a `send` turns a pipe from idle to busy and its engine
 //!   is not already writing, the sending thread borrows the engine with
-//!   `try_lock` and writes the batch itself ([`try_flush`]). Only when the
-//!   pipe has been quiet for [`STREAMING_GAP`]: a thread streaming
-//!   messages back to back would otherwise pay one `write` per message,
-//!   where the I/O thread batches hundreds into one.
+//!   `try_lock` and writes the batch itself ([`try_flush`]). Only in a
+//!   request-reply rhythm: when the socket's last call was a `recv`, or
+//!   the connection has been quiet for [`STREAMING_GAP`]. A thread
+//!   streaming messages back to back would otherwise pay one `write` per
+//!   message, where the I/O thread batches hundreds into one.
 //! - **recv**: a thread about to block in `recv` first reads whatever its
 //!   engines have ([`try_read`]), then parks in `poll(2)` on their
 //!   descriptors plus the socket's [`Parker`] ([`park`]), and reads the
@@ -35,37 +36,37 @@ use std::time::{Duration, Instant};
 
 /// Above this many connections a blocked `recv` waits for the I/O thread
 /// instead of polling every descriptor itself.
-const MAX_PARK_FDS: usize = 16;
+const MAX_PARK_FDS: usize = 64;
 /// Reads per borrowed engine per `try_read`.
 const READS_PER_BORROW: usize = 4;
-/// Sends closer together than this on one connection are a stream, left
-/// to the I/O thread to batch. A request-reply rhythm is always slower
-/// than a loopback round trip, which is above this.
-pub(crate) const STREAMING_GAP: Duration = Duration::from_micros(20);
+/// Back-to-back sends (no `recv` between them) closer together than this
+/// on one connection are a stream, left to the I/O thread to batch.
+pub(crate) const STREAMING_GAP: Duration = Duration::from_micros(50);
 
 /// Writes `pipe`'s queued messages on the caller's thread if its engine is
 /// idle. Returns true when nothing is left for the I/O thread to do.
-pub(crate) fn try_flush(core: &mut SocketCore, pipe: PipeId) -> bool {
+pub(crate) fn try_flush(core: &mut SocketCore, pipe: PipeId, after_recv: bool) -> bool {
     let Some(engine) = core.direct.get(&pipe).cloned() else {
         return false;
     };
     let Some(mut io) = engine.io.try_lock() else {
         return false;
     };
-    if io.write_blocked || io.broken.is_some() {
+    if engine.write_blocked.load(Ordering::SeqCst) || io.broken.is_some() {
         return false;
     }
     let now = Instant::now();
-    let streaming = io
-        .last_direct_write
-        .is_some_and(|t| now.saturating_duration_since(t) < STREAMING_GAP);
+    let streaming = !after_recv
+        && io
+            .last_direct_write
+            .is_some_and(|t| now.saturating_duration_since(t) < STREAMING_GAP);
     io.last_direct_write = Some(now);
     if streaming {
         return false;
     }
     loop {
         let moved = io.refill(&mut core.pipes, pipe);
-        match io.flush() {
+        match io.flush(&engine.write_blocked) {
             Ok(true) if moved == 0 => return true,
             Ok(true) => {}
             // The writable edge will bring the I/O thread back.
@@ -78,40 +79,70 @@ pub(crate) fn try_flush(core: &mut SocketCore, pipe: PipeId) -> bool {
     }
 }
 
-/// Reads every idle ready engine of the socket on the caller's thread.
-/// Returns true when anything was delivered to a pipe.
+/// Reads the socket's engines that have bytes waiting, on the caller's
+/// thread. Returns true when anything was delivered to a pipe.
 pub(crate) fn try_read(shared: &SocketShared, core: &mut SocketCore) -> bool {
-    if core.direct.is_empty() {
-        return false;
-    }
-    let now = Instant::now();
-    let mut delivered = false;
     let engines: Vec<(PipeId, Arc<EngineShared>)> =
         core.direct.iter().map(|(p, e)| (*p, e.clone())).collect();
-    for (pipe, engine) in engines {
-        let Some(mut io) = engine.io.try_lock() else {
-            continue;
-        };
-        if io.read_paused || io.broken.is_some() {
-            continue;
-        }
-        let before = core.pipes.get(pipe).map_or(0, |p| p.inbound_len());
-        let stop = io.read_ready(now, &mut core.pipes, pipe, READS_PER_BORROW);
-        let after = core.pipes.get(pipe).map_or(0, |p| p.inbound_len());
-        delivered |= after > before;
-        // PONGs and other replies the session produced while reading.
-        if !io.session.output().is_empty() && !io.write_blocked {
-            if let Err(e) = io.flush() {
-                io.broken = Some(super::engine::Close::Io(e));
+    match engines.len() {
+        0 => false,
+        // One connection: a `recv` that finds nothing is as cheap as asking.
+        1 => engines
+            .iter()
+            .any(|(pipe, e)| read_engine(shared, core, *pipe, e)),
+        // Several: one `poll` says which have bytes, instead of a `recv`
+        // on each.
+        _ => {
+            let mut fds: Vec<libc::pollfd> = engines.iter().map(|(_, e)| pollfd(e.fd)).collect();
+            // SAFETY: `fds` is a valid array of `fds.len()` pollfds, and the
+            // descriptors stay open while `engines` holds their engines.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+            if n <= 0 {
+                return false;
             }
-        }
-        let check = matches!(stop, ReadStop::Broken | ReadStop::Budget) || io.broken.is_some();
-        drop(io);
-        if check {
-            shared.mailbox.send(Command::EngineCheck(engine.token));
+            let mut delivered = false;
+            for ((pipe, e), fd) in engines.iter().zip(&fds) {
+                if fd.revents != 0 {
+                    delivered |= read_engine(shared, core, *pipe, e);
+                }
+            }
+            delivered
         }
     }
-    delivered
+}
+
+/// Borrows one engine and reads what it has. Returns true when it
+/// delivered anything.
+fn read_engine(
+    shared: &SocketShared,
+    core: &mut SocketCore,
+    pipe: PipeId,
+    engine: &Arc<EngineShared>,
+) -> bool {
+    let Some(mut io) = engine.io.try_lock() else {
+        // The I/O thread holds it, maybe only to write or re-arm a timer,
+        // and it may have skipped these bytes for us: hand them back.
+        shared.mailbox.send(Command::EngineCheck(engine.token));
+        return false;
+    };
+    if io.read_paused || io.broken.is_some() {
+        return false;
+    }
+    let before = core.pipes.get(pipe).map_or(0, |p| p.inbound_len());
+    let stop = io.read_ready(Instant::now(), &mut core.pipes, pipe, READS_PER_BORROW);
+    let after = core.pipes.get(pipe).map_or(0, |p| p.inbound_len());
+    // PONGs and other replies the session produced while reading.
+    if !io.session.output().is_empty() && !engine.write_blocked.load(Ordering::SeqCst) {
+        if let Err(e) = io.flush(&engine.write_blocked) {
+            io.broken = Some(super::engine::Close::Io(e));
+        }
+    }
+    let check = matches!(stop, ReadStop::Broken | ReadStop::Budget) || io.broken.is_some();
+    drop(io);
+    if check {
+        shared.mailbox.send(Command::EngineCheck(engine.token));
+    }
+    after > before
 }
 
 /// Whether a blocked `recv` on this socket should park in `poll(2)`.
@@ -120,7 +151,17 @@ pub(crate) fn can_park(core: &SocketCore) -> bool {
 }
 
 /// Parks the caller until one of the socket's idle engines is readable,
-/// the socket is woken, or `deadline` passes. Returns false on timeout.
+/// the socket is woken, or `deadline` passes, then reads what arrived.
+/// Returns false on timeout.
+///
+/// While parked, the caller counts in each polled engine's
+/// `parked_readers`, and the I/O thread leaves those engines alone: on a
+/// readable edge it sets `skipped` and re-checks `parked_readers`. After
+/// polling, the caller first decrements `parked_readers`, then reads every
+/// engine that `poll` reported or whose `skipped` it clears. With SeqCst
+/// on both sides, either the I/O thread's re-check sees the decrement (and
+/// it reads), or its `skipped` store comes before the caller's swap (and
+/// the caller reads): bytes are never left with no reader.
 pub(crate) fn park(
     shared: &SocketShared,
     core: &mut MutexGuard<'_, SocketCore>,
@@ -149,10 +190,10 @@ pub(crate) fn park(
     };
     // Keep the engines alive while polling so that no descriptor number is
     // closed and reused under us.
-    let mut engines: Vec<Arc<EngineShared>> = Vec::with_capacity(core.direct.len());
+    let mut engines: Vec<(PipeId, Arc<EngineShared>)> = Vec::with_capacity(core.direct.len());
     let mut fds = Vec::with_capacity(core.direct.len() + 1);
     fds.push(pollfd(parker.fd()));
-    for engine in core.direct.values() {
+    for (pipe, engine) in core.direct.iter() {
         // Skip engines the I/O thread is working on (it will wake us) and
         // those that must not be read now.
         let usable = engine
@@ -160,8 +201,9 @@ pub(crate) fn park(
             .try_lock()
             .is_some_and(|io| !io.read_paused && io.broken.is_none());
         if usable {
+            engine.parked_readers.fetch_add(1, Ordering::SeqCst);
             fds.push(pollfd(engine.fd));
-            engines.push(engine.clone());
+            engines.push((*pipe, engine.clone()));
         }
     }
     shared.parked.fetch_add(1, Ordering::SeqCst);
@@ -170,10 +212,20 @@ pub(crate) fn park(
         // pollfd structs, and every descriptor in it stays open while
         // `engines` and `parker` are alive.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-        parker.drain();
+        if fds[0].revents != 0 {
+            parker.drain();
+        }
     });
     shared.parked.fetch_sub(1, Ordering::SeqCst);
-    drop(engines);
+    for (_, engine) in &engines {
+        engine.parked_readers.fetch_sub(1, Ordering::SeqCst);
+    }
+    for ((pipe, engine), fd) in engines.iter().zip(&fds[1..]) {
+        let skipped = engine.skipped.swap(false, Ordering::SeqCst);
+        if fd.revents != 0 || skipped {
+            read_engine(shared, core, *pipe, engine);
+        }
+    }
     true
 }
 

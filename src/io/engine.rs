@@ -33,6 +33,7 @@ use mio::{Interest, Token};
 use parking_lot::Mutex;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -69,6 +70,20 @@ pub(crate) struct EngineShared {
     pub(crate) fd: RawFd,
     /// The I/O thread's token for this engine.
     pub(crate) token: Token,
+    /// Application threads parked in `poll(2)` on this connection. While
+    /// there are any, the I/O thread leaves reading to them: two threads
+    /// waking and fighting over the same bytes cost a round trip more than
+    /// the read itself.
+    pub(crate) parked_readers: AtomicUsize,
+    /// The I/O thread skipped a readable edge because a reader was parked.
+    /// The reader reads before it leaves, so no bytes are stranded (see
+    /// `io::direct::park` for the ordering argument).
+    pub(crate) skipped: AtomicBool,
+    /// The last write hit `WouldBlock`; the I/O thread waits for the
+    /// writable edge. Atomic so that the I/O thread can ignore the
+    /// "writable" that epoll reports with every incoming-data edge without
+    /// taking `io` (which would get in the way of a parking reader).
+    pub(crate) write_blocked: AtomicBool,
 }
 
 /// A connection's stream, protocol state and buffers.
@@ -81,9 +96,6 @@ pub(crate) struct EngineIo {
     read_size: usize,
     /// Reading stopped at the pipe's receive HWM.
     pub(crate) read_paused: bool,
-    /// The last write hit `WouldBlock`; the I/O thread waits for the
-    /// writable edge.
-    pub(crate) write_blocked: bool,
     /// A borrower met EOF or an error; the I/O thread must close this
     /// engine.
     pub(crate) broken: Option<Close>,
@@ -105,8 +117,12 @@ pub(crate) enum ReadStop {
 }
 
 impl EngineIo {
-    /// One `recv` straight into the spare capacity of `read_buf`.
-    fn fill(&mut self) -> io::Result<usize> {
+    /// One `recv` straight into the spare capacity of `read_buf`. Returns
+    /// the bytes read and whether the read was short, i.e. the kernel had
+    /// no more for now. A short read ends a read pass without the `recv`
+    /// that would only say `WouldBlock`: bytes arriving after it raise a
+    /// new readable edge (and make `poll` report them).
+    fn fill(&mut self) -> io::Result<(usize, bool)> {
         if self.read_buf.capacity() - self.read_buf.len() < self.read_size / 2 {
             self.read_buf.reserve(self.read_size);
         }
@@ -124,7 +140,7 @@ impl EngineIo {
         } else if n < self.read_size / 8 {
             self.read_size = (self.read_size / 2).max(MIN_READ);
         }
-        Ok(n)
+        Ok((n, n < offered))
     }
 
     /// Gives back an empty read buffer, so that an idle connection holds
@@ -153,12 +169,12 @@ impl EngineIo {
             if self.read_paused {
                 return ReadStop::Paused;
             }
-            match self.fill() {
-                Ok(0) => {
+            let short = match self.fill() {
+                Ok((0, _)) => {
                     self.broken = Some(Close::Eof);
                     return ReadStop::Broken;
                 }
-                Ok(_) => {}
+                Ok((_, short)) => short,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.release_idle_buffer();
                     return ReadStop::Drained;
@@ -168,13 +184,17 @@ impl EngineIo {
                     self.broken = Some(Close::Io(e));
                     return ReadStop::Broken;
                 }
-            }
+            };
             let decoded = self.session.handle_input(&mut self.read_buf, now);
             // Deliver what was complete before any error, as libzmq does.
             self.deliver_pending(pipes, pipe);
             if let Err(p) = decoded {
                 self.broken = Some(Close::Protocol(p));
                 return ReadStop::Broken;
+            }
+            if short {
+                self.release_idle_buffer();
+                return ReadStop::Drained;
             }
         }
         ReadStop::Budget
@@ -193,14 +213,14 @@ impl EngineIo {
     }
 
     /// Writes the session's output until it is empty (`Ok(true)`) or the
-    /// kernel buffer is full (`Ok(false)`, `write_blocked` set).
-    pub(crate) fn flush(&mut self) -> io::Result<bool> {
+    /// kernel buffer is full (`Ok(false)`, and `blocked` set).
+    pub(crate) fn flush(&mut self, blocked: &AtomicBool) -> io::Result<bool> {
         while !self.session.output().is_empty() {
             match self.stream.write(self.session.output()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.session.consume_output(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.write_blocked = true;
+                    blocked.store(true, Ordering::SeqCst);
                     return Ok(false);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -290,12 +310,14 @@ impl Engine {
                     read_buf: BytesMut::new(),
                     read_size: MIN_READ,
                     read_paused: false,
-                    write_blocked: false,
                     broken: None,
                     last_direct_write: None,
                 }),
                 fd,
                 token,
+                parked_readers: AtomicUsize::new(0),
+                skipped: AtomicBool::new(false),
+                write_blocked: AtomicBool::new(false),
             }),
             socket,
             pipe,
@@ -383,7 +405,7 @@ impl IoThread {
             let shared = e.shared.clone();
             let mut io = shared.io.lock();
             match io.fill() {
-                Ok(0) => {
+                Ok((0, _)) => {
                     drop(io);
                     return self.close_engine(token, Close::Eof);
                 }
@@ -414,7 +436,7 @@ impl IoThread {
             if let Err(p) = decoded {
                 if let Some(e) = self.engines.get(&token) {
                     // The session may have queued an ERROR for the peer.
-                    let _ = e.shared.io.lock().flush();
+                    let _ = e.shared.io.lock().flush(&e.shared.write_blocked);
                 }
                 return self.close_engine(token, Close::Protocol(p));
             }
@@ -432,6 +454,12 @@ impl IoThread {
             return;
         };
         let (shared, socket) = (e.shared.clone(), e.socket.clone());
+        if shared.parked_readers.load(Ordering::SeqCst) > 0 {
+            shared.skipped.store(true, Ordering::SeqCst);
+            if shared.parked_readers.load(Ordering::SeqCst) > 0 {
+                return;
+            }
+        }
         let mut io = shared.io.lock();
         let mut core = socket.core.lock();
         let stop = io.read_ready(self.now, &mut core.pipes, pipe, READS_PER_TURN);
@@ -564,7 +592,7 @@ impl IoThread {
     /// A pipe has output, or the engine just became ready.
     pub(super) fn engine_flush(&mut self, token: Token) {
         let blocked = match self.engines.get(&token) {
-            Some(e) => e.shared.io.lock().write_blocked,
+            Some(e) => e.shared.write_blocked.load(Ordering::SeqCst),
             None => return,
         };
         if !blocked {
@@ -574,8 +602,11 @@ impl IoThread {
 
     pub(super) fn engine_writable(&mut self, token: Token) {
         if let Some(e) = self.engines.get(&token) {
-            e.shared.io.lock().write_blocked = false;
-            self.engine_write(token);
+            // epoll reports writability with every readable edge too; only
+            // a blocked writer cares.
+            if e.shared.write_blocked.swap(false, Ordering::SeqCst) {
+                self.engine_write(token);
+            }
         }
     }
 
@@ -593,7 +624,7 @@ impl IoThread {
                 drop(io);
                 return self.close_engine(token, why);
             }
-            match io.flush() {
+            match io.flush(&shared.write_blocked) {
                 Ok(true) => {}
                 Ok(false) => return,
                 Err(err) => {
@@ -650,7 +681,7 @@ impl IoThread {
         let shared = e.shared.clone();
         let mut io = shared.io.lock();
         if let Err(p) = io.session.handle_timeout(self.now) {
-            let _ = io.flush();
+            let _ = io.flush(&shared.write_blocked);
             drop(io);
             return self.close_engine(token, Close::Protocol(p));
         }
