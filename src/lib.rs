@@ -53,6 +53,7 @@ mod backoff;
 mod context;
 pub mod endpoint;
 pub mod error;
+mod id_map;
 mod io;
 pub mod message;
 pub mod monitor;

@@ -14,7 +14,7 @@ use crate::socket_type::SocketType;
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
-use std::collections::HashMap;
+use crate::id_map::IdMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,7 +29,7 @@ pub(crate) struct SocketCore {
     pub(crate) monitor: Option<Sender<MonitorEvent>>,
     /// Engines past their handshake, by pipe: what application threads may
     /// borrow on the fast path (`io::direct`).
-    pub(crate) direct: HashMap<PipeId, Arc<EngineShared>>,
+    pub(crate) direct: IdMap<PipeId, Arc<EngineShared>>,
     /// The last successful call was a `recv`: the next `send` is a reply
     /// (or the next request), not part of a stream.
     last_was_recv: bool,
@@ -86,7 +86,7 @@ impl SocketShared {
                 pipes: Pipes::new(),
                 options,
                 monitor: None,
-                direct: HashMap::new(),
+                direct: IdMap::default(),
                 last_was_recv: false,
                 last_endpoint: None,
             }),
@@ -294,8 +294,7 @@ impl Socket {
     /// Sends a message, blocking while no peer can take it (at the HWM),
     /// for at most `sndtimeo`.
     pub fn send(&self, msg: impl Into<Message>) -> Result<(), SendError> {
-        let timeout = self.shared.core.lock().options.sndtimeo;
-        self.send_wait(msg.into(), Wait::from_timeout(timeout))
+        self.send_wait(msg.into(), None)
     }
 
     /// Sends a multipart message built from the given frames.
@@ -313,17 +312,19 @@ impl Socket {
         msg: impl Into<Message>,
         timeout: Duration,
     ) -> Result<(), SendError> {
-        self.send_wait(msg.into(), Wait::from_timeout(Some(timeout)))
+        self.send_wait(msg.into(), Some(Wait::from_timeout(Some(timeout))))
     }
 
     /// Sends without blocking; [`Error::WouldBlock`] if it cannot now.
     pub fn try_send(&self, msg: impl Into<Message>) -> Result<(), SendError> {
-        self.send_wait(msg.into(), Wait::Never)
+        self.send_wait(msg.into(), Some(Wait::Never))
     }
 
-    fn send_wait(&self, mut msg: Message, wait: Wait) -> Result<(), SendError> {
+    /// `wait: None` means "as `sndtimeo` says", read under the same lock.
+    fn send_wait(&self, mut msg: Message, wait: Option<Wait>) -> Result<(), SendError> {
         let shared = &*self.shared;
         let mut core = shared.core.lock();
+        let wait = wait.unwrap_or_else(|| Wait::from_timeout(core.options.sndtimeo));
         loop {
             if shared.ctx.is_terminated() {
                 return Err(SendError::new(Error::ContextTerminated, msg));
@@ -390,23 +391,24 @@ impl Socket {
 
     /// Receives a message, blocking for at most `rcvtimeo`.
     pub fn recv(&self) -> Result<Message> {
-        let timeout = self.shared.core.lock().options.rcvtimeo;
-        self.recv_wait(Wait::from_timeout(timeout))
+        self.recv_wait(None)
     }
 
     /// Receives, waiting at most `timeout`; [`Error::TimedOut`] after that.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Message> {
-        self.recv_wait(Wait::from_timeout(Some(timeout)))
+        self.recv_wait(Some(Wait::from_timeout(Some(timeout))))
     }
 
     /// Receives without blocking; [`Error::WouldBlock`] if nothing is ready.
     pub fn try_recv(&self) -> Result<Message> {
-        self.recv_wait(Wait::Never)
+        self.recv_wait(Some(Wait::Never))
     }
 
-    fn recv_wait(&self, wait: Wait) -> Result<Message> {
+    /// `wait: None` means "as `rcvtimeo` says", read under the same lock.
+    fn recv_wait(&self, wait: Option<Wait>) -> Result<Message> {
         let shared = &*self.shared;
         let mut core = shared.core.lock();
+        let wait = wait.unwrap_or_else(|| Wait::from_timeout(core.options.rcvtimeo));
         loop {
             if shared.ctx.is_terminated() {
                 return Err(Error::ContextTerminated);

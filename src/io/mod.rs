@@ -31,7 +31,7 @@ use engine::Engine;
 use listener::Listener;
 use mailbox::MailboxRx;
 use mio::{Events, Poll, Token};
-use std::collections::{HashMap, HashSet};
+use crate::id_map::{IdMap, IdSet};
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::sync::Arc;
@@ -65,13 +65,13 @@ pub(crate) fn spawn() -> io::Result<(Mailbox, JoinHandle<()>)> {
         rx,
         timers: Timers::new(),
         next_token: 1,
-        listeners: HashMap::new(),
-        attempts: HashMap::new(),
-        engines: HashMap::new(),
-        pipe_engine: HashMap::new(),
-        connecters: HashMap::new(),
+        listeners: IdMap::default(),
+        attempts: IdMap::default(),
+        engines: IdMap::default(),
+        pipe_engine: IdMap::default(),
+        connecters: IdMap::default(),
         next_connecter: 1,
-        sockets: HashMap::new(),
+        sockets: IdMap::default(),
         deferred: Vec::new(),
         resolver: resolver::Resolver::default(),
         terminating: false,
@@ -105,7 +105,7 @@ struct SocketEntry {
     listeners: Vec<Token>,
     connecters: Vec<u64>,
     /// Engines of accepted connections (connecters own theirs).
-    accepted: HashSet<Token>,
+    accepted: IdSet<Token>,
     /// Set once the application closed the socket or the context ended.
     closing: Option<Closing>,
 }
@@ -121,16 +121,16 @@ pub(crate) struct IoThread {
     rx: MailboxRx,
     timers: Timers<Timer>,
     next_token: usize,
-    listeners: HashMap<Token, Listener>,
+    listeners: IdMap<Token, Listener>,
     /// In-progress connects: token -> connecter id.
-    attempts: HashMap<Token, u64>,
+    attempts: IdMap<Token, u64>,
     /// Boxed: with thousands of idle connections, a map of 136-byte
     /// values at half load costs more than the boxes.
-    engines: HashMap<Token, Box<Engine>>,
-    pipe_engine: HashMap<PipeId, Token>,
-    connecters: HashMap<u64, Connecter>,
+    engines: IdMap<Token, Box<Engine>>,
+    pipe_engine: IdMap<PipeId, Token>,
+    connecters: IdMap<u64, Connecter>,
     next_connecter: u64,
-    sockets: HashMap<u64, SocketEntry>,
+    sockets: IdMap<u64, SocketEntry>,
     /// Sources that stopped early to be fair to others; served again before
     /// sleeping.
     deferred: Vec<Token>,
@@ -307,7 +307,7 @@ impl IoThread {
                 shared: socket.clone(),
                 listeners: Vec::new(),
                 connecters: Vec::new(),
-                accepted: HashSet::new(),
+                accepted: IdSet::default(),
                 closing: None,
             })
     }

@@ -17,7 +17,8 @@
 
 use crate::message::Message;
 use crate::pattern::{PeerInfo, Stats};
-use std::collections::{HashMap, VecDeque};
+use crate::id_map::IdMap;
+use std::collections::VecDeque;
 
 /// Identifies a pipe within a context. Never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -98,7 +99,7 @@ impl Pipe {
 pub struct Pipes {
     /// Boxed: most pipes of a busy server are idle, and a map of
     /// 150-byte values at half load costs more than the boxes.
-    pipes: HashMap<PipeId, Box<Pipe>>,
+    pipes: IdMap<PipeId, Box<Pipe>>,
     /// Pipes that have (or recently had) inbound messages, in the order
     /// they became readable. Entries may be stale; readers skip those.
     readable: VecDeque<PipeId>,
@@ -307,9 +308,12 @@ impl Pipes {
         let msg = p.inbound.pop_front()?;
         if p.inbound.is_empty() {
             // An idle pipe holds no buffer: with thousands of mostly idle
-            // peers this is most of a pipe's memory. A busy pipe is rarely
-            // empty here, so this costs it nothing.
-            p.inbound = VecDeque::new();
+            // peers this is most of a pipe's memory. Only small queues are
+            // given back; a queue that grew under a burst is kept, so that
+            // a stream that keeps catching up does not reallocate.
+            if p.inbound.capacity() <= 8 {
+                p.inbound = VecDeque::new();
+            }
             if p.orphan {
                 self.dead.push(id);
             }

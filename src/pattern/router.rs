@@ -5,6 +5,7 @@
 //! prefixed with the sender's id; sent messages start with the id of the
 //! peer to send to, which is stripped before the message goes out.
 
+use crate::id_map::IdMap;
 use super::*;
 use std::collections::HashMap;
 
@@ -16,13 +17,14 @@ pub struct Router {
     /// Next generated routing id. Seeded so that ids differ between runs
     /// (and between sockets), as libzmq seeds it from a random number.
     next_id: u32,
-    /// Routable peers: only pipes whose peer is ready.
+    /// Routable peers: only pipes whose peer is ready. Keyed by what peers
+    /// chose, so it keeps std's flood-resistant hasher.
     routes: HashMap<Bytes, PipeId>,
     /// The id to prefix on messages read from each pipe. Outlives the
     /// route on `peer_lost` so that messages already queued from the lost
     /// connection are still attributed; replaced on the next `peer_ready`
     /// and removed on `detach`.
-    labels: HashMap<PipeId, Bytes>,
+    labels: IdMap<PipeId, Bytes>,
 }
 
 impl Router {
@@ -32,7 +34,7 @@ impl Router {
             mandatory: false,
             next_id: (seed ^ (seed >> 32)) as u32,
             routes: HashMap::new(),
-            labels: HashMap::new(),
+            labels: IdMap::default(),
         }
     }
 

@@ -431,6 +431,12 @@ impl Session {
                 }
             }
             State::Traffic { .. } if !frame.command => {
+                if !frame.more && self.partial.is_empty() {
+                    // The common single-frame message: no Vec to allocate.
+                    let msg = Message::from(frame.body);
+                    self.events.push_back(SessionEvent::Message(msg));
+                    return Ok(());
+                }
                 self.partial.push(frame.body);
                 if !frame.more {
                     let msg = Message::from(std::mem::take(&mut self.partial));
