@@ -38,9 +38,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The largest read. Reads start at [`MIN_READ`] and double while they
-/// fill the buffer, so a bulk transfer reads 64 KiB at a time while an idle
-/// or chatty connection never holds more than a few hundred bytes.
-const MAX_READ: usize = 64 * 1024;
+/// fill the buffer, so a bulk transfer reads 256 KiB at a time while an idle
+/// or chatty connection never holds more than a few hundred bytes. Large
+/// enough that a 64 KiB message rarely straddles two buffers (a straddling
+/// message is copied once when the buffer grows).
+const MAX_READ: usize = 256 * 1024;
 /// The first read size: enough for a greeting, READY and a small message.
 const MIN_READ: usize = 512;
 /// Reads per wake-up before yielding to other connections.
