@@ -53,6 +53,8 @@ mod backoff;
 mod context;
 pub mod endpoint;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 mod id_map;
 mod io;
 pub mod message;

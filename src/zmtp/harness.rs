@@ -399,3 +399,168 @@ fn maxmsgsize_between_sessions() {
         );
     }
 }
+
+// ----- heartbeats (RFC 37), on simulated time -----
+
+fn heartbeat_config(
+    socket_type: SocketType,
+    ivl_ms: u64,
+    timeout_ms: Option<u64>,
+    ttl_ms: Option<u64>,
+) -> SessionConfig {
+    SessionConfig {
+        heartbeat_ivl: Some(Duration::from_millis(ivl_ms)),
+        heartbeat_timeout: timeout_ms.map(Duration::from_millis),
+        heartbeat_ttl: ttl_ms.map(Duration::from_millis),
+        ..config(socket_type, b"")
+    }
+}
+
+impl Pair {
+    /// Advances simulated time in `step`s up to `total`, moving bytes
+    /// after each step. Stops early when either side fails; returns the
+    /// time elapsed.
+    fn run_for(&mut self, total: Duration, step: Duration) -> Duration {
+        let start = self.now;
+        while self.now - start < total {
+            self.advance(step);
+            self.drive();
+            if self.a.error.is_some() || self.b.error.is_some() {
+                break;
+            }
+        }
+        self.now - start
+    }
+}
+
+#[test]
+fn pings_go_out_on_cadence() {
+    for seed in SEEDS {
+        let mut p = Pair::new(
+            heartbeat_config(SocketType::Dealer, 1000, None, Some(2_550)),
+            config(SocketType::Router, b""),
+            seed,
+            7,
+        );
+        p.drive();
+        assert!(p.a.ready.is_some() && p.b.ready.is_some());
+        // The PING timer starts with the handshake; the peer has none.
+        assert_eq!(
+            p.a.session.poll_timeout(),
+            Some(p.now + Duration::from_secs(1))
+        );
+        assert_eq!(p.b.session.poll_timeout(), None);
+        for _ in 0..5 {
+            p.advance(Duration::from_millis(999));
+            assert!(p.a.session.output().is_empty());
+            p.advance(Duration::from_millis(1));
+            // TTL 2.55 s = 25 deciseconds, empty context.
+            assert_eq!(p.a.session.output(), b"\x04\x07\x04PING\x00\x19");
+            // The timeout (= ivl) is armed, before the next PING.
+            assert_eq!(
+                p.a.session.poll_timeout(),
+                Some(p.now + Duration::from_secs(1))
+            );
+            p.drive();
+            // The PONG came back: only the next PING is due.
+            assert_eq!(p.a.error, None);
+            assert_eq!(p.b.error, None);
+        }
+        // The TTL in our PING made the peer arm its TTL timer.
+        assert_eq!(
+            p.b.session.poll_timeout(),
+            Some(p.now + Duration::from_millis(2_500))
+        );
+        assert!(p.a.messages.is_empty() && p.b.messages.is_empty());
+    }
+}
+
+#[test]
+fn silent_peer_times_out_after_heartbeat_timeout() {
+    // (ivl, timeout, when the failure is expected after the peer went
+    // quiet): the first PING goes out one ivl later and arms the timeout;
+    // later PINGs leave it alone.
+    let cases = [
+        (100, Some(300), 400),
+        (100, None, 200),
+        (250, Some(100), 350),
+        (1000, Some(5000), 6000),
+    ];
+    for (ivl, timeout, expect) in cases {
+        for seed in SEEDS {
+            let mut p = Pair::new(
+                heartbeat_config(SocketType::Req, ivl, timeout, None),
+                config(SocketType::Rep, b""),
+                seed,
+                64,
+            );
+            p.drive();
+            assert!(p.a.ready.is_some());
+            p.b.transmits = false;
+            let took = p.run_for(Duration::from_secs(60), Duration::from_millis(10));
+            assert_eq!(p.a.error, Some(ProtocolError::HeartbeatTimeout));
+            assert_eq!(took, Duration::from_millis(expect), "{ivl} {timeout:?}");
+            assert_eq!(p.a.session.poll_timeout(), None);
+            assert_eq!(p.b.error, None);
+        }
+    }
+}
+
+#[test]
+fn zero_timeout_disables_the_check() {
+    let mut p = Pair::new(
+        heartbeat_config(SocketType::Dealer, 100, Some(0), None),
+        config(SocketType::Dealer, b""),
+        1,
+        64,
+    );
+    p.drive();
+    p.b.transmits = false;
+    let took = p.run_for(Duration::from_secs(10), Duration::from_millis(50));
+    assert_eq!(took, Duration::from_secs(10));
+    assert_eq!(p.a.error, None);
+}
+
+#[test]
+fn heartbeating_pairs_never_time_out() {
+    for seed in SEEDS {
+        let mut p = Pair::new(
+            heartbeat_config(SocketType::Dealer, 100, Some(150), Some(500)),
+            heartbeat_config(SocketType::Router, 70, Some(70), Some(300)),
+            seed,
+            5,
+        );
+        p.drive();
+        let took = p.run_for(Duration::from_secs(30), Duration::from_millis(7));
+        assert!(took >= Duration::from_secs(30));
+        assert_eq!((&p.a.error, &p.b.error), (&None, &None));
+        assert!(p.a.messages.is_empty() && p.b.messages.is_empty());
+    }
+}
+
+#[test]
+fn peer_ttl_from_ping_is_honoured() {
+    for seed in SEEDS {
+        // a asks b (which has no heartbeats of its own) to drop it after
+        // 1 s of silence, and pings every 200 ms.
+        let mut p = Pair::new(
+            heartbeat_config(SocketType::Push, 200, Some(0), Some(1000)),
+            config(SocketType::Pull, b""),
+            seed,
+            3,
+        );
+        p.drive();
+        assert_eq!(p.b.session.poll_timeout(), None);
+        // While a pings, b stays up.
+        let took = p.run_for(Duration::from_secs(5), Duration::from_millis(10));
+        assert_eq!(took, Duration::from_secs(5));
+        assert_eq!(p.b.error, None);
+        // a falls silent: b gives up one TTL after the last bytes came.
+        let last = p.b.session.last_received();
+        p.a.transmits = false;
+        p.run_for(Duration::from_secs(5), Duration::from_millis(10));
+        assert_eq!(p.b.error, Some(ProtocolError::HeartbeatTimeout));
+        assert_eq!(p.now - last, Duration::from_secs(1));
+        assert_eq!(p.a.error, None);
+    }
+}

@@ -32,13 +32,18 @@ pub struct SessionConfig {
     pub handshake_ivl: Option<Duration>,
     /// Largest accepted frame or message, in bytes; `None` is unlimited.
     pub maxmsgsize: Option<u64>,
-    /// Send a PING this often once the handshake is done; `None` disables.
+    /// Send a PING this often once the handshake is done (`ZMQ_HEARTBEAT_IVL`);
+    /// `None` or zero disables heartbeats. ZMTP 3.0 peers, which do not
+    /// know PING, are never sent one.
     pub heartbeat_ivl: Option<Duration>,
-    /// Drop the peer when nothing arrives for this long after a PING;
-    /// `None` uses `heartbeat_ivl`.
+    /// Drop the peer when nothing at all arrives for this long after a PING
+    /// (`ZMQ_HEARTBEAT_TIMEOUT`); `None` uses `heartbeat_ivl`, zero
+    /// disables the check. Only used when `heartbeat_ivl` is set.
     pub heartbeat_timeout: Option<Duration>,
-    /// The TTL sent in our PINGs, asking the peer to drop us after that
-    /// much silence.
+    /// The TTL sent in our PINGs (`ZMQ_HEARTBEAT_TTL`), asking the peer to
+    /// drop us after that much silence. Sent in whole deciseconds, rounded
+    /// down and capped at `u16::MAX` (as libzmq does): under 100 ms is 0,
+    /// which means no TTL.
     pub heartbeat_ttl: Option<Duration>,
 }
 
@@ -67,18 +72,23 @@ pub enum SessionEvent {
     Message(Message),
 }
 
-/// The session's timers. Only the handshake timer is armed today; the
-/// others have their slots so that heartbeats slot in without reshaping
-/// `poll_timeout`/`handle_timeout`.
+/// The session's timers.
+///
+/// Heartbeats follow RFC 37 and libzmq 4.3: once the handshake is done,
+/// a PING goes out every `heartbeat_ivl`; the first PING sent while no
+/// `HeartbeatTimeout` is pending arms it, and any bytes from the peer
+/// disarm it. A PING from the peer with a non-zero TTL arms `Ttl`, which
+/// any later bytes from the peer push back by the same TTL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Timer {
     /// `handshake_ivl`: READY must arrive before it fires.
     Handshake = 0,
-    /// Reserved: when to send the next PING (`heartbeat_ivl`).
+    /// When to send the next PING (`heartbeat_ivl`).
     Heartbeat = 1,
-    /// Reserved: when to give up waiting for traffic after a PING.
+    /// When to give up waiting for traffic after a PING
+    /// (`heartbeat_timeout`).
     HeartbeatTimeout = 2,
-    /// Reserved: the TTL the peer announced in its PING.
+    /// When to give up on a silent peer, from the TTL in its last PING.
     Ttl = 3,
 }
 
@@ -195,6 +205,11 @@ pub struct Session {
     wanted: usize,
     timers: TimerTable,
     last_received: Instant,
+    /// The TTL from the peer's last PING, if it asked for one.
+    peer_ttl: Option<Duration>,
+    /// The engine stopped reading (backpressure): silence proves nothing,
+    /// so the liveness timers are off.
+    input_paused: bool,
 }
 
 impl Session {
@@ -220,6 +235,8 @@ impl Session {
             wanted: GREETING_LEN,
             timers,
             last_received: now,
+            peer_ttl: None,
+            input_paused: false,
         }
     }
 
@@ -242,17 +259,26 @@ impl Session {
         }
         if !input.is_empty() {
             self.last_received = now;
+            self.on_activity(now);
         }
-        let result = self.process_input(input);
+        let result = self.process_input(input, now);
         if let Err(e) = &result {
             self.fail(e.clone());
         }
         result
     }
 
-    /// Fires expired timers. A handshake still unfinished when
-    /// `handshake_ivl` expires fails the session with
-    /// [`ProtocolError::HandshakeTimeout`].
+    /// Fires expired timers.
+    ///
+    /// - A handshake still unfinished when `handshake_ivl` expires fails
+    ///   the session with [`ProtocolError::HandshakeTimeout`].
+    /// - Every `heartbeat_ivl` a PING is queued as output (write it).
+    /// - Silence for `heartbeat_timeout` after a PING, or for the TTL the
+    ///   peer's PING asked for, fails the session with
+    ///   [`ProtocolError::HeartbeatTimeout`].
+    ///
+    /// When it returns `Ok`, [`poll_timeout`](Self::poll_timeout) is later
+    /// than `now`.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), ProtocolError> {
         if let State::Failed(e) = &self.state {
             return Err(e.clone());
@@ -270,8 +296,12 @@ impl Session {
                         return Err(e);
                     }
                 }
-                // Never armed yet; heartbeats will handle these.
-                Timer::Heartbeat | Timer::HeartbeatTimeout | Timer::Ttl => {}
+                Timer::Heartbeat => self.send_ping(now),
+                Timer::HeartbeatTimeout | Timer::Ttl => {
+                    let e = ProtocolError::HeartbeatTimeout;
+                    self.fail(e.clone());
+                    return Err(e);
+                }
             }
         }
         Ok(())
@@ -291,6 +321,26 @@ impl Session {
             State::Failed(_) => return,
         };
         encode_message(buf, msg);
+    }
+
+    /// Tells the session whether the engine has stopped reading from the
+    /// peer (for example at the receive high-water mark).
+    ///
+    /// While reading is paused, unread bytes may be waiting in the kernel,
+    /// so silence proves nothing: the heartbeat timeout and TTL timers are
+    /// stopped (PINGs still go out), as libzmq does while its input is
+    /// stopped. Resuming counts as activity and restarts the TTL.
+    pub fn set_input_paused(&mut self, paused: bool, now: Instant) {
+        if self.input_paused == paused {
+            return;
+        }
+        self.input_paused = paused;
+        if paused {
+            self.timers.stop(Timer::HeartbeatTimeout);
+            self.timers.stop(Timer::Ttl);
+        } else if self.error().is_none() {
+            self.on_activity(now);
+        }
     }
 
     // ----- outputs -----
@@ -365,7 +415,7 @@ impl Session {
     }
 
     /// When bytes last arrived from the peer (or when the session was
-    /// created). Heartbeat timeouts will be measured from here.
+    /// created).
     pub fn last_received(&self) -> Instant {
         self.last_received
     }
@@ -379,7 +429,59 @@ impl Session {
         self.state = State::Failed(e);
     }
 
-    fn process_input(&mut self, input: &mut BytesMut) -> Result<(), ProtocolError> {
+    /// Bytes arrived from the peer: it is alive.
+    fn on_activity(&mut self, now: Instant) {
+        self.timers.stop(Timer::HeartbeatTimeout);
+        match self.peer_ttl.filter(|_| !self.input_paused) {
+            Some(ttl) => self.arm(Timer::Ttl, now, ttl),
+            None => self.timers.stop(Timer::Ttl),
+        }
+    }
+
+    /// Arms `timer` to fire `after` from `now`; a deadline past the end of
+    /// `Instant` never fires.
+    fn arm(&mut self, timer: Timer, now: Instant, after: Duration) {
+        match now.checked_add(after) {
+            Some(at) => self.timers.set(timer, at),
+            None => self.timers.stop(timer),
+        }
+    }
+
+    /// The PING interval, when heartbeats are on and the peer knows PING.
+    fn heartbeat_ivl(&self, peer_version: (u8, u8)) -> Option<Duration> {
+        self.config
+            .heartbeat_ivl
+            .filter(|d| !d.is_zero() && peer_version >= (3, 1))
+    }
+
+    /// Queues a PING, arms the timeout unless one is pending, and
+    /// schedules the next PING.
+    fn send_ping(&mut self, now: Instant) {
+        let State::Traffic { peer_version, .. } = self.state else {
+            return;
+        };
+        let Some(ivl) = self.heartbeat_ivl(peer_version) else {
+            return;
+        };
+        let ttl = self.config.heartbeat_ttl.map_or(0, |t| {
+            u16::try_from(t.as_millis() / 100).unwrap_or(u16::MAX)
+        });
+        Command::Ping {
+            ttl,
+            context: Bytes::new(),
+        }
+        .encode(&mut self.out);
+        let timeout = self.config.heartbeat_timeout.unwrap_or(ivl);
+        if !timeout.is_zero()
+            && !self.input_paused
+            && self.timers.get(Timer::HeartbeatTimeout).is_none()
+        {
+            self.arm(Timer::HeartbeatTimeout, now, timeout);
+        }
+        self.arm(Timer::Heartbeat, now, ivl);
+    }
+
+    fn process_input(&mut self, input: &mut BytesMut, now: Instant) -> Result<(), ProtocolError> {
         loop {
             if let State::Greeting = self.state {
                 let Some(greeting) = Greeting::parse(input)? else {
@@ -394,7 +496,7 @@ impl Session {
                 self.wanted = self.decoder.wanted();
                 return Ok(());
             };
-            self.on_frame(frame)?;
+            self.on_frame(frame, now)?;
         }
     }
 
@@ -416,7 +518,7 @@ impl Session {
         Ok(())
     }
 
-    fn on_frame(&mut self, frame: Frame) -> Result<(), ProtocolError> {
+    fn on_frame(&mut self, frame: Frame, now: Instant) -> Result<(), ProtocolError> {
         match self.state {
             State::Handshake { peer_version } => {
                 if !frame.command {
@@ -425,7 +527,7 @@ impl Session {
                     ));
                 }
                 match Command::parse(frame.body)? {
-                    Command::Ready(md) => self.on_ready(&md, peer_version),
+                    Command::Ready(md) => self.on_ready(&md, peer_version, now),
                     Command::Error(reason) => Err(ProtocolError::PeerError(reason)),
                     other => Err(unexpected(&other)),
                 }
@@ -445,17 +547,17 @@ impl Session {
                 Ok(())
             }
             State::Traffic { .. } => match Command::parse(frame.body)? {
-                Command::Ping { context, .. } => {
-                    // The peer's TTL is for the TTL timer, once heartbeats
-                    // exist; the reply is due whatever it says.
+                Command::Ping { ttl, context } => {
+                    // The latest PING's TTL (deciseconds) replaces any
+                    // earlier one; zero withdraws it.
+                    self.peer_ttl = (ttl > 0).then(|| Duration::from_millis(u64::from(ttl) * 100));
+                    self.on_activity(now);
                     let context = context.slice(..context.len().min(MAX_PING_CONTEXT));
                     Command::Pong { context }.encode(&mut self.out);
                     Ok(())
                 }
-                Command::Pong { .. } => {
-                    self.timers.stop(Timer::HeartbeatTimeout);
-                    Ok(())
-                }
+                // Like any traffic, a PONG already stopped the timeout.
+                Command::Pong { .. } => Ok(()),
                 Command::Error(reason) => Err(ProtocolError::PeerError(reason)),
                 // A second READY means the peer's state machine is broken.
                 ready @ Command::Ready(_) => Err(unexpected(&ready)),
@@ -473,7 +575,12 @@ impl Session {
         }
     }
 
-    fn on_ready(&mut self, md: &Metadata, peer_version: (u8, u8)) -> Result<(), ProtocolError> {
+    fn on_ready(
+        &mut self,
+        md: &Metadata,
+        peer_version: (u8, u8),
+        now: Instant,
+    ) -> Result<(), ProtocolError> {
         let ours = self.config.socket_type;
         let Some(name) = md.get(PROP_SOCKET_TYPE) else {
             return Err(ProtocolError::MissingSocketType);
@@ -493,6 +600,9 @@ impl Session {
             routing_id: md.get(PROP_IDENTITY).cloned().unwrap_or_default(),
         };
         self.timers.stop(Timer::Handshake);
+        if let Some(ivl) = self.heartbeat_ivl(peer_version) {
+            self.arm(Timer::Heartbeat, now, ivl);
+        }
         if !self.early.is_empty() {
             self.out.extend_from_slice(&self.early);
             self.early = BytesMut::new();
@@ -899,6 +1009,212 @@ mod tests {
             ..config(SocketType::Req)
         };
         assert_eq!(Session::new(cfg, base()).poll_timeout(), None);
+    }
+
+    fn heartbeat_cfg(ours: SocketType, ivl_ms: u64, timeout_ms: Option<u64>) -> SessionConfig {
+        SessionConfig {
+            heartbeat_ivl: Some(Duration::from_millis(ivl_ms)),
+            heartbeat_timeout: timeout_ms.map(Duration::from_millis),
+            ..config(ours)
+        }
+    }
+
+    /// Steps simulated time by `step` up to `total` from `start`, firing
+    /// due timers and calling `each` after every step; returns the time of
+    /// the first failure.
+    fn run_timers(
+        s: &mut Session,
+        start: Instant,
+        total: Duration,
+        step: Duration,
+        mut each: impl FnMut(&mut Session, Instant),
+    ) -> Option<(Instant, ProtocolError)> {
+        let mut now = start;
+        while now - start < total {
+            now += step;
+            if s.poll_timeout().is_some_and(|t| t <= now) {
+                if let Err(e) = s.handle_timeout(now) {
+                    return Some((now, e));
+                }
+                assert!(s.poll_timeout().is_none_or(|t| t > now));
+            }
+            each(s, now);
+        }
+        None
+    }
+
+    #[test]
+    fn chatty_peer_that_never_pongs_stays_alive() {
+        // Any bytes count as liveness, not just PONG: a peer that only
+        // sends messages (every 80 ms, against a 100 ms ivl and timeout)
+        // is never dropped.
+        let cfg = heartbeat_cfg(SocketType::Dealer, 100, Some(100));
+        let mut s = ready_session(SocketType::Dealer, "ROUTER", Some(cfg));
+        let mut pings = 0;
+        let mut since_msg = Duration::ZERO;
+        let r = run_timers(
+            &mut s,
+            base(),
+            Duration::from_secs(20),
+            Duration::from_millis(10),
+            |s, now| {
+                if s.output() == b"\x04\x07\x04PING\x00\x00" {
+                    pings += 1;
+                }
+                s.consume_output(usize::MAX);
+                since_msg += Duration::from_millis(10);
+                if since_msg >= Duration::from_millis(80) {
+                    since_msg = Duration::ZERO;
+                    let mut input = BytesMut::from(&b"\x00\x02hi"[..]);
+                    s.handle_input(&mut input, now).unwrap();
+                    assert!(matches!(s.poll_event(), Some(SessionEvent::Message(_))));
+                }
+            },
+        );
+        assert_eq!(r, None);
+        assert_eq!(pings, 200);
+        // The same peer going quiet is dropped after ivl + timeout at most.
+        let r = run_timers(
+            &mut s,
+            base() + Duration::from_secs(20),
+            Duration::from_secs(5),
+            Duration::from_millis(10),
+            |s, _| s.consume_output(usize::MAX),
+        );
+        let (at, e) = r.unwrap();
+        assert_eq!(e, ProtocolError::HeartbeatTimeout);
+        assert!(at - (base() + Duration::from_secs(20)) <= Duration::from_millis(200));
+        assert_eq!(s.error(), Some(&ProtocolError::HeartbeatTimeout));
+    }
+
+    #[test]
+    fn zmtp_3_0_peer_gets_no_ping() {
+        let mut g = Greeting::ours().to_bytes();
+        g[11] = 0;
+        let mut s = Session::new(heartbeat_cfg(SocketType::Router, 100, None), base());
+        feed(&mut s, &g).unwrap();
+        feed(&mut s, &ready_frame(&[(PROP_SOCKET_TYPE, b"DEALER")])).unwrap();
+        assert!(s.is_ready());
+        s.consume_output(usize::MAX);
+        assert_eq!(s.poll_timeout(), None);
+        let r = run_timers(
+            &mut s,
+            base(),
+            Duration::from_secs(10),
+            Duration::from_millis(50),
+            |s, _| assert!(s.output().is_empty()),
+        );
+        assert_eq!(r, None);
+        // A 3.1 (or later) peer does get them.
+        for minor in [1, 2] {
+            g[11] = minor;
+            let mut s = Session::new(heartbeat_cfg(SocketType::Router, 100, None), base());
+            feed(&mut s, &g).unwrap();
+            feed(&mut s, &ready_frame(&[(PROP_SOCKET_TYPE, b"DEALER")])).unwrap();
+            assert_eq!(s.poll_timeout(), Some(base() + Duration::from_millis(100)));
+        }
+    }
+
+    #[test]
+    fn no_heartbeats_before_the_handshake_or_when_disabled() {
+        let mut s = Session::new(heartbeat_cfg(SocketType::Req, 100, None), base());
+        feed(&mut s, &Greeting::ours().to_bytes()).unwrap();
+        assert_eq!(s.poll_timeout(), None);
+        let mut s = ready_session(
+            SocketType::Req,
+            "REP",
+            Some(heartbeat_cfg(SocketType::Req, 0, None)),
+        );
+        assert_eq!(s.poll_timeout(), None);
+        s.handle_timeout(base() + Duration::from_secs(100)).unwrap();
+        assert!(s.output().is_empty());
+    }
+
+    #[test]
+    fn peer_ttl_arms_refreshes_and_withdraws() {
+        let t0 = base();
+        let mut s = ready_session(SocketType::Dealer, "ROUTER", None);
+        // TTL 1.5 s (15 deciseconds).
+        feed(&mut s, b"\x04\x07\x04PING\x00\x0f").unwrap();
+        assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_millis(1500)));
+        // Any bytes push it back.
+        let t1 = t0 + Duration::from_secs(1);
+        s.handle_input(&mut BytesMut::from(&b"\x00\x01x"[..]), t1)
+            .unwrap();
+        assert_eq!(s.poll_timeout(), Some(t1 + Duration::from_millis(1500)));
+        s.handle_timeout(t1 + Duration::from_millis(1499)).unwrap();
+        // A PING with TTL 0 withdraws it.
+        s.handle_input(&mut BytesMut::from(&b"\x04\x07\x04PING\x00\x00"[..]), t1)
+            .unwrap();
+        assert_eq!(s.poll_timeout(), None);
+        // A new TTL, then silence: HeartbeatTimeout.
+        s.handle_input(&mut BytesMut::from(&b"\x04\x07\x04PING\x00\x01"[..]), t1)
+            .unwrap();
+        assert_eq!(
+            s.handle_timeout(t1 + Duration::from_millis(100)),
+            Err(ProtocolError::HeartbeatTimeout)
+        );
+        assert_eq!(s.poll_timeout(), None);
+    }
+
+    #[test]
+    fn ttl_is_sent_in_whole_deciseconds() {
+        for (ttl, wire) in [
+            (None, 0u16),
+            (Some(Duration::from_millis(99)), 0),
+            (Some(Duration::from_millis(100)), 1),
+            (Some(Duration::from_millis(1999)), 19),
+            (Some(Duration::from_secs(6553)), 65530),
+            (Some(Duration::from_secs(100_000)), u16::MAX),
+        ] {
+            let cfg = SessionConfig {
+                heartbeat_ttl: ttl,
+                ..heartbeat_cfg(SocketType::Dealer, 10, None)
+            };
+            let mut s = ready_session(SocketType::Dealer, "ROUTER", Some(cfg));
+            s.handle_timeout(base() + Duration::from_millis(10))
+                .unwrap();
+            let mut expected = b"\x04\x07\x04PING".to_vec();
+            expected.extend_from_slice(&wire.to_be_bytes());
+            assert_eq!(s.output(), &expected[..], "{ttl:?}");
+        }
+    }
+
+    #[test]
+    fn late_timer_call_leaves_no_deadline_in_the_past() {
+        let cfg = heartbeat_cfg(SocketType::Dealer, 100, Some(10_000));
+        let mut s = ready_session(SocketType::Dealer, "ROUTER", Some(cfg));
+        // Called a whole second late (a busy I/O thread): one PING, and
+        // the next one an ivl from now, not a burst of catch-up PINGs.
+        let late = base() + Duration::from_secs(1);
+        s.handle_timeout(late).unwrap();
+        assert_eq!(s.output(), b"\x04\x07\x04PING\x00\x00");
+        assert_eq!(s.poll_timeout(), Some(late + Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn paused_input_suspends_liveness_checks() {
+        let cfg = heartbeat_cfg(SocketType::Dealer, 100, Some(100));
+        let mut s = ready_session(SocketType::Dealer, "ROUTER", Some(cfg));
+        feed(&mut s, b"\x04\x07\x04PING\x00\x01").unwrap();
+        s.set_input_paused(true, base());
+        // PINGs still go out; neither the timeout nor the TTL fires.
+        let r = run_timers(
+            &mut s,
+            base(),
+            Duration::from_secs(5),
+            Duration::from_millis(10),
+            |s, _| s.consume_output(usize::MAX),
+        );
+        assert_eq!(r, None);
+        // Resuming restarts both.
+        let t = base() + Duration::from_secs(5);
+        s.set_input_paused(false, t);
+        assert_eq!(s.poll_timeout(), Some(t + Duration::from_millis(100)));
+        assert_eq!(
+            s.handle_timeout(t + Duration::from_millis(100)),
+            Err(ProtocolError::HeartbeatTimeout)
+        );
     }
 
     #[test]

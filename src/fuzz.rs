@@ -1,0 +1,489 @@
+//! Fuzzing entry points, shared by the `cargo fuzz` targets in `fuzz/`
+//! and by a seeded smoke test that runs under plain `cargo test`.
+//!
+//! Not part of the public API: hidden from the docs, and free to change.
+//! Each function takes arbitrary bytes, drives one sans-IO part of the
+//! protocol with them, and panics only when an invariant is broken (the
+//! code under test must never panic, whatever the input).
+//!
+//! Input layouts (so that seed files can be written by hand):
+//!
+//! - [`frame_decoder`]: `[limit, chunk_seed, stream...]`.
+//! - [`command`]: a command frame body (`[name_len, name, data...]`).
+//! - [`session`]: `[config, chunk_seed, time_seed, stream...]`; see
+//!   [`session`] for what the bits of `config` select.
+
+use crate::error::ProtocolError;
+use crate::message::Message;
+use crate::socket_type::SocketType;
+use crate::zmtp::command::{Command, Metadata, MAX_PING_CONTEXT, PROP_IDENTITY, PROP_SOCKET_TYPE};
+use crate::zmtp::frame::{self, Frame, FrameDecoder};
+use crate::zmtp::greeting::{Greeting, GREETING_LEN};
+use crate::zmtp::session::MAX_READ_HINT;
+use crate::zmtp::{Session, SessionConfig, SessionEvent};
+use bytes::{Bytes, BytesMut};
+use std::time::{Duration, Instant};
+
+/// Tiny deterministic PRNG (xorshift64), seeded from the input so that
+/// the same input always takes the same path.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// In `1..=max`.
+    fn chunk(&mut self, max: usize) -> usize {
+        1 + (self.next() % max.max(1) as u64) as usize
+    }
+}
+
+/// Splits `n` header bytes off the front, padding with zeros.
+fn header<const N: usize>(data: &[u8]) -> ([u8; N], &[u8]) {
+    let mut h = [0u8; N];
+    let n = data.len().min(N);
+    h[..n].copy_from_slice(&data[..n]);
+    (h, &data[n..])
+}
+
+/// Largest chunk for a seed byte: mostly small, sometimes everything.
+fn max_chunk(seed: u8) -> usize {
+    match seed & 0x07 {
+        0 => 1,
+        1 => 2,
+        2 => 3,
+        3 => 7,
+        4 => 16,
+        5 => 64,
+        6 => 300,
+        _ => usize::MAX,
+    }
+}
+
+/// Decodes everything in `input` (front to back) with `decoder`.
+fn decode_all(
+    decoder: &mut FrameDecoder,
+    input: &mut BytesMut,
+    frames: &mut Vec<Frame>,
+) -> Result<(), ProtocolError> {
+    loop {
+        let before = input.len();
+        match decoder.decode(input)? {
+            Some(f) => {
+                assert!(input.len() < before, "a frame consumed nothing");
+                assert!(
+                    before - input.len() == frame::header_len(f.body.len()) + f.body.len()
+                        || before - input.len() == 9 + f.body.len(),
+                    "consumed bytes do not match the frame"
+                );
+                assert!(!(f.more && f.command), "command frame with MORE");
+                frames.push(f);
+            }
+            None => {
+                assert_eq!(input.len(), before, "an incomplete frame was consumed");
+                assert!(decoder.wanted() > 0, "incomplete frame wants no bytes");
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The incremental frame decoder, fed the stream in chunks.
+///
+/// Checks that chunked decoding finds exactly the frames (and the error)
+/// that decoding the whole stream at once finds, that an incomplete frame
+/// is never consumed, and that a size limit is honoured.
+pub fn frame_decoder(data: &[u8]) {
+    let ([limit_sel, seed], stream) = header::<2>(data);
+    let limit = match limit_sel & 0x03 {
+        0 => None,
+        1 => Some(u64::from(limit_sel >> 2)),
+        2 => Some(u64::from(limit_sel) * 16),
+        _ => Some(u64::MAX),
+    };
+
+    let mut whole_frames = Vec::new();
+    let mut whole_input = BytesMut::from(stream);
+    let whole = decode_all(
+        &mut FrameDecoder::new(limit),
+        &mut whole_input,
+        &mut whole_frames,
+    );
+
+    let mut rng = Rng::new(u64::from(seed));
+    let max = max_chunk(seed);
+    let mut decoder = FrameDecoder::new(limit);
+    let mut input = BytesMut::new();
+    let mut frames = Vec::new();
+    let mut rest = stream;
+    let mut chunked = Ok(());
+    while !rest.is_empty() {
+        let n = rng.chunk(max).min(rest.len());
+        input.extend_from_slice(&rest[..n]);
+        rest = &rest[n..];
+        chunked = decode_all(&mut decoder, &mut input, &mut frames);
+        if chunked.is_err() {
+            break;
+        }
+    }
+    assert_eq!(chunked, whole, "chunked and whole decoding disagree");
+    assert_eq!(frames, whole_frames, "chunked and whole decoding disagree");
+    if whole.is_ok() {
+        assert_eq!(input, whole_input, "different leftovers");
+    }
+    if let Some(limit) = limit {
+        // Message frames accumulate; every complete message fits.
+        let mut msg = 0u64;
+        for f in frames.iter().filter(|f| !f.command) {
+            msg += f.body.len() as u64;
+            assert!(msg <= limit, "a message over maxmsgsize was accepted");
+            if !f.more {
+                msg = 0;
+            }
+        }
+    }
+}
+
+/// Command and metadata parsing on an arbitrary command body.
+///
+/// Whatever parses must re-encode into a frame that decodes and parses
+/// back to the same command (up to the truncations `encode` documents).
+pub fn command(data: &[u8]) {
+    let body = Bytes::copy_from_slice(data);
+    // READY's property list on its own, from every offset a name could end.
+    let _ = Metadata::parse(body.clone());
+    if let Some(&n) = data.first() {
+        if let Some(rest) = body.get(1 + usize::from(n)..) {
+            if let Ok(md) = Metadata::parse(Bytes::copy_from_slice(rest)) {
+                let _ = md.get(PROP_SOCKET_TYPE);
+                let _ = md.get(PROP_IDENTITY);
+                let mut enc = BytesMut::new();
+                md.encode(&mut enc);
+                assert_eq!(enc.len(), md.encoded_len());
+                assert_eq!(Metadata::parse(enc.freeze()).as_ref(), Ok(&md));
+            }
+        }
+    }
+    let Ok(cmd) = Command::parse(body) else {
+        return;
+    };
+    let wire = cmd.to_frame_bytes();
+    let mut input = BytesMut::from(&wire[..]);
+    let frame = FrameDecoder::new(None)
+        .decode(&mut input)
+        .expect("our command frame does not decode")
+        .expect("our command frame is incomplete");
+    assert!(input.is_empty(), "bytes after our command frame");
+    assert!(frame.command && !frame.more);
+    let again = Command::parse(frame.body).expect("our command does not parse");
+    let expected = match cmd {
+        Command::Ping { ttl, context } => Command::Ping {
+            ttl,
+            context: context.slice(..context.len().min(MAX_PING_CONTEXT)),
+        },
+        Command::Error(reason) if reason.len() > 255 => {
+            let Command::Error(r) = &again else {
+                panic!("ERROR came back as {again:?}");
+            };
+            assert!(reason.starts_with(r.as_str()) && r.len() <= 255);
+            return;
+        }
+        other => other,
+    };
+    assert_eq!(again, expected, "command does not round-trip");
+}
+
+/// Checks everything a session writes: a greeting, then well-formed frames
+/// whose commands parse, and PINGs carrying the configured TTL.
+struct OutputChecker {
+    buf: BytesMut,
+    greeting_seen: bool,
+    decoder: FrameDecoder,
+    expected_ttl: u16,
+    pings: usize,
+}
+
+impl OutputChecker {
+    fn feed(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+        if !self.greeting_seen {
+            match Greeting::parse(&self.buf) {
+                Ok(Some(g)) => {
+                    assert_eq!(g, Greeting::ours());
+                    let _ = self.buf.split_to(GREETING_LEN);
+                    self.greeting_seen = true;
+                }
+                Ok(None) => return,
+                Err(e) => panic!("our greeting does not parse: {e}"),
+            }
+        }
+        while let Some(f) = self
+            .decoder
+            .decode(&mut self.buf)
+            .expect("our output does not decode")
+        {
+            if f.command {
+                match Command::parse(f.body).expect("our command does not parse") {
+                    Command::Ping { ttl, context } => {
+                        assert_eq!(ttl, self.expected_ttl, "PING with the wrong TTL");
+                        assert!(context.len() <= MAX_PING_CONTEXT);
+                        self.pings += 1;
+                    }
+                    Command::Unknown { name, .. } => panic!("we sent command {name:?}"),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// The session state machine (greeting, NULL handshake, traffic, timers)
+/// fed arbitrary bytes in chunks, with simulated time passing between
+/// them.
+///
+/// `config` bits: 0-2 socket type (mod 6); 3 prepend a valid greeting;
+/// 4 prepend a READY from a compatible peer (after the greeting); 5 make
+/// that greeting ZMTP 3.0; 6 enable heartbeats; 7 set a small
+/// `maxmsgsize` and `handshake_ivl`. `chunk_seed` picks chunk sizes and
+/// partial writes, `time_seed` how far the clock moves between chunks.
+///
+/// Invariants checked: no panic; once an input fails, every later input
+/// fails the same way and no timer is armed; `Ready` comes at most once
+/// and before any message; after `handle_timeout(now)` succeeds the next
+/// deadline is in the future (else the engine would spin); the read hint
+/// stays in range; everything we write is valid ZMTP; no PING goes to a
+/// 3.0 peer.
+pub fn session(data: &[u8]) {
+    let ([cfg, chunk_seed, time_seed], stream) = header::<3>(data);
+    let types = [
+        SocketType::Dealer,
+        SocketType::Router,
+        SocketType::Req,
+        SocketType::Rep,
+        SocketType::Push,
+        SocketType::Pull,
+    ];
+    let ours = types[usize::from(cfg & 0x07) % types.len()];
+    let peer_type = match ours {
+        SocketType::Dealer => SocketType::Router,
+        SocketType::Router => SocketType::Dealer,
+        SocketType::Req => SocketType::Rep,
+        SocketType::Rep => SocketType::Req,
+        SocketType::Push => SocketType::Pull,
+        SocketType::Pull => SocketType::Push,
+    };
+    let heartbeats = cfg & 0x40 != 0;
+    let limits = cfg & 0x80 != 0;
+    let ttl = Duration::from_millis(u64::from(time_seed >> 4) * 700);
+    let config = SessionConfig {
+        routing_id: Bytes::from_static(b"fuzz"),
+        handshake_ivl: limits.then(|| Duration::from_millis(u64::from(time_seed) * 10)),
+        maxmsgsize: limits.then_some(u64::from(chunk_seed) * 4),
+        heartbeat_ivl: heartbeats
+            .then(|| Duration::from_millis(1 + u64::from(time_seed & 0x0f) * 37)),
+        heartbeat_timeout: (heartbeats && time_seed & 0x08 != 0)
+            .then(|| Duration::from_millis(u64::from(chunk_seed) * 3)),
+        heartbeat_ttl: (heartbeats && !ttl.is_zero()).then_some(ttl),
+        ..SessionConfig::new(ours)
+    };
+    let expected_ttl = config.heartbeat_ttl.map_or(0, |t| {
+        u16::try_from(t.as_millis() / 100).unwrap_or(u16::MAX)
+    });
+
+    let mut prefix = BytesMut::new();
+    let zmtp_3_0 = cfg & 0x20 != 0;
+    if cfg & 0x08 != 0 {
+        let mut g = Greeting::ours().to_bytes();
+        if zmtp_3_0 {
+            g[11] = 0;
+        }
+        prefix.extend_from_slice(&g);
+        if cfg & 0x10 != 0 {
+            let mut md = Metadata::new();
+            md.push(PROP_SOCKET_TYPE, peer_type.as_str());
+            md.push(PROP_IDENTITY, Bytes::from_static(b"peer"));
+            Command::Ready(md).encode(&mut prefix);
+        }
+    }
+    prefix.extend_from_slice(stream);
+    let stream = prefix.freeze();
+
+    let base = Instant::now();
+    let mut now = base;
+    let mut rng = Rng::new(u64::from(chunk_seed) << 8 | u64::from(time_seed));
+    let max = max_chunk(chunk_seed);
+    let mut s = Session::new(config, now);
+    let mut checker = OutputChecker {
+        buf: BytesMut::new(),
+        greeting_seen: false,
+        decoder: FrameDecoder::new(None),
+        expected_ttl,
+        pings: 0,
+    };
+    let mut inbox = BytesMut::new();
+    let mut rest = &stream[..];
+    let mut failed: Option<ProtocolError> = None;
+    let mut ready = false;
+    // The stream, then a quiet minute for the timers.
+    let mut quiet_steps = 0;
+    while quiet_steps < 64 {
+        if rest.is_empty() {
+            quiet_steps += 1;
+        } else {
+            let n = rng.chunk(max).min(rest.len());
+            inbox.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            let r = s.handle_input(&mut inbox, now);
+            check_result(&s, &mut failed, r);
+        }
+        // Events: Ready once, then messages, which we echo back.
+        while let Some(ev) = s.poll_event() {
+            match ev {
+                SessionEvent::Ready(p) => {
+                    assert!(!ready, "Ready twice");
+                    assert!(ours.is_compatible(p.socket_type));
+                    ready = true;
+                }
+                SessionEvent::Message(m) => {
+                    assert!(ready, "message before Ready");
+                    assert!(!m.is_empty(), "message without frames");
+                    if rng.next() & 1 == 0 {
+                        s.send_message(&m);
+                    }
+                }
+            }
+        }
+        if ready && rng.next() & 7 == 0 {
+            s.send_message(&Message::from("out"));
+        }
+        assert!((1..=MAX_READ_HINT).contains(&s.bytes_wanted()));
+        // A partial write of the output.
+        let n = match rng.next() % 4 {
+            0 => 0,
+            1 => rng.chunk(64),
+            _ => usize::MAX,
+        };
+        let n = n.min(s.output().len());
+        checker.feed(&s.output()[..n]);
+        s.consume_output(n);
+        // Time passes; fire timers that are due.
+        let step = match time_seed & 0x03 {
+            0 => rng.next() % 3,
+            1 => rng.next() % 50,
+            2 => rng.next() % 400,
+            _ => rng.next() % 5000,
+        };
+        now += Duration::from_millis(if rest.is_empty() { 1000 } else { step });
+        if let Some(at) = s.poll_timeout() {
+            assert!(failed.is_none(), "a failed session has a timer armed");
+            if at <= now {
+                let r = s.handle_timeout(now);
+                check_result(&s, &mut failed, r);
+                if failed.is_none() {
+                    assert!(
+                        s.poll_timeout().is_none_or(|t| t > now),
+                        "handle_timeout left a deadline in the past"
+                    );
+                }
+            }
+        }
+        if failed.is_some() && rest.is_empty() {
+            break;
+        }
+    }
+    checker.feed(s.output());
+    if zmtp_3_0 && cfg & 0x08 != 0 {
+        assert_eq!(checker.pings, 0, "PING sent to a ZMTP 3.0 peer");
+    }
+}
+
+/// Keeps track of the first failure and checks that it sticks.
+fn check_result(s: &Session, failed: &mut Option<ProtocolError>, r: Result<(), ProtocolError>) {
+    match (failed.as_ref(), r) {
+        (None, Ok(())) => assert!(s.error().is_none()),
+        (None, Err(e)) => {
+            assert_eq!(s.error(), Some(&e));
+            assert!(!s.is_ready());
+            assert_eq!(s.poll_timeout(), None);
+            *failed = Some(e);
+        }
+        (Some(f), Err(e)) => assert_eq!(f, &e, "a failed session changed its error"),
+        (Some(f), Ok(())) => panic!("a session failed with {f} then succeeded"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn corpus(target: &str) -> Vec<Vec<u8>> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fuzz_corpus")
+            .join(target);
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no seeds in {}", dir.display());
+        files.iter().map(|p| std::fs::read(p).unwrap()).collect()
+    }
+
+    /// Runs `f` over the seed corpus, then over pseudo-random inputs: some
+    /// fully random, some seeds with random bytes flipped or appended.
+    fn run(target: &str, f: fn(&[u8]), rounds: usize) {
+        let seeds = corpus(target);
+        for s in &seeds {
+            f(s);
+        }
+        let mut rng = Rng::new(0xF022_u64);
+        for round in 0..rounds {
+            let mut input = if round % 2 == 0 {
+                seeds[round / 2 % seeds.len()].clone()
+            } else {
+                Vec::new()
+            };
+            for _ in 0..rng.next() % 8 {
+                if !input.is_empty() && rng.next() & 1 == 0 {
+                    let i = (rng.next() % input.len() as u64) as usize;
+                    input[i] = rng.next() as u8;
+                } else if !input.is_empty() && rng.next() & 3 == 0 {
+                    let i = (rng.next() % input.len() as u64) as usize;
+                    input.truncate(i);
+                }
+            }
+            for _ in 0..rng.next() % 48 {
+                // Bias towards small lengths and valid flags.
+                let b = rng.next() as u8;
+                input.push(if b & 0x30 == 0 { b & 0x07 } else { b });
+            }
+            f(&input);
+        }
+    }
+
+    #[test]
+    fn fuzz_frame_decoder_corpus_and_random() {
+        run("frame_decoder", frame_decoder, 4000);
+    }
+
+    #[test]
+    fn fuzz_command_corpus_and_random() {
+        run("command", command, 4000);
+    }
+
+    #[test]
+    fn fuzz_session_corpus_and_random() {
+        run("session", session, 3000);
+    }
+}
