@@ -4,6 +4,7 @@
 use crate::context::ContextInner;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result, SendError};
+use crate::id_map::IdMap;
 use crate::io::direct::{self, Parker, ParkerCell};
 use crate::io::{Command, EngineShared, Mailbox};
 use crate::message::Message;
@@ -14,7 +15,6 @@ use crate::socket_type::SocketType;
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
-use crate::id_map::IdMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -24,6 +24,7 @@ mod timers;
 pub(crate) use engine::EngineShared;
 pub(crate) use mailbox::{Command, Mailbox};
 
+use crate::id_map::{IdMap, IdSet};
 use crate::pattern::{IoRequest, PipeId};
 use crate::socket::SocketShared;
 use connecter::Connecter;
@@ -31,7 +32,6 @@ use engine::Engine;
 use listener::Listener;
 use mailbox::MailboxRx;
 use mio::{Events, Poll, Token};
-use crate::id_map::{IdMap, IdSet};
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::sync::Arc;

@@ -15,9 +15,9 @@
 //! keeps that to one notice per idle-to-busy transition, in the spirit of
 //! libzmq's ypipe flush/check-read protocol.
 
+use crate::id_map::IdMap;
 use crate::message::Message;
 use crate::pattern::{PeerInfo, Stats};
-use crate::id_map::IdMap;
 use std::collections::VecDeque;
 
 /// Identifies a pipe within a context. Never reused.

@@ -5,8 +5,8 @@
 //! prefixed with the sender's id; sent messages start with the id of the
 //! peer to send to, which is stripped before the message goes out.
 
-use crate::id_map::IdMap;
 use super::*;
+use crate::id_map::IdMap;
 use std::collections::HashMap;
 
 /// ROUTER socket logic.
