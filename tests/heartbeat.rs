@@ -334,3 +334,55 @@ fn both_sides_heartbeating_with_libzmq() {
     assert_eq!(ours.recv().unwrap(), Message::from("pong!"));
     assert_no_disconnect(&events_during(&events, Duration::from_millis(100)));
 }
+
+/// A receiver paused at its HWM is not reading, so it cannot see its
+/// peer's PONGs; that back-pressure must not be mistaken for a dead peer.
+#[test]
+fn back_pressure_is_not_a_heartbeat_timeout() {
+    use ferrozmq::{Context, EventKind, SocketType};
+    use std::time::Duration;
+    let ctx = Context::new();
+    let router = ctx.socket(SocketType::Router).expect("router");
+    // Block at the HWM instead of dropping, so that what is sent arrives.
+    router.set_router_mandatory(true);
+    let ep = router.bind("tcp://127.0.0.1:*").expect("bind");
+    let dealer = ctx.socket(SocketType::Dealer).expect("dealer");
+    dealer.set_routing_id("slow").expect("id");
+    dealer.set_rcvhwm(10);
+    dealer.set_heartbeat_ivl(Some(Duration::from_millis(50)));
+    dealer.set_heartbeat_timeout(Some(Duration::from_millis(150)));
+    let events = dealer.monitor();
+    dealer.connect(&ep).expect("connect");
+    dealer.send("hello").expect("send");
+    router
+        .recv_timeout(Duration::from_secs(10))
+        .expect("hello arrives");
+    // Far more than the HWM and the socket buffers take: the dealer's
+    // engine stops reading and stays stopped while we sleep.
+    let body = vec![7u8; 16 * 1024];
+    let mut sent = 0;
+    while sent < 2000 {
+        match router.send_timeout(
+            ferrozmq::Message::from_frames([b"slow".to_vec(), body.clone()]),
+            Duration::from_millis(500),
+        ) {
+            Ok(()) => sent += 1,
+            Err(_) => break,
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    let mut got = 0;
+    while dealer.recv_timeout(Duration::from_secs(2)).is_ok() {
+        got += 1;
+        if got == sent {
+            break;
+        }
+    }
+    assert_eq!(got, sent, "every message sent while paused arrives");
+    for ev in events.try_iter() {
+        assert!(
+            !matches!(ev.kind, EventKind::Disconnected { .. }),
+            "dropped a live peer during back-pressure: {ev:?}"
+        );
+    }
+}

@@ -137,7 +137,9 @@ fn read_engine(
             io.broken = Some(super::engine::Close::Io(e));
         }
     }
-    let check = matches!(stop, ReadStop::Broken | ReadStop::Budget) || io.broken.is_some();
+    let check = matches!(stop, ReadStop::Broken | ReadStop::Budget)
+        || io.broken.is_some()
+        || io.deadline_moved_earlier();
     drop(io);
     if check {
         shared.mailbox.send(Command::EngineCheck(engine.token));

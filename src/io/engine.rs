@@ -101,6 +101,10 @@ pub(crate) struct EngineIo {
     /// A borrower met EOF or an error; the I/O thread must close this
     /// engine.
     pub(crate) broken: Option<Close>,
+    /// The deadline the I/O thread's timer is set for. A borrower whose
+    /// read moved the session's next deadline earlier (a PING with a TTL)
+    /// hands the engine back so that the I/O thread re-arms.
+    pub(crate) armed: Option<Instant>,
     /// When a sending thread last wrote directly; see `io::direct`.
     pub(crate) last_direct_write: Option<Instant>,
 }
@@ -166,7 +170,7 @@ impl EngineIo {
         // Events the I/O thread decoded but has not handed over yet (it
         // publishes an engine for borrowing in the middle of its handshake
         // read) come first, to keep the connection's order.
-        self.deliver_pending(pipes, pipe);
+        self.deliver_pending(pipes, pipe, now);
         for _ in 0..reads {
             if self.read_paused {
                 return ReadStop::Paused;
@@ -189,7 +193,7 @@ impl EngineIo {
             };
             let decoded = self.session.handle_input(&mut self.read_buf, now);
             // Deliver what was complete before any error, as libzmq does.
-            self.deliver_pending(pipes, pipe);
+            self.deliver_pending(pipes, pipe, now);
             if let Err(p) = decoded {
                 self.broken = Some(Close::Protocol(p));
                 return ReadStop::Broken;
@@ -204,13 +208,31 @@ impl EngineIo {
 
     /// Hands every message the session has decoded to the pipe. Past the
     /// handshake no other event can be queued.
-    pub(crate) fn deliver_pending(&mut self, pipes: &mut Pipes, pipe: PipeId) {
+    pub(crate) fn deliver_pending(&mut self, pipes: &mut Pipes, pipe: PipeId, now: Instant) {
         while let Some(ev) = self.session.poll_event() {
             if let SessionEvent::Message(msg) = ev {
                 if !pipes.deliver(pipe, msg) {
-                    self.read_paused = true;
+                    self.pause_reading(now);
                 }
             }
+        }
+    }
+
+    /// Stops reading at the pipe's HWM. The session stops expecting bytes
+    /// too: a peer we are not reading cannot prove it is alive, and must
+    /// not be dropped as a heartbeat timeout for our back-pressure.
+    fn pause_reading(&mut self, now: Instant) {
+        self.read_paused = true;
+        self.session.set_input_paused(true, now);
+    }
+
+    /// Whether the session's next deadline is earlier than the I/O
+    /// thread's timer.
+    pub(crate) fn deadline_moved_earlier(&self) -> bool {
+        match (self.session.poll_timeout(), self.armed) {
+            (Some(want), Some(armed)) => want < armed,
+            (Some(_), None) => true,
+            (None, _) => false,
         }
     }
 
@@ -313,6 +335,7 @@ impl Engine {
                     read_size: MIN_READ,
                     read_paused: false,
                     broken: None,
+                    armed: None,
                     last_direct_write: None,
                 }),
                 fd,
@@ -507,7 +530,7 @@ impl IoThread {
                         let Some(pipe) = pipe else { continue };
                         let c = core.get_or_insert_with(|| socket.core.lock());
                         if !c.pipes.deliver(pipe, msg) {
-                            io.read_paused = true;
+                            io.pause_reading(self.now);
                         }
                     }
                     SessionEvent::Ready(peer) => {
@@ -654,7 +677,15 @@ impl IoThread {
         let Some(e) = self.engines.get(&token) else {
             return;
         };
-        let was_paused = std::mem::replace(&mut e.shared.io.lock().read_paused, false);
+        let was_paused = {
+            let mut io = e.shared.io.lock();
+            let was = io.read_paused;
+            if was {
+                io.read_paused = false;
+                io.session.set_input_paused(false, self.now);
+            }
+            was
+        };
         if was_paused {
             // Every complete message in the buffer was delivered before the
             // pause; what remains is a partial frame, so just read on.
@@ -671,7 +702,10 @@ impl IoThread {
         };
         match broken {
             Some(why) => self.close_engine(token, why),
-            None => self.engine_read(token),
+            None => {
+                self.engine_read(token);
+                self.engine_rearm(token);
+            }
         }
     }
 
@@ -696,7 +730,12 @@ impl IoThread {
         let Some(e) = self.engines.get_mut(&token) else {
             return;
         };
-        let want = e.shared.io.lock().session.poll_timeout();
+        let want = {
+            let mut io = e.shared.io.lock();
+            let want = io.session.poll_timeout();
+            io.armed = want;
+            want
+        };
         if e.timer.map(|(at, _)| at) == want {
             return;
         }
@@ -754,7 +793,7 @@ impl IoThread {
             // Whatever the peer sent completely before the end is delivered,
             // whoever read it.
             if e.ready {
-                io.deliver_pending(&mut c.pipes, pipe);
+                io.deliver_pending(&mut c.pipes, pipe, self.now);
             }
             drop(io);
             if c.direct
