@@ -49,14 +49,20 @@ impl Greeting {
         }
     }
 
-    /// The wire form.
+    /// The wire form, for a socket without a routing id.
     pub fn to_bytes(&self) -> [u8; GREETING_LEN] {
+        self.to_bytes_for(0)
+    }
+
+    /// The wire form for a socket whose routing id is `routing_id_len`
+    /// bytes long. libzmq puts (routing-id length + 1) as a 64-bit
+    /// big-endian number in the signature padding, a leftover for ZMTP 1.0
+    /// peers that RFC 23 calls not significant; we send the same bytes so
+    /// that our greeting is byte-identical to libzmq's.
+    pub fn to_bytes_for(&self, routing_id_len: usize) -> [u8; GREETING_LEN] {
         let mut g = [0u8; GREETING_LEN];
         g[0] = 0xFF;
-        // libzmq puts (routing-id length + 1) as a 64-bit big-endian
-        // number in the padding, for ZMTP 1.0 peers; with its default
-        // empty routing id that is 1. We send the same bytes.
-        g[8] = 0x01;
+        g[1..9].copy_from_slice(&(routing_id_len as u64 + 1).to_be_bytes());
         g[9] = 0x7F;
         g[10] = self.major;
         g[11] = self.minor;

@@ -223,7 +223,7 @@ impl Session {
             }
         }
         let mut out = BytesMut::with_capacity(256);
-        out.extend_from_slice(&Greeting::ours().to_bytes());
+        out.extend_from_slice(&Greeting::ours().to_bytes_for(config.routing_id.len()));
         Session {
             decoder: FrameDecoder::new(config.maxmsgsize),
             config,
