@@ -57,7 +57,9 @@ fn our_ready(ty: SocketType, id: &[u8]) -> Vec<u8> {
     let mut s = Session::new(config(ty, id), Instant::now());
     let mut input = BytesMut::from(&Greeting::ours().to_bytes()[..]);
     s.handle_input(&mut input, Instant::now()).unwrap();
-    assert!(s.output().starts_with(&Greeting::ours().to_bytes_for(id.len())));
+    assert!(s
+        .output()
+        .starts_with(&Greeting::ours().to_bytes_for(id.len())));
     s.output()[GREETING_LEN..].to_vec()
 }
 
