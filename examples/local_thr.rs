@@ -17,27 +17,11 @@ use ferrozmq::{Context, SocketType};
 use std::process::ExitCode;
 use std::time::Instant;
 
+#[path = "perf/common.rs"]
+mod common;
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() != 4 {
-        println!("usage: local_thr <bind-to> <message-size> <message-count>");
-        return ExitCode::from(1);
-    }
-    let (Ok(size), Ok(count)) = (args[2].parse::<usize>(), args[3].parse::<u64>()) else {
-        println!("usage: local_thr <bind-to> <message-size> <message-count>");
-        return ExitCode::from(1);
-    };
-    if count == 0 {
-        println!("message count must be at least 1");
-        return ExitCode::from(1);
-    }
-    match run(&args[1], size, count) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            println!("{e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::main_with("local_thr <bind-to> <message-size> <message-count>", 1, run)
 }
 
 fn run(bind_to: &str, size: usize, count: u64) -> Result<(), String> {
