@@ -224,7 +224,12 @@ pub(crate) fn park(
     }
     for ((pipe, engine), fd) in engines.iter().zip(&fds[1..]) {
         let skipped = engine.skipped.swap(false, Ordering::SeqCst);
-        if fd.revents != 0 || skipped {
+        // The I/O thread may have closed it while we polled.
+        let still_ours = core
+            .direct
+            .get(pipe)
+            .is_some_and(|e| Arc::ptr_eq(e, engine));
+        if still_ours && (fd.revents != 0 || skipped) {
             read_engine(shared, core, *pipe, engine);
         }
     }
