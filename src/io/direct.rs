@@ -132,7 +132,7 @@ fn read_engine(
     let stop = io.read_ready(Instant::now(), &mut core.pipes, pipe, READS_PER_BORROW);
     let after = core.pipes.get(pipe).map_or(0, |p| p.inbound_len());
     // PONGs and other replies the session produced while reading.
-    if !io.session.output().is_empty() && !engine.write_blocked.load(Ordering::SeqCst) {
+    if io.session.has_output() && !engine.write_blocked.load(Ordering::SeqCst) {
         if let Err(e) = io.flush(&engine.write_blocked) {
             io.broken = Some(super::engine::Close::Io(e));
         }

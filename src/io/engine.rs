@@ -31,7 +31,7 @@ use bytes::{BufMut, BytesMut};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 use parking_lot::Mutex;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -49,6 +49,11 @@ const MIN_READ: usize = 512;
 const READS_PER_TURN: usize = 16;
 /// Output gathered from the pipe before each write.
 pub(crate) const WRITE_BATCH: usize = 256 * 1024;
+/// Frame bodies this large are written from the message's own buffer
+/// (a vectored write) instead of being copied into the output buffer.
+const ZERO_COPY_MIN: usize = 8 * 1024;
+/// Chunks per vectored write.
+const MAX_IOVECS: usize = 64;
 
 /// Why an engine stopped.
 #[derive(Debug)]
@@ -239,8 +244,19 @@ impl EngineIo {
     /// Writes the session's output until it is empty (`Ok(true)`) or the
     /// kernel buffer is full (`Ok(false)`, and `blocked` set).
     pub(crate) fn flush(&mut self, blocked: &AtomicBool) -> io::Result<bool> {
-        while !self.session.output().is_empty() {
-            match self.stream.write(self.session.output()) {
+        while self.session.has_output() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut k = 0;
+            for (slot, chunk) in slices.iter_mut().zip(self.session.output_chunks()) {
+                *slot = IoSlice::new(chunk);
+                k += 1;
+            }
+            let written = if k == 1 {
+                self.stream.write(self.session.output())
+            } else {
+                self.stream.write_vectored(&slices[..k])
+            };
+            match written {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.session.consume_output(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -258,10 +274,10 @@ impl EngineIo {
     /// batch. Returns how many it moved.
     pub(crate) fn refill(&mut self, pipes: &mut Pipes, pipe: PipeId) -> usize {
         let mut moved = 0;
-        while self.session.output().len() < WRITE_BATCH {
+        while self.session.output_len() < WRITE_BATCH {
             match pipes.pop_outbound(pipe) {
                 Some(msg) => {
-                    self.session.send_message(&msg);
+                    self.session.send_message_zero_copy(&msg, ZERO_COPY_MIN);
                     moved += 1;
                 }
                 None => break,
@@ -359,7 +375,7 @@ impl Engine {
     /// for it.
     fn drained(&self) -> bool {
         let io = self.shared.io.lock();
-        io.session.output().is_empty()
+        !io.session.has_output()
             && self
                 .pipe
                 .is_none_or(|p| !self.socket.core.lock().pipes.output_pending(p))

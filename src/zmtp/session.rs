@@ -198,6 +198,10 @@ pub struct Session {
     /// Messages handed to `send_message` before the handshake finished;
     /// appended to `out` once the peer is known to be acceptable.
     early: BytesMut,
+    /// Output that goes before `out`: frozen stretches of `out` and large
+    /// message bodies queued by reference
+    /// ([`send_message_zero_copy`](Session::send_message_zero_copy)).
+    chunks: VecDeque<Bytes>,
     events: VecDeque<SessionEvent>,
     /// Frames of the message being received.
     partial: Vec<Bytes>,
@@ -230,6 +234,7 @@ impl Session {
             state: State::Greeting,
             out,
             early: BytesMut::new(),
+            chunks: VecDeque::new(),
             events: VecDeque::new(),
             partial: Vec::new(),
             wanted: GREETING_LEN,
@@ -323,6 +328,30 @@ impl Session {
         encode_message(buf, msg);
     }
 
+    /// Like [`send_message`](Self::send_message), but frame bodies of at
+    /// least `min_body` bytes are queued by reference instead of copied:
+    /// the output then has several chunks, for a vectored write (see
+    /// [`output_chunks`](Self::output_chunks)). Before the handshake it
+    /// copies, as `send_message` does.
+    pub fn send_message_zero_copy(&mut self, msg: &Message, min_body: usize) {
+        if !matches!(self.state, State::Traffic { .. }) {
+            return self.send_message(msg);
+        }
+        let frames = msg.frames();
+        let last = frames.len().saturating_sub(1);
+        for (i, f) in frames.iter().enumerate() {
+            frame::encode_header(&mut self.out, f.len(), i != last, false);
+            if f.len() >= min_body {
+                if !self.out.is_empty() {
+                    self.chunks.push_back(self.out.split().freeze());
+                }
+                self.chunks.push_back(f.clone());
+            } else {
+                self.out.extend_from_slice(f);
+            }
+        }
+    }
+
     /// Tells the session whether the engine has stopped reading from the
     /// peer (for example at the receive high-water mark).
     ///
@@ -350,16 +379,42 @@ impl Session {
         self.events.pop_front()
     }
 
-    /// Bytes waiting to be written to the peer.
+    /// Bytes waiting to be written to the peer: all of them, unless
+    /// [`send_message_zero_copy`](Self::send_message_zero_copy) queued
+    /// bodies by reference, in which case this is the first chunk.
     pub fn output(&self) -> &[u8] {
-        &self.out
+        self.chunks.front().map_or(&self.out[..], |c| &c[..])
     }
 
-    /// Marks the first `n` bytes of [`output`](Self::output) as written.
+    /// Every chunk of output, in order, for a vectored write.
+    pub fn output_chunks(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.chunks
+            .iter()
+            .map(|c| &c[..])
+            .chain(std::iter::once(&self.out[..]).filter(|o| !o.is_empty()))
+    }
+
+    /// The total bytes waiting to be written.
+    pub fn output_len(&self) -> usize {
+        self.chunks.iter().map(Bytes::len).sum::<usize>() + self.out.len()
+    }
+
+    /// Marks the first `n` bytes of output as written, across chunks.
     /// `n` larger than the output is clamped.
-    pub fn consume_output(&mut self, n: usize) {
-        let n = n.min(self.out.len());
-        self.out.advance(n);
+    pub fn consume_output(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.chunks.front_mut() else {
+                let n = n.min(self.out.len());
+                self.out.advance(n);
+                return;
+            };
+            let k = n.min(front.len());
+            front.advance(k);
+            n -= k;
+            if front.is_empty() {
+                self.chunks.pop_front();
+            }
+        }
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called;
@@ -404,7 +459,7 @@ impl Session {
 
     /// True when [`output`](Self::output) is not empty.
     pub fn has_output(&self) -> bool {
-        !self.out.is_empty()
+        !self.chunks.is_empty() || !self.out.is_empty()
     }
 
     /// How many more bytes the item at the front of the input needs, as of
@@ -629,6 +684,42 @@ fn encode_message(out: &mut BytesMut, msg: &Message) {
     for (i, f) in frames.iter().enumerate() {
         frame::encode_header(out, f.len(), i != last, false);
         out.extend_from_slice(f);
+    }
+}
+
+#[cfg(test)]
+mod zero_copy_tests {
+    use super::*;
+    use crate::zmtp::harness::{base, config};
+
+    #[test]
+    fn zero_copy_output_equals_copied_output() {
+        let mut a = Session::new(config(SocketType::Dealer, b""), base());
+        let mut b = Session::new(config(SocketType::Router, b""), base());
+        // Handshake both ways.
+        for _ in 0..3 {
+            let mut ab = BytesMut::from(a.output());
+            a.consume_output(ab.len());
+            let mut ba = BytesMut::from(b.output());
+            b.consume_output(ba.len());
+            b.handle_input(&mut ab, base()).expect("b");
+            a.handle_input(&mut ba, base()).expect("a");
+        }
+        assert!(a.is_ready());
+        let big = Bytes::from(vec![9u8; 70_000]);
+        let msg = Message::from_frames([Bytes::from_static(b"x"), big.clone(), Bytes::new()]);
+        let mut copied = BytesMut::new();
+        encode_message(&mut copied, &msg);
+        let want = copied.to_vec();
+        a.send_message_zero_copy(&msg, 1024);
+        let got: Vec<u8> = a.output_chunks().flat_map(|c| c.to_vec()).collect();
+        assert_eq!(got, want);
+        assert_eq!(a.output_len(), want.len());
+        // Consuming across chunk boundaries leaves the right tail.
+        a.consume_output(10);
+        a.consume_output(70_000);
+        let rest: Vec<u8> = a.output_chunks().flat_map(|c| c.to_vec()).collect();
+        assert_eq!(rest, want[70_010..]);
     }
 }
 
