@@ -129,7 +129,7 @@ fn read_engine(
         return false;
     }
     let before = core.pipes.get(pipe).map_or(0, |p| p.inbound_len());
-    let stop = io.read_ready(Instant::now(), &mut core.pipes, pipe, READS_PER_BORROW);
+    let stop = io.read_ready(Instant::now(), &mut &mut core.pipes, pipe, READS_PER_BORROW);
     let after = core.pipes.get(pipe).map_or(0, |p| p.inbound_len());
     // PONGs and other replies the session produced while reading.
     if io.session.has_output() && !engine.write_blocked.load(Ordering::SeqCst) {

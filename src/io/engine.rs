@@ -114,6 +114,41 @@ pub(crate) struct EngineIo {
     pub(crate) last_direct_write: Option<Instant>,
 }
 
+/// How a read pass reaches the socket's pipes.
+pub(crate) trait PipeAccess {
+    /// Runs `f` on the pipes.
+    fn with_pipes(&mut self, f: impl FnOnce(&mut Pipes));
+}
+
+/// A borrowing application thread already holds the socket core.
+impl PipeAccess for &mut Pipes {
+    fn with_pipes(&mut self, f: impl FnOnce(&mut Pipes)) {
+        f(self)
+    }
+}
+
+/// The I/O thread locks the socket core only to deliver, never across a
+/// read syscall or the decoding, so that a `recv` in the application is
+/// not held up by the kernel copying the next 256 KiB. Blocked threads are
+/// woken after each delivery; pipe notices are kept for the I/O thread.
+pub(crate) struct LockPerDelivery<'a> {
+    pub(crate) socket: &'a SocketShared,
+    pub(crate) io_requests: Vec<crate::pattern::IoRequest>,
+}
+
+impl PipeAccess for LockPerDelivery<'_> {
+    fn with_pipes(&mut self, f: impl FnOnce(&mut Pipes)) {
+        let mut core = self.socket.core.lock();
+        f(&mut core.pipes);
+        let (reqs, wake) = core.settle();
+        drop(core);
+        self.io_requests.extend(reqs);
+        if wake {
+            self.socket.wake();
+        }
+    }
+}
+
 /// How a read pass ended.
 #[derive(Debug)]
 pub(crate) enum ReadStop {
@@ -163,12 +198,12 @@ impl EngineIo {
     }
 
     /// Reads and decodes up to `reads` times, delivering whole messages to
-    /// `pipe` of an already locked socket core. For engines past their
-    /// handshake only: a `Ready` event cannot occur here.
+    /// `pipe`. For engines past their handshake only: a `Ready` event
+    /// cannot occur here.
     pub(crate) fn read_ready(
         &mut self,
         now: Instant,
-        pipes: &mut Pipes,
+        pipes: &mut impl PipeAccess,
         pipe: PipeId,
         reads: usize,
     ) -> ReadStop {
@@ -213,14 +248,24 @@ impl EngineIo {
 
     /// Hands every message the session has decoded to the pipe. Past the
     /// handshake no other event can be queued.
-    pub(crate) fn deliver_pending(&mut self, pipes: &mut Pipes, pipe: PipeId, now: Instant) {
-        while let Some(ev) = self.session.poll_event() {
-            if let SessionEvent::Message(msg) = ev {
-                if !pipes.deliver(pipe, msg) {
-                    self.pause_reading(now);
+    pub(crate) fn deliver_pending(
+        &mut self,
+        pipes: &mut impl PipeAccess,
+        pipe: PipeId,
+        now: Instant,
+    ) {
+        if !self.session.has_events() {
+            return;
+        }
+        pipes.with_pipes(|pipes| {
+            while let Some(ev) = self.session.poll_event() {
+                if let SessionEvent::Message(msg) = ev {
+                    if !pipes.deliver(pipe, msg) {
+                        self.pause_reading(now);
+                    }
                 }
             }
-        }
+        });
     }
 
     /// Stops reading at the pipe's HWM. The session stops expecting bytes
@@ -502,13 +547,15 @@ impl IoThread {
             }
         }
         let mut io = shared.io.lock();
-        let mut core = socket.core.lock();
-        let stop = io.read_ready(self.now, &mut core.pipes, pipe, READS_PER_TURN);
-        let (reqs, wake) = core.settle();
-        drop(core);
+        let mut access = LockPerDelivery {
+            socket: &socket,
+            io_requests: Vec::new(),
+        };
+        let stop = io.read_ready(self.now, &mut access, pipe, READS_PER_TURN);
+        let reqs = access.io_requests;
         let broken = io.broken.take();
         drop(io);
-        self.after_change(&socket, reqs, wake);
+        self.after_change(&socket, reqs, false);
         match stop {
             ReadStop::Broken => {
                 if let Some(why) = broken {
@@ -809,7 +856,7 @@ impl IoThread {
             // Whatever the peer sent completely before the end is delivered,
             // whoever read it.
             if e.ready {
-                io.deliver_pending(&mut c.pipes, pipe, self.now);
+                io.deliver_pending(&mut &mut c.pipes, pipe, self.now);
             }
             drop(io);
             if c.direct

@@ -379,6 +379,11 @@ impl Session {
         self.events.pop_front()
     }
 
+    /// True when [`poll_event`](Self::poll_event) has something.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// Bytes waiting to be written to the peer: all of them, unless
     /// [`send_message_zero_copy`](Self::send_message_zero_copy) queued
     /// bodies by reference, in which case this is the first chunk.
