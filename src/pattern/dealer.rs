@@ -26,18 +26,11 @@ impl Pattern for Dealer {
     }
 
     fn send(&mut self, msg: Message, pipes: &mut Pipes) -> Result<(), SendError> {
-        let msg = check_not_empty(msg)?;
-        self.lb
-            .send(msg, pipes)
-            .map(|_| ())
-            .map_err(|msg| SendError::new(Error::WouldBlock, msg))
+        self.lb.send_message(msg, pipes)
     }
 
     fn recv(&mut self, pipes: &mut Pipes) -> Result<Message, Error> {
-        pipes
-            .read_next()
-            .map(|(_, msg)| msg)
-            .ok_or(Error::WouldBlock)
+        pipes.recv_fair()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Round-robin load balancing over outgoing pipes (libzmq's `lb_t`).
 
-use super::{PipeId, Pipes};
+use super::{check_not_empty, PipeId, Pipes};
+use crate::error::{Error, SendError};
 use crate::message::Message;
 
 /// Round-robin over attached pipes, preferring pipes whose peer is connected.
@@ -53,6 +54,16 @@ impl LoadBalancer {
     /// True when no pipe is attached.
     pub fn is_empty(&self) -> bool {
         self.pipes.is_empty()
+    }
+
+    /// The whole send of a socket type that only load-balances (DEALER,
+    /// PUSH): a message with frames goes to the next writable pipe, or
+    /// comes back with [`Error::WouldBlock`].
+    pub fn send_message(&mut self, msg: Message, pipes: &mut Pipes) -> Result<(), SendError> {
+        let msg = check_not_empty(msg)?;
+        self.send(msg, pipes)
+            .map(|_| ())
+            .map_err(|msg| SendError::new(Error::WouldBlock, msg))
     }
 
     /// Writes `msg` to the next writable pipe in round-robin order, connected

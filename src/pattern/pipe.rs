@@ -15,6 +15,7 @@
 //! keeps that to one notice per idle-to-busy transition, in the spirit of
 //! libzmq's ypipe flush/check-read protocol.
 
+use crate::error::Error;
 use crate::id_map::IdMap;
 use crate::message::Message;
 use crate::pattern::{PeerInfo, Stats};
@@ -346,6 +347,14 @@ impl Pipes {
             return Some((id, msg));
         }
         None
+    }
+
+    /// The whole receive of a socket type that only fair-queues (DEALER,
+    /// PULL): the next message, or [`Error::WouldBlock`].
+    pub fn recv_fair(&mut self) -> Result<Message, Error> {
+        self.read_next()
+            .map(|(_, msg)| msg)
+            .ok_or(Error::WouldBlock)
     }
 
     /// True when there are drained orphans to remove.

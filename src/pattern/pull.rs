@@ -27,10 +27,7 @@ impl Pattern for Pull {
     }
 
     fn recv(&mut self, pipes: &mut Pipes) -> Result<Message, Error> {
-        pipes
-            .read_next()
-            .map(|(_, msg)| msg)
-            .ok_or(Error::WouldBlock)
+        pipes.recv_fair()
     }
 }
 

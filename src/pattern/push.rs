@@ -25,11 +25,7 @@ impl Pattern for Push {
     }
 
     fn send(&mut self, msg: Message, pipes: &mut Pipes) -> Result<(), SendError> {
-        let msg = check_not_empty(msg)?;
-        self.lb
-            .send(msg, pipes)
-            .map(|_| ())
-            .map_err(|msg| SendError::new(Error::WouldBlock, msg))
+        self.lb.send_message(msg, pipes)
     }
 
     fn recv(&mut self, _pipes: &mut Pipes) -> Result<Message, Error> {
