@@ -362,23 +362,11 @@ impl Pipes {
         !self.dead.is_empty()
     }
 
-    /// True when some pipe has an inbound message.
-    pub fn has_input(&self) -> bool {
-        self.readable
-            .iter()
-            .any(|id| self.pipes.get(id).is_some_and(|p| !p.inbound.is_empty()))
-    }
-
     // ----- notices -----
 
     /// What the I/O thread must be told since the last call.
     pub fn take_io_requests(&mut self) -> Vec<IoRequest> {
         std::mem::take(&mut self.io_requests)
-    }
-
-    /// True when any pending I/O request exists.
-    pub fn has_io_requests(&self) -> bool {
-        !self.io_requests.is_empty()
     }
 
     /// Whether application threads blocked in `send`/`recv` should re-check

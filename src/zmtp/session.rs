@@ -735,15 +735,7 @@ mod tests {
     use crate::zmtp::harness::base;
 
     fn config(socket_type: SocketType) -> SessionConfig {
-        SessionConfig {
-            socket_type,
-            routing_id: Bytes::new(),
-            handshake_ivl: None,
-            maxmsgsize: None,
-            heartbeat_ivl: None,
-            heartbeat_timeout: None,
-            heartbeat_ttl: None,
-        }
+        SessionConfig::new(socket_type)
     }
 
     fn ready_frame(props: &[(&'static str, &'static [u8])]) -> Vec<u8> {
