@@ -32,6 +32,14 @@ impl Pattern for Dealer {
     fn recv(&mut self, pipes: &mut Pipes) -> Result<Message, Error> {
         pipes.recv_fair()
     }
+
+    fn has_in(&mut self, pipes: &mut Pipes) -> bool {
+        pipes.peek_next().is_some()
+    }
+
+    fn has_out(&self, pipes: &Pipes) -> bool {
+        self.lb.can_send(pipes)
+    }
 }
 
 #[cfg(test)]

@@ -56,6 +56,11 @@ impl LoadBalancer {
         self.pipes.is_empty()
     }
 
+    /// True when [`LoadBalancer::send`] would find a pipe for a message.
+    pub fn can_send(&self, pipes: &Pipes) -> bool {
+        self.pipes.iter().any(|&id| pipes.can_write(id))
+    }
+
     /// The whole send of a socket type that only load-balances (DEALER,
     /// PUSH): a message with frames goes to the next writable pipe, or
     /// comes back with [`Error::WouldBlock`].

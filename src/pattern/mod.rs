@@ -109,6 +109,18 @@ pub trait Pattern: Send + std::fmt::Debug {
     /// Receives one message, or [`Error::WouldBlock`] when none is ready.
     fn recv(&mut self, pipes: &mut Pipes) -> Result<Message, Error>;
 
+    /// Whether [`Pattern::recv`] would return now instead of
+    /// [`Error::WouldBlock`] (ZeroMQ's `POLLIN`): a message, or the failure
+    /// of an outstanding request. Messages that `recv` would drop are
+    /// dropped (and counted) here, so that readiness is never reported for
+    /// a message the application will not see. A usage error such as a REQ
+    /// with no request outstanding is not readiness.
+    fn has_in(&mut self, pipes: &mut Pipes) -> bool;
+
+    /// Whether [`Pattern::send`] of a well-formed message would not block
+    /// (ZeroMQ's `POLLOUT`).
+    fn has_out(&self, pipes: &Pipes) -> bool;
+
     /// Applies changed options.
     fn configure(&mut self, opts: &PatternOptions) {
         let _ = opts;

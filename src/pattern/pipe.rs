@@ -303,6 +303,11 @@ impl Pipes {
         Ok(())
     }
 
+    /// The next message of this pipe, left in place.
+    pub fn front(&self, id: PipeId) -> Option<&Message> {
+        self.pipes.get(&id)?.inbound.front()
+    }
+
     /// Takes the next message from this pipe.
     pub fn read_from(&mut self, id: PipeId) -> Option<Message> {
         let p = self.pipes.get_mut(&id)?;
@@ -347,6 +352,29 @@ impl Pipes {
             return Some((id, msg));
         }
         None
+    }
+
+    /// The message [`Pipes::read_next`] would return, left in place. Pipes
+    /// found empty at the front of the ring are taken out of it, as
+    /// `read_next` would.
+    pub fn peek_next(&mut self) -> Option<(PipeId, &Message)> {
+        while let Some(&id) = self.readable.front() {
+            match self.pipes.get(&id) {
+                Some(p) if !p.inbound.is_empty() => break,
+                Some(_) => {
+                    if let Some(p) = self.pipes.get_mut(&id) {
+                        p.in_ring = false;
+                    }
+                    self.readable.pop_front();
+                }
+                None => {
+                    self.readable.pop_front();
+                }
+            }
+        }
+        let id = *self.readable.front()?;
+        let msg = self.pipes.get(&id)?.inbound.front()?;
+        Some((id, msg))
     }
 
     /// The whole receive of a socket type that only fair-queues (DEALER,

@@ -29,6 +29,14 @@ impl Pattern for Pull {
     fn recv(&mut self, pipes: &mut Pipes) -> Result<Message, Error> {
         pipes.recv_fair()
     }
+
+    fn has_in(&mut self, pipes: &mut Pipes) -> bool {
+        pipes.peek_next().is_some()
+    }
+
+    fn has_out(&self, _pipes: &Pipes) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -32,6 +32,14 @@ impl Pattern for Push {
         // libzmq answers ENOTSUP; the closest variant here is InvalidState.
         Err(Error::InvalidState("PUSH sockets cannot receive"))
     }
+
+    fn has_in(&mut self, _pipes: &mut Pipes) -> bool {
+        false
+    }
+
+    fn has_out(&self, pipes: &Pipes) -> bool {
+        self.lb.can_send(pipes)
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,14 @@ impl Rep {
 
 /// Splits a request into its envelope (through the first empty frame) and
 /// body. `None` when there is no delimiter or no body: libzmq drops those.
+/// Whether `split_envelope` would accept `msg`: a delimiter with at least
+/// one body frame after it.
+fn is_request(msg: &Message) -> bool {
+    msg.iter()
+        .position(|f| f.is_empty())
+        .is_some_and(|delim| delim + 1 < msg.len())
+}
+
 fn split_envelope(mut msg: Message) -> Option<(Message, Message)> {
     let delim = msg.iter().position(|f| f.is_empty())?;
     let body = msg.split_off(delim + 1);
@@ -93,6 +101,26 @@ impl Pattern for Rep {
             }
         }
         Err(Error::WouldBlock)
+    }
+
+    fn has_in(&mut self, pipes: &mut Pipes) -> bool {
+        if self.pending.is_some() {
+            return false;
+        }
+        while let Some((_, msg)) = pipes.peek_next() {
+            if is_request(msg) {
+                return true;
+            }
+            pipes.read_next();
+            pipes.stats.dropped_malformed += 1;
+        }
+        false
+    }
+
+    /// A reply is never refused for lack of room (it is dropped and
+    /// counted instead), so a REP can send whenever it owes one.
+    fn has_out(&self, _pipes: &Pipes) -> bool {
+        self.pending.is_some()
     }
 }
 
@@ -169,6 +197,24 @@ mod tests {
             rep.recv(&mut pipes).expect("request"),
             Message::from(["x", "", "y"])
         );
+    }
+
+    #[test]
+    fn readiness_skips_what_recv_would_drop() {
+        let mut rep = Rep::new();
+        let mut pipes = Pipes::new();
+        let a = connect(&mut rep, &mut pipes, 1, 0);
+        assert!(!rep.has_in(&mut pipes));
+        assert!(!rep.has_out(&pipes), "owes no reply");
+        pipes.deliver(a, Message::from(["no", "delimiter"]));
+        assert!(!rep.has_in(&mut pipes), "a malformed request is not input");
+        assert_eq!(pipes.stats.dropped_malformed, 1);
+        pipes.deliver(a, Message::from(["", "ok"]));
+        assert!(rep.has_in(&mut pipes));
+        assert!(rep.has_in(&mut pipes), "checking consumes nothing");
+        assert_eq!(rep.recv(&mut pipes).expect("request"), Message::from("ok"));
+        assert!(rep.has_out(&pipes), "owes a reply");
+        assert!(!rep.has_in(&mut pipes), "must reply first");
     }
 
     #[test]

@@ -199,35 +199,105 @@ impl Req {
         self.try_resend(pipes);
     }
 
-    /// Checks one message from the request's pipe. Returns the reply body
-    /// when it answers the outstanding request; otherwise counts the drop.
-    fn accept(id: Option<u32>, mut msg: Message, pipes: &mut Pipes) -> Option<Message> {
+    /// Whether `msg` answers the outstanding request with request id `id`.
+    fn check(id: Option<u32>, msg: &Message) -> Result<(), Reject> {
         if let Some(id) = id {
             let well_formed = msg.len() >= 3
                 && msg.first().is_some_and(|f| f.len() == 4)
                 && msg.get(1).is_some_and(|f| f.is_empty());
             if !well_formed {
-                pipes.stats.dropped_malformed += 1;
-                return None;
+                return Err(Reject::Malformed);
             }
             if msg.first().is_some_and(|f| f[..] != id.to_be_bytes()) {
                 // A reply to an earlier (abandoned or lost) request.
-                pipes.stats.dropped_unexpected += 1;
-                return None;
+                return Err(Reject::Unexpected);
             }
-            msg.pop_front();
         } else {
             // A reply is the delimiter followed by at least one body frame
             // (libzmq requires the delimiter to have MORE set).
             let well_formed = msg.len() >= 2 && msg.first().is_some_and(|f| f.is_empty());
             if !well_formed {
-                pipes.stats.dropped_malformed += 1;
-                return None;
+                return Err(Reject::Malformed);
             }
         }
-        msg.pop_front();
-        Some(msg)
+        Ok(())
     }
+
+    /// Drops what `recv` would drop, and acts on a lost connection, until
+    /// `recv` has something to return; says what that is. Shared by `recv`
+    /// and `has_in`, so that readiness means exactly "recv returns now".
+    fn next(&mut self, pipes: &mut Pipes) -> Next {
+        // First, what the lost connection delivered before it died.
+        if let State::Waiting(out) = &mut self.state {
+            if let (Some(pipe), Some(lost)) = (out.pipe, out.lost.as_mut()) {
+                while lost.unread > 0 {
+                    let Some(verdict) = pipes.front(pipe).map(|m| Self::check(out.id, m)) else {
+                        break;
+                    };
+                    if verdict.is_ok() {
+                        return Next::Reply { pipe, lost: true };
+                    }
+                    lost.unread -= 1;
+                    pipes.read_from(pipe);
+                    if let Err(r) = verdict {
+                        r.count(pipes);
+                    }
+                }
+                let endpoint = std::mem::take(&mut lost.endpoint);
+                self.connection_gone(endpoint, pipes, true);
+            }
+        }
+        self.try_resend(pipes);
+        let out = match &self.state {
+            State::Idle => return Next::Nothing,
+            State::Failed { .. } => return Next::Failed,
+            State::Waiting(out) => out,
+        };
+        while let Some((pipe, msg)) = pipes.peek_next() {
+            let verdict = if Some(pipe) == out.pipe {
+                Self::check(out.id, msg)
+            } else {
+                Err(Reject::Unexpected)
+            };
+            match verdict {
+                Ok(()) => return Next::Reply { pipe, lost: false },
+                Err(r) => {
+                    pipes.read_next();
+                    r.count(pipes);
+                }
+            }
+        }
+        Next::Nothing
+    }
+}
+
+/// Why a message on a REQ socket is not the reply it waits for.
+#[derive(Clone, Copy, Debug)]
+enum Reject {
+    Malformed,
+    Unexpected,
+}
+
+impl Reject {
+    fn count(self, pipes: &mut Pipes) {
+        match self {
+            Reject::Malformed => pipes.stats.dropped_malformed += 1,
+            Reject::Unexpected => pipes.stats.dropped_unexpected += 1,
+        }
+    }
+}
+
+/// What a `recv` would return now.
+enum Next {
+    Nothing,
+    /// The outstanding request failed (`Error::PeerLost`).
+    Failed,
+    /// The reply is the next message of `pipe`: among a lost connection's
+    /// leftovers, or the next in fair-queue order.
+    Reply {
+        pipe: PipeId,
+        lost: bool,
+    },
 }
 
 impl Pattern for Req {
@@ -324,54 +394,49 @@ impl Pattern for Req {
     }
 
     fn recv(&mut self, pipes: &mut Pipes) -> Result<Message, Error> {
-        match &mut self.state {
-            State::Idle => {
-                return Err(Error::InvalidState(
-                    "REQ must send a request before receiving",
-                ))
+        if let State::Idle = self.state {
+            return Err(Error::InvalidState(
+                "REQ must send a request before receiving",
+            ));
+        }
+        match self.next(pipes) {
+            Next::Nothing => Err(Error::WouldBlock),
+            Next::Failed => {
+                let endpoint = match std::mem::take(&mut self.state) {
+                    State::Failed { endpoint } => endpoint,
+                    _ => String::new(),
+                };
+                Err(Error::PeerLost { endpoint })
             }
-            State::Failed { endpoint } => {
-                let endpoint = std::mem::take(endpoint);
-                self.state = State::Idle;
-                return Err(Error::PeerLost { endpoint });
-            }
-            State::Waiting(out) => {
-                // First, what the lost connection delivered before it died.
-                if let (Some(pipe), Some(lost)) = (out.pipe, out.lost.as_mut()) {
-                    while lost.unread > 0 {
-                        lost.unread -= 1;
-                        let Some(msg) = pipes.read_from(pipe) else {
-                            break;
-                        };
-                        if let Some(reply) = Self::accept(out.id, msg, pipes) {
-                            self.state = State::Idle;
-                            return Ok(reply);
-                        }
-                    }
-                    let endpoint = std::mem::take(&mut lost.endpoint);
-                    self.connection_gone(endpoint, pipes, true);
-                    if let State::Failed { .. } = self.state {
-                        return self.recv(pipes);
-                    }
+            Next::Reply { pipe, lost } => {
+                let id = match &self.state {
+                    State::Waiting(out) => out.id,
+                    _ => None,
+                };
+                let msg = if lost {
+                    pipes.read_from(pipe)
+                } else {
+                    pipes.read_next().map(|(_, m)| m)
+                };
+                let Some(mut msg) = msg else {
+                    return Err(Error::WouldBlock);
+                };
+                if id.is_some() {
+                    msg.pop_front();
                 }
-            }
-        }
-        self.try_resend(pipes);
-        let State::Waiting(out) = &self.state else {
-            return Err(Error::WouldBlock);
-        };
-        let (expected, id) = (out.pipe, out.id);
-        while let Some((pipe, msg)) = pipes.read_next() {
-            if Some(pipe) != expected {
-                pipes.stats.dropped_unexpected += 1;
-                continue;
-            }
-            if let Some(reply) = Self::accept(id, msg, pipes) {
+                msg.pop_front();
                 self.state = State::Idle;
-                return Ok(reply);
+                Ok(msg)
             }
         }
-        Err(Error::WouldBlock)
+    }
+
+    fn has_in(&mut self, pipes: &mut Pipes) -> bool {
+        !matches!(self.state, State::Idle) && !matches!(self.next(pipes), Next::Nothing)
+    }
+
+    fn has_out(&self, pipes: &Pipes) -> bool {
+        (matches!(self.state, State::Idle) || self.relaxed) && self.lb.can_send(pipes)
     }
 
     fn configure(&mut self, opts: &PatternOptions) {
@@ -545,6 +610,38 @@ mod tests {
             pipes.pop_outbound(PipeId(1)),
             Some(Message::from(["", "q"]))
         );
+    }
+
+    #[test]
+    fn readiness_matches_what_recv_returns() {
+        let mut req = Req::new();
+        let mut pipes = Pipes::new();
+        let a = connect(&mut req, &mut pipes, 1, 0);
+        let b = connect(&mut req, &mut pipes, 2, 0);
+        assert!(!req.has_in(&mut pipes), "no request outstanding");
+        assert!(req.has_out(&pipes));
+        req.send("q".into(), &mut pipes).expect("send");
+        assert!(!req.has_out(&pipes), "a reply is owed first");
+        assert!(pipes.pop_outbound(a).is_some());
+        pipes.deliver(b, reply("impostor"));
+        assert!(!req.has_in(&mut pipes), "a reply from the wrong peer");
+        assert_eq!(pipes.stats.dropped_unexpected, 1);
+        pipes.deliver(a, reply("real"));
+        assert!(req.has_in(&mut pipes));
+        assert!(req.has_in(&mut pipes), "checking consumes nothing");
+        assert_eq!(req.recv(&mut pipes).expect("reply"), Message::from("real"));
+        assert!(!req.has_in(&mut pipes));
+        // A request whose connection is lost is readable: `recv` fails it.
+        req.send("q2".into(), &mut pipes).expect("send");
+        let sent_to = if pipes.pop_outbound(a).is_some() {
+            a
+        } else {
+            b
+        };
+        lose(&mut req, &mut pipes, sent_to);
+        assert!(req.has_in(&mut pipes));
+        let lost = format!("tcp://peer:{}", sent_to.0);
+        assert!(is_peer_lost(req.recv(&mut pipes), &lost));
     }
 
     #[test]

@@ -170,6 +170,24 @@ impl Pattern for Router {
         Err(Error::WouldBlock)
     }
 
+    fn has_in(&mut self, pipes: &mut Pipes) -> bool {
+        while let Some((pipe, _)) = pipes.peek_next() {
+            if self.labels.contains_key(&pipe) {
+                return true;
+            }
+            pipes.read_next();
+            pipes.stats.dropped_unexpected += 1;
+        }
+        false
+    }
+
+    /// As libzmq: without `router_mandatory` a send never blocks (a message
+    /// nobody can take is dropped and counted); with it, some peer must
+    /// have room.
+    fn has_out(&self, pipes: &Pipes) -> bool {
+        !self.mandatory || self.labels.keys().any(|&p| pipes.can_write(p))
+    }
+
     fn configure(&mut self, opts: &PatternOptions) {
         self.mandatory = opts.router_mandatory;
     }
