@@ -11,6 +11,7 @@ use crate::message::Message;
 use crate::monitor::{EndpointStatus, MonitorEvent};
 use crate::options::{Options, ReconnectStop};
 use crate::pattern::{self, IoRequest, Pattern, PatternOptions, PipeId, Pipes, Stats};
+use crate::poll::{Events, Poller};
 use crate::socket_type::SocketType;
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
@@ -114,6 +115,25 @@ impl SocketShared {
         }
     }
 
+    /// Which of `want` a `recv`/`send` could do now without blocking.
+    /// Also returns whether blocked threads should be woken (checking may
+    /// drop messages that `recv` would drop, which can free room).
+    pub(crate) fn readiness(&self, core: &mut SocketCore, want: Events) -> (Events, bool) {
+        let mut ready = Events::NONE;
+        let c = &mut *core;
+        if want.is_readable() && c.pattern.has_in(&mut c.pipes) {
+            ready |= Events::IN;
+        }
+        if want.is_writable() && c.pattern.has_out(&c.pipes) {
+            ready |= Events::OUT;
+        }
+        let (io, wake) = core.settle();
+        if !io.is_empty() {
+            self.notify_io(io);
+        }
+        (ready, wake)
+    }
+
     /// Passes pipe notices to the I/O thread.
     pub(crate) fn notify_io(&self, requests: Vec<IoRequest>) {
         for r in requests {
@@ -195,6 +215,21 @@ impl Socket {
     /// This socket's type.
     pub fn socket_type(&self) -> SocketType {
         self.shared.ty
+    }
+
+    pub(crate) fn shared(&self) -> &SocketShared {
+        &self.shared
+    }
+
+    /// Waits until this socket is ready for any of `events`, for at most
+    /// `timeout` (`None`: no limit). Returns what it is ready for, empty
+    /// on timeout. The one-socket case of [`Poller`] (pyzmq's
+    /// `Socket.poll`).
+    pub fn poll(&self, events: Events, timeout: Option<Duration>) -> Result<Events> {
+        let mut poller = Poller::new();
+        poller.add(self, events);
+        poller.poll(timeout)?;
+        Ok(poller.events(0))
     }
 
     fn check_alive(&self) -> Result<()> {

@@ -154,33 +154,17 @@ pub(crate) fn can_park(core: &SocketCore) -> bool {
 
 /// Parks the caller until one of the socket's idle engines is readable,
 /// the socket is woken, or `deadline` passes, then reads what arrived.
-/// Returns false on timeout.
-///
-/// While parked, the caller counts in each polled engine's
-/// `parked_readers`, and the I/O thread leaves those engines alone: on a
-/// readable edge it sets `skipped` and re-checks `parked_readers`. After
-/// polling, the caller first decrements `parked_readers`, then reads every
-/// engine that `poll` reported or whose `skipped` it clears. With SeqCst
-/// on both sides, either the I/O thread's re-check sees the decrement (and
-/// it reads), or its `skipped` store comes before the caller's swap (and
-/// the caller reads): bytes are never left with no reader.
+/// Returns false on timeout. The one-socket case of a [`ParkSet`].
 pub(crate) fn park(
     shared: &SocketShared,
     core: &mut MutexGuard<'_, SocketCore>,
     deadline: Option<Instant>,
 ) -> bool {
-    let timeout_ms = match deadline {
-        None => -1,
-        Some(d) => {
-            let left = d.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            // Round up so that we never wake just before the deadline.
-            left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
-        }
+    let Some(timeout_ms) = poll_timeout(deadline) else {
+        return false;
     };
-    let Some(parker) = shared.parker() else {
+    let mut set = ParkSet::default();
+    let Some(armed) = set.arm(shared, core, true) else {
         // No eventfd: wait for the I/O thread like everyone else.
         match deadline {
             None => shared.cond.wait(core),
@@ -190,50 +174,154 @@ pub(crate) fn park(
         }
         return true;
     };
-    // Keep the engines alive while polling so that no descriptor number is
-    // closed and reused under us.
-    let mut engines: Vec<(PipeId, Arc<EngineShared>)> = Vec::with_capacity(core.direct.len());
-    let mut fds = Vec::with_capacity(core.direct.len() + 1);
-    fds.push(pollfd(parker.fd()));
-    for (pipe, engine) in core.direct.iter() {
-        // Skip engines the I/O thread is working on (it will wake us) and
-        // those that must not be read now.
-        let usable = engine
-            .io
-            .try_lock()
-            .is_some_and(|io| !io.read_paused && io.broken.is_none());
-        if usable {
-            engine.parked_readers.fetch_add(1, Ordering::SeqCst);
-            fds.push(pollfd(engine.fd));
-            engines.push((*pipe, engine.clone()));
+    MutexGuard::unlocked(core, || set.wait(timeout_ms));
+    set.disarm(armed, core);
+    true
+}
+
+/// `poll(2)`'s timeout for `deadline`, rounded up so that we never wake
+/// just before it; `None` once it has passed.
+pub(crate) fn poll_timeout(deadline: Option<Instant>) -> Option<i32> {
+    match deadline {
+        None => Some(-1),
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            Some(left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32)
         }
     }
-    shared.parked.fetch_add(1, Ordering::SeqCst);
-    MutexGuard::unlocked(core, || {
+}
+
+/// What one thread waits on in a single `poll(2)`: for each socket, its
+/// [`Parker`], and for sockets whose input is wanted, their idle engines.
+///
+/// While armed, the caller counts in the socket's `parked` (so that
+/// [`SocketShared::wake`] writes the eventfd) and in each polled engine's
+/// `parked_readers`, and the I/O thread leaves those engines alone: on a
+/// readable edge it sets `skipped` and re-checks `parked_readers`. On
+/// [`ParkSet::disarm`], the caller first decrements `parked_readers`, then
+/// reads every engine that `poll` reported or whose `skipped` it clears.
+/// With SeqCst on both sides, either the I/O thread's re-check sees the
+/// decrement (and it reads), or its `skipped` store comes before the
+/// caller's swap (and the caller reads): bytes are never left with no
+/// reader.
+///
+/// A socket is armed under its lock, in the same critical section that
+/// found it not ready: anything delivered after that sees `parked` and
+/// writes the eventfd, so no wake-up falls between the check and the wait.
+#[derive(Default)]
+pub(crate) struct ParkSet<'a> {
+    fds: Vec<libc::pollfd>,
+    /// One per entry of `fds`. Holding the engines keeps their descriptors
+    /// open, so that no number is closed and reused under `poll`.
+    slots: Vec<Slot<'a>>,
+}
+
+enum Slot<'a> {
+    Parker(&'a SocketShared),
+    Engine(PipeId, Arc<EngineShared>),
+}
+
+/// The entries one socket added to a [`ParkSet`].
+#[derive(Clone, Debug)]
+pub(crate) struct Armed(std::ops::Range<usize>);
+
+impl<'a> ParkSet<'a> {
+    /// Adds a socket: its parker, and with `read` its idle engines (when
+    /// there are few enough to poll). `None` when the socket has no
+    /// eventfd (descriptors exhausted); nothing was added then.
+    pub(crate) fn arm(
+        &mut self,
+        shared: &'a SocketShared,
+        core: &SocketCore,
+        read: bool,
+    ) -> Option<Armed> {
+        let parker = shared.parker()?;
+        let start = self.slots.len();
+        self.fds.push(pollfd(parker.fd()));
+        self.slots.push(Slot::Parker(shared));
+        if read && can_park(core) {
+            for (pipe, engine) in core.direct.iter() {
+                // Skip engines the I/O thread is working on (it will wake
+                // us) and those that must not be read now.
+                let usable = engine
+                    .io
+                    .try_lock()
+                    .is_some_and(|io| !io.read_paused && io.broken.is_none());
+                if usable {
+                    engine.parked_readers.fetch_add(1, Ordering::SeqCst);
+                    self.fds.push(pollfd(engine.fd));
+                    self.slots.push(Slot::Engine(*pipe, engine.clone()));
+                }
+            }
+        }
+        shared.parked.fetch_add(1, Ordering::SeqCst);
+        Some(Armed(start..self.slots.len()))
+    }
+
+    /// Blocks in `poll(2)` on everything armed, for at most `timeout_ms`
+    /// (-1: no limit). Call without holding any socket lock.
+    pub(crate) fn wait(&mut self, timeout_ms: i32) {
         // SAFETY: `fds` is a valid, initialised array of `fds.len()`
         // pollfd structs, and every descriptor in it stays open while
-        // `engines` and `parker` are alive.
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-        if fds[0].revents != 0 {
-            parker.drain();
-        }
-    });
-    shared.parked.fetch_sub(1, Ordering::SeqCst);
-    for (_, engine) in &engines {
-        engine.parked_readers.fetch_sub(1, Ordering::SeqCst);
-    }
-    for ((pipe, engine), fd) in engines.iter().zip(&fds[1..]) {
-        let skipped = engine.skipped.swap(false, Ordering::SeqCst);
-        // The I/O thread may have closed it while we polled.
-        let still_ours = core
-            .direct
-            .get(pipe)
-            .is_some_and(|e| Arc::ptr_eq(e, engine));
-        if still_ours && (fd.revents != 0 || skipped) {
-            read_engine(shared, core, *pipe, engine);
+        // `slots` holds its socket or engine.
+        unsafe {
+            libc::poll(
+                self.fds.as_mut_ptr(),
+                self.fds.len() as libc::nfds_t,
+                timeout_ms,
+            )
+        };
+        for (slot, fd) in self.slots.iter().zip(&self.fds) {
+            if let (Slot::Parker(shared), true) = (slot, fd.revents != 0) {
+                if let Some(p) = shared.parker() {
+                    p.drain();
+                }
+            }
         }
     }
-    true
+
+    /// Takes one socket out of the wait (under its lock) and reads the
+    /// engines that have bytes for it.
+    pub(crate) fn disarm(&mut self, armed: Armed, core: &mut SocketCore) {
+        let range = armed.0;
+        let mut shared = None;
+        for slot in &self.slots[range.clone()] {
+            match slot {
+                Slot::Parker(s) => {
+                    s.parked.fetch_sub(1, Ordering::SeqCst);
+                    shared = Some(*s);
+                }
+                Slot::Engine(_, engine) => {
+                    engine.parked_readers.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+        }
+        let Some(shared) = shared else { return };
+        for (slot, fd) in self.slots[range.clone()].iter().zip(&self.fds[range]) {
+            let Slot::Engine(pipe, engine) = slot else {
+                continue;
+            };
+            let skipped = engine.skipped.swap(false, Ordering::SeqCst);
+            // The I/O thread may have closed it while we polled.
+            let still_ours = core
+                .direct
+                .get(pipe)
+                .is_some_and(|e| Arc::ptr_eq(e, engine));
+            if still_ours && (fd.revents != 0 || skipped) {
+                read_engine(shared, core, *pipe, engine);
+            }
+        }
+    }
+
+    /// Empties the set for reuse, keeping its buffers. Every armed socket
+    /// must have been disarmed.
+    pub(crate) fn clear(&mut self) {
+        self.fds.clear();
+        self.slots.clear();
+    }
 }
 
 fn pollfd(fd: RawFd) -> libc::pollfd {
