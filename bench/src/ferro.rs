@@ -3,7 +3,7 @@
 use crate::child::{clock_batch, cpu_us, max_messages, now_ns, payload, report, status_kb};
 use crate::role::{Role, SETTLE, WARMUP};
 use bytes::Bytes;
-use ferrozmq::{Context, Message, Socket, SocketType};
+use ferrozmq::{Context, Events, Message, Poller, Socket, SocketType};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -110,6 +110,70 @@ pub fn run(role: &Role) -> Result<(), String> {
             }
         }
         Role::ReqMany {
+            ep,
+            clients,
+            size,
+            secs,
+        } => {
+            // One thread drives every client through a poller, as zmq.rs's
+            // tasks share one runtime thread.
+            let sockets = (0..*clients)
+                .map(|_| {
+                    let s = socket(&ctx, SocketType::Req)?;
+                    s.connect(ep).map_err(err("connect"))?;
+                    Ok(s)
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            let msg = Message::from(payload(*size));
+            let check = |r: Message| -> Result<(), String> {
+                match r.byte_len() {
+                    l if l == *size => Ok(()),
+                    l => Err(format!("reply of {l} bytes")),
+                }
+            };
+            for s in &sockets {
+                send(s, msg.clone())?;
+                check(
+                    s.recv_timeout(Duration::from_secs(30))
+                        .map_err(err("recv"))?,
+                )?;
+            }
+            let mut poller = Poller::new();
+            for s in &sockets {
+                poller.add(s, Events::IN);
+            }
+            let limit = Duration::from_secs_f64(*secs);
+            let start = Instant::now();
+            for s in &sockets {
+                send(s, msg.clone())?;
+            }
+            let (mut total, mut active) = (0u64, sockets.len());
+            while active > 0 {
+                if poller
+                    .poll(Some(Duration::from_secs(30)))
+                    .map_err(err("poll"))?
+                    == 0
+                {
+                    return Err("no reply within 30 s".into());
+                }
+                for (i, s) in sockets.iter().enumerate() {
+                    if !poller.events(i).is_readable() {
+                        continue;
+                    }
+                    check(s.try_recv().map_err(err("recv"))?)?;
+                    total += 1;
+                    if start.elapsed() < limit {
+                        send(s, msg.clone())?;
+                    } else {
+                        poller.set_events(i, Events::NONE);
+                        active -= 1;
+                    }
+                }
+            }
+            report("count", total);
+            report("rate", total as f64 / start.elapsed().as_secs_f64());
+        }
+        Role::ReqThreads {
             ep,
             clients,
             size,

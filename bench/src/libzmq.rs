@@ -132,6 +132,66 @@ pub fn run(role: &Role) -> Result<(), String> {
             size,
             secs,
         } => {
+            // One thread drives every client with zmq_poll.
+            let sockets = (0..*clients)
+                .map(|_| {
+                    let s = socket(&ctx, zmq::REQ)?;
+                    s.set_linger(0).map_err(err("linger"))?;
+                    s.set_rcvtimeo(30_000).map_err(err("rcvtimeo"))?;
+                    s.connect(ep).map_err(err("connect"))?;
+                    Ok(s)
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            let body = payload(*size);
+            let mut reply = zmq::Message::new();
+            let mut check = |s: &zmq::Socket, flags| -> Result<(), String> {
+                s.recv(&mut reply, flags).map_err(err("recv"))?;
+                match reply.len() {
+                    l if l == *size => Ok(()),
+                    l => Err(format!("reply of {l} bytes")),
+                }
+            };
+            for s in &sockets {
+                s.send(&body[..], 0).map_err(err("send"))?;
+                check(s, 0)?;
+            }
+            let limit = Duration::from_secs_f64(*secs);
+            let start = Instant::now();
+            for s in &sockets {
+                s.send(&body[..], 0).map_err(err("send"))?;
+            }
+            let mut items: Vec<_> = sockets
+                .iter()
+                .map(|s| s.as_poll_item(zmq::POLLIN))
+                .collect();
+            let (mut total, mut active) = (0u64, sockets.len());
+            while active > 0 {
+                if zmq::poll(&mut items, 30_000).map_err(err("poll"))? == 0 {
+                    return Err("no reply within 30 s".into());
+                }
+                for (i, s) in sockets.iter().enumerate() {
+                    if !items[i].is_readable() {
+                        continue;
+                    }
+                    check(s, zmq::DONTWAIT)?;
+                    total += 1;
+                    if start.elapsed() < limit {
+                        s.send(&body[..], 0).map_err(err("send"))?;
+                    } else {
+                        items[i].set_events(zmq::PollEvents::empty());
+                        active -= 1;
+                    }
+                }
+            }
+            report("count", total);
+            report("rate", total as f64 / start.elapsed().as_secs_f64());
+        }
+        Role::ReqThreads {
+            ep,
+            clients,
+            size,
+            secs,
+        } => {
             let barrier = Arc::new(Barrier::new(clients + 1));
             let limit = Duration::from_secs_f64(*secs);
             let threads: Vec<_> = (0..*clients)

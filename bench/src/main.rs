@@ -164,10 +164,21 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
 /// The shape of one measurement.
 #[derive(Clone, Copy, Debug)]
 enum Kind {
-    Lat { size: usize },
-    Thr { size: usize },
-    ReqMany { clients: usize, size: usize },
-    Conn { n: usize },
+    Lat {
+        size: usize,
+    },
+    Thr {
+        size: usize,
+    },
+    /// `threads`: one thread per client instead of one thread for all.
+    ReqMany {
+        clients: usize,
+        size: usize,
+        threads: bool,
+    },
+    Conn {
+        n: usize,
+    },
     Idle,
 }
 
@@ -224,12 +235,23 @@ fn measurements() -> Vec<Meas> {
         },
         Meas {
             id: "req32",
-            title: "32 REQ clients → ROUTER echo, 64 B",
+            title: "32 REQ clients on one thread → ROUTER echo, 64 B",
             kind: Kind::ReqMany {
                 clients: 32,
                 size: 64,
+                threads: false,
             },
             impls: PEERS,
+        },
+        Meas {
+            id: "req32-threads",
+            title: "32 REQ clients, a thread each → ROUTER echo, 64 B",
+            kind: Kind::ReqMany {
+                clients: 32,
+                size: 64,
+                threads: true,
+            },
+            impls: &[Impl::Ferro, Impl::Libzmq],
         },
         Meas {
             id: "conn1000",
@@ -442,13 +464,17 @@ fn run_one(kind: Kind, imp: Impl, timing: &Timing) -> Result<Vec<f64>, String> {
                 rx_hwm as f64 / 1024.0,
             ])
         }
-        Kind::ReqMany { clients, size } => {
+        Kind::ReqMany {
+            clients,
+            size,
+            threads,
+        } => {
             let mut server = Proc::spawn(&["server", me, "router-echo", BIND])?;
             let ep = server.get("endpoint", short)?;
             let mut client = Proc::spawn(&[
                 "client",
                 me,
-                "req-many",
+                if threads { "req-threads" } else { "req-many" },
                 &ep,
                 &clients.to_string(),
                 &size.to_string(),

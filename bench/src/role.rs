@@ -20,10 +20,19 @@ pub enum Role {
     PushClient { ep: String, size: usize, secs: f64 },
     /// ROUTER echo server for many REQ clients.
     RouterEcho { bind: String },
-    /// `clients` REQ sockets (threads or tasks) in one process, round trips
+    /// `clients` REQ sockets driven by one thread (a poller, or tasks on one
+    /// runtime thread) in one process, round trips
     /// of `size` bytes for `secs`; reports `rate` (round trips/s, all
     /// clients together) and `count`.
     ReqMany {
+        ep: String,
+        clients: usize,
+        size: usize,
+        secs: f64,
+    },
+    /// As `ReqMany`, but each client on its own thread (libzmq's and
+    /// ferrozmq's blocking style; zmq.rs does not play this role).
+    ReqThreads {
         ep: String,
         clients: usize,
         size: usize,
@@ -86,6 +95,12 @@ impl Role {
                 size: num(3)?,
                 secs: secs(4)?,
             },
+            "req-threads" => Role::ReqThreads {
+                ep: s(1)?,
+                clients: num(2)?,
+                size: num(3)?,
+                secs: secs(4)?,
+            },
             "router-count" => Role::RouterCount {
                 bind: s(1)?,
                 n: num(2)?,
@@ -105,6 +120,7 @@ impl Role {
             Role::ReqClient { secs, .. }
             | Role::PushClient { secs, .. }
             | Role::ReqMany { secs, .. }
+            | Role::ReqThreads { secs, .. }
             | Role::Idle { secs } => *secs,
             _ => 0.0,
         };

@@ -118,6 +118,7 @@ async fn play(role: Role) -> Result<(), String> {
                 s.send(m).await.map_err(err("send"))?;
             }
         }
+        Role::ReqThreads { .. } => Err("zmq.rs plays req-many (tasks), not req-threads".into()),
         Role::ReqMany {
             ep,
             clients,
