@@ -334,43 +334,29 @@ impl Pipes {
     /// Fair-queued read: the next message from the pipes that have input,
     /// taking one message from each in turn.
     pub fn read_next(&mut self) -> Option<(PipeId, Message)> {
-        while let Some(id) = self.readable.pop_front() {
-            let Some(p) = self.pipes.get_mut(&id) else {
-                continue;
-            };
-            if p.inbound.is_empty() {
-                p.in_ring = false;
-                continue;
-            }
-            let msg = self.read_from(id)?;
-            let p = self.pipes.get_mut(&id)?;
-            if p.inbound.is_empty() {
-                p.in_ring = false;
-            } else {
-                self.readable.push_back(id);
-            }
-            return Some((id, msg));
+        let id = self.peek_next()?.0;
+        self.readable.pop_front();
+        let msg = self.read_from(id)?;
+        let p = self.pipes.get_mut(&id)?;
+        if p.inbound.is_empty() {
+            p.in_ring = false;
+        } else {
+            self.readable.push_back(id);
         }
-        None
+        Some((id, msg))
     }
 
     /// The message [`Pipes::read_next`] would return, left in place. Pipes
-    /// found empty at the front of the ring are taken out of it, as
-    /// `read_next` would.
+    /// found empty (or gone) at the front of the ring are taken out of it.
     pub fn peek_next(&mut self) -> Option<(PipeId, &Message)> {
-        while let Some(&id) = self.readable.front() {
-            match self.pipes.get(&id) {
+        loop {
+            let id = *self.readable.front()?;
+            match self.pipes.get_mut(&id) {
                 Some(p) if !p.inbound.is_empty() => break,
-                Some(_) => {
-                    if let Some(p) = self.pipes.get_mut(&id) {
-                        p.in_ring = false;
-                    }
-                    self.readable.pop_front();
-                }
-                None => {
-                    self.readable.pop_front();
-                }
+                Some(p) => p.in_ring = false,
+                None => {}
             }
+            self.readable.pop_front();
         }
         let id = *self.readable.front()?;
         let msg = self.pipes.get(&id)?.inbound.front()?;
