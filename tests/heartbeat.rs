@@ -267,6 +267,52 @@ fn libzmq_pings_are_answered() {
 }
 
 #[test]
+fn pings_are_answered_after_a_blocked_reader_moves_on() {
+    // While a thread is blocked in `recv` on a connection, the I/O thread
+    // stops watching its bytes and the thread reads them itself. When the
+    // application stops reading, the I/O thread must take the connection
+    // back, or libzmq's PINGs go unanswered and it drops us.
+    let lz_ctx = zmq::Context::new();
+    let lz = lz_socket(&lz_ctx, zmq::DEALER);
+    lz.set_heartbeat_ivl(100).unwrap();
+    lz.set_heartbeat_timeout(300).unwrap();
+    let endpoint = lz_bind(&lz);
+
+    let ctx = Context::new();
+    let ours = our_socket(&ctx, SocketType::Dealer);
+    let events = ours.monitor();
+    ours.connect(&endpoint).unwrap();
+    wait_event(&events, TIMEOUT, "HandshakeSucceeded", |k| {
+        matches!(k, EventKind::HandshakeSucceeded)
+    });
+    ours.send("hello").unwrap();
+    assert_eq!(lz.recv_bytes(0).unwrap(), b"hello");
+    // Messages paced so that they arrive while our thread is blocked in
+    // `recv`: the situation in which reading is handed over.
+    let pacer = std::thread::spawn(move || {
+        for i in 0..20u8 {
+            std::thread::sleep(Duration::from_millis(5));
+            lz.send(&[i][..], 0).unwrap();
+        }
+        lz
+    });
+    for i in 0..20u8 {
+        assert_eq!(ours.recv().unwrap(), Message::from(vec![i]));
+    }
+    let lz = pacer.join().unwrap();
+
+    // The application does something else for a second: ten PINGs from
+    // libzmq, each answered although nobody calls `recv`.
+    assert_no_disconnect(&events_during(&events, Duration::from_secs(1)));
+
+    lz.send("after", 0).unwrap();
+    assert_eq!(ours.recv().unwrap(), Message::from("after"));
+    ours.send("still here").unwrap();
+    assert_eq!(lz.recv_bytes(0).unwrap(), b"still here");
+    assert_no_disconnect(&events_during(&events, Duration::from_millis(100)));
+}
+
+#[test]
 fn our_pings_are_answered_by_libzmq() {
     // We ping every 100 ms and give up 300 ms after a PING with no
     // traffic; libzmq has no heartbeats of its own, so only its PONGs

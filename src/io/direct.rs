@@ -252,6 +252,7 @@ impl<'a> ParkSet<'a> {
                     .is_some_and(|io| !io.read_paused && io.broken.is_none());
                 if usable {
                     engine.parked_readers.fetch_add(1, Ordering::SeqCst);
+                    engine.parks.fetch_add(1, Ordering::Relaxed);
                     self.fds.push(pollfd(engine.fd));
                     self.slots.push(Slot::Engine(*pipe, engine.clone()));
                 }

@@ -33,9 +33,9 @@ use mio::{Interest, Token};
 use parking_lot::Mutex;
 use std::io::{self, IoSlice, Write};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The largest read. Reads start at [`MIN_READ`] and double while they
 /// fill the buffer, so a bulk transfer reads 256 KiB at a time while an idle
@@ -54,6 +54,15 @@ pub(crate) const WRITE_BATCH: usize = 256 * 1024;
 const ZERO_COPY_MIN: usize = 8 * 1024;
 /// Chunks per vectored write.
 const MAX_IOVECS: usize = 64;
+/// How long a connection's bytes may wait for the application thread that
+/// took over its reading before the I/O thread takes it back (see
+/// [`IoThread::hand_off_reads`]). Short against any heartbeat interval.
+const HANDOFF_REVIEW: Duration = Duration::from_millis(10);
+/// Reading is handed off only while a connection's adaptive read size
+/// stays this small: a request-reply rhythm. A stream's reads grow, and
+/// there the I/O thread reading while the application consumes is worth
+/// its wake-ups (handing off a 64 KiB stream cost a third of its rate).
+const HANDOFF_MAX_READ: usize = 8 * 1024;
 
 /// Why an engine stopped.
 #[derive(Debug)]
@@ -86,6 +95,9 @@ pub(crate) struct EngineShared {
     /// The reader reads before it leaves, so no bytes are stranded (see
     /// `io::direct::park` for the ordering argument).
     pub(crate) skipped: AtomicBool,
+    /// How many times application threads have parked on this connection;
+    /// tells `IoThread::review_handoffs` whether they still come back.
+    pub(crate) parks: AtomicU64,
     /// The last write hit `WouldBlock`; the I/O thread waits for the
     /// writable edge. Atomic so that the I/O thread can ignore the
     /// "writable" that epoll reports with every incoming-data edge without
@@ -359,6 +371,10 @@ pub(super) struct Engine {
     rcvhwm: usize,
     pub(super) ready: bool,
     timer: Option<(Instant, TimerKey)>,
+    /// Registered without READABLE: application threads read it.
+    reads_handed_off: bool,
+    /// `EngineShared::parks` at the last review of the hand-off.
+    parks_seen: u64,
 }
 
 impl Engine {
@@ -403,6 +419,7 @@ impl Engine {
                 token,
                 parked_readers: AtomicUsize::new(0),
                 skipped: AtomicBool::new(false),
+                parks: AtomicU64::new(0),
                 write_blocked: AtomicBool::new(false),
             }),
             socket,
@@ -413,6 +430,8 @@ impl Engine {
             rcvhwm: options.rcvhwm,
             ready: false,
             timer: None,
+            reads_handed_off: false,
+            parks_seen: 0,
         })
     }
 
@@ -543,6 +562,7 @@ impl IoThread {
         if shared.parked_readers.load(Ordering::SeqCst) > 0 {
             shared.skipped.store(true, Ordering::SeqCst);
             if shared.parked_readers.load(Ordering::SeqCst) > 0 {
+                self.hand_off_reads(token);
                 return;
             }
         }
@@ -568,6 +588,92 @@ impl IoThread {
             }
             ReadStop::Drained | ReadStop::Paused => self.engine_after_io(token),
         }
+    }
+
+    /// An application thread waits on this connection and reads its bytes
+    /// itself: stop waking up for them.
+    ///
+    /// Every readable edge of an engine whose reader is parked used to
+    /// wake this thread only to record `skipped`; with 32 clients on one
+    /// polling thread those wake-ups were a tenth of the client's CPU.
+    /// Instead the engine is re-registered for writability alone until
+    /// [`IoThread::review_handoffs`] finds no reader parked on it, at most
+    /// [`HANDOFF_REVIEW`] later. Meanwhile its bytes wait in the kernel for
+    /// the application thread, which comes back to them on its next
+    /// `recv` or `poll` (a reader that stops early hands the engine back
+    /// with `EngineCheck`). So heartbeats, EOF and the receive-HWM
+    /// prefetch are served late by at most that interval.
+    fn hand_off_reads(&mut self, token: Token) {
+        let Some(e) = self.engines.get_mut(&token) else {
+            return;
+        };
+        if e.reads_handed_off {
+            return;
+        }
+        // A reader holds it right now; the next edge tries again.
+        let Some(mut io) = e.shared.io.try_lock() else {
+            return;
+        };
+        if io.read_size > HANDOFF_MAX_READ {
+            return;
+        }
+        let rereg = self
+            .poll
+            .registry()
+            .reregister(&mut io.stream, token, Interest::WRITABLE);
+        drop(io);
+        if rereg.is_err() {
+            return;
+        }
+        e.reads_handed_off = true;
+        e.parks_seen = e.shared.parks.load(Ordering::Relaxed);
+        self.handed_off.push(token);
+        if self.handoff_timer.is_none() {
+            let at = self.now + HANDOFF_REVIEW;
+            self.handoff_timer = Some(self.timers.insert(at, Timer::Handoff));
+        }
+    }
+
+    /// Takes reading back from application threads for every handed-off
+    /// engine that no thread has parked on since the last review (and none
+    /// is parked on now), or that has become a stream. Re-registering
+    /// reports a connection that is already readable, so waiting bytes are
+    /// read on the next turn.
+    pub(super) fn review_handoffs(&mut self) {
+        self.handoff_timer = None;
+        let mut still = Vec::new();
+        for token in std::mem::take(&mut self.handed_off) {
+            let Some(e) = self.engines.get_mut(&token) else {
+                continue;
+            };
+            if !e.reads_handed_off {
+                continue;
+            }
+            let parks = e.shared.parks.load(Ordering::Relaxed);
+            let active = std::mem::replace(&mut e.parks_seen, parks) != parks
+                || e.shared.parked_readers.load(Ordering::SeqCst) > 0;
+            let mut io = e.shared.io.lock();
+            if active && io.read_size <= HANDOFF_MAX_READ {
+                drop(io);
+                still.push(token);
+                continue;
+            }
+            let rereg = self.poll.registry().reregister(
+                &mut io.stream,
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            );
+            drop(io);
+            match rereg {
+                Ok(()) => e.reads_handed_off = false,
+                Err(_) => still.push(token),
+            }
+        }
+        if !still.is_empty() {
+            let at = self.now + HANDOFF_REVIEW;
+            self.handoff_timer = Some(self.timers.insert(at, Timer::Handoff));
+        }
+        self.handed_off = still;
     }
 
     /// Flushes what the session wants to say and re-arms its timer.

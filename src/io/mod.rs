@@ -76,6 +76,8 @@ pub(crate) fn spawn() -> io::Result<(Mailbox, JoinHandle<()>)> {
         resolver: resolver::Resolver::default(),
         terminating: false,
         now: Instant::now(),
+        handed_off: Vec::new(),
+        handoff_timer: None,
     };
     let handle = std::thread::Builder::new()
         .name("ferrozmq-io".into())
@@ -96,6 +98,9 @@ enum Timer {
     Linger(u64),
     /// A listener paused after EMFILE may accept again.
     ListenerResume(Token),
+    /// Time to look at the engines whose reading was handed to
+    /// application threads (see `IoThread::hand_off_reads`).
+    Handoff,
 }
 
 /// The I/O thread's view of one socket.
@@ -138,6 +143,10 @@ pub(crate) struct IoThread {
     terminating: bool,
     /// The time at the top of this loop turn.
     now: Instant,
+    /// Engines whose readability we stopped watching because application
+    /// threads read them, and the timer that reviews them.
+    handed_off: Vec<Token>,
+    handoff_timer: Option<TimerKey>,
 }
 
 impl IoThread {
@@ -279,6 +288,7 @@ impl IoThread {
                 Timer::Engine(token) => self.engine_timer(token),
                 Timer::Linger(socket) => self.linger_expired(socket),
                 Timer::ListenerResume(token) => self.listener_resume(token),
+                Timer::Handoff => self.review_handoffs(),
             }
         }
     }
