@@ -596,13 +596,14 @@ impl IoThread {
     /// Every readable edge of an engine whose reader is parked used to
     /// wake this thread only to record `skipped`; with 32 clients on one
     /// polling thread those wake-ups were a tenth of the client's CPU.
-    /// Instead the engine is re-registered for writability alone until
-    /// [`IoThread::review_handoffs`] finds no reader parked on it, at most
-    /// [`HANDOFF_REVIEW`] later. Meanwhile its bytes wait in the kernel for
-    /// the application thread, which comes back to them on its next
-    /// `recv` or `poll` (a reader that stops early hands the engine back
-    /// with `EngineCheck`). So heartbeats, EOF and the receive-HWM
-    /// prefetch are served late by at most that interval.
+    /// Instead the engine is re-registered for writability alone until a
+    /// review ([`IoThread::review_handoffs`], every [`HANDOFF_REVIEW`])
+    /// finds that no thread armed it during the interval before: at most
+    /// two intervals after the last arm. Meanwhile its bytes wait in the
+    /// kernel for the application thread, which comes back to them on its
+    /// next `recv` or `poll` (a reader that stops early hands the engine
+    /// back with `EngineCheck`). So heartbeats, EOF and the receive-HWM
+    /// prefetch are served late by at most those two intervals.
     fn hand_off_reads(&mut self, token: Token) {
         let Some(e) = self.engines.get_mut(&token) else {
             return;
