@@ -245,11 +245,12 @@ impl<'a> ParkSet<'a> {
         if read && can_park(core) {
             for (pipe, engine) in core.direct.iter() {
                 // Skip engines the I/O thread is working on (it will wake
-                // us) and those that must not be read now.
+                // us), those that must not be read now, and streams (the
+                // I/O thread reads ahead while we consume).
                 let usable = engine
                     .io
                     .try_lock()
-                    .is_some_and(|io| !io.read_paused && io.broken.is_none());
+                    .is_some_and(|io| !io.read_paused && io.broken.is_none() && !io.is_streaming());
                 if usable {
                     engine.parked_readers.fetch_add(1, Ordering::SeqCst);
                     engine.parks.fetch_add(1, Ordering::Relaxed);

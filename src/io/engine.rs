@@ -58,11 +58,9 @@ const MAX_IOVECS: usize = 64;
 /// took over its reading before the I/O thread takes it back (see
 /// [`IoThread::hand_off_reads`]). Short against any heartbeat interval.
 const HANDOFF_REVIEW: Duration = Duration::from_millis(10);
-/// Reading is handed off only while a connection's adaptive read size
-/// stays this small: a request-reply rhythm. A stream's reads grow, and
-/// there the I/O thread reading while the application consumes is worth
-/// its wake-ups (handing off a 64 KiB stream cost a third of its rate).
-const HANDOFF_MAX_READ: usize = 8 * 1024;
+/// A connection whose adaptive read size grew past this carries a stream
+/// (see [`EngineIo::is_streaming`]).
+const STREAM_READ: usize = 8 * 1024;
 
 /// Why an engine stopped.
 #[derive(Debug)]
@@ -325,6 +323,16 @@ impl EngineIo {
             }
         }
         Ok(true)
+    }
+
+    /// Whether recent reads filled large buffers: a stream rather than a
+    /// request-reply rhythm. A stream is read by the I/O thread while the
+    /// application consumes, in parallel; application threads neither
+    /// read it themselves nor take it over, since doing so serialises
+    /// reading and consuming on one thread (a 64 KiB stream lost a third
+    /// of its rate that way).
+    pub(crate) fn is_streaming(&self) -> bool {
+        self.read_size > STREAM_READ
     }
 
     /// Moves messages from the pipe into the session's output, up to one
@@ -615,7 +623,7 @@ impl IoThread {
         let Some(mut io) = e.shared.io.try_lock() else {
             return;
         };
-        if io.read_size > HANDOFF_MAX_READ {
+        if io.is_streaming() {
             return;
         }
         let rereg = self
@@ -654,7 +662,7 @@ impl IoThread {
             let active = std::mem::replace(&mut e.parks_seen, parks) != parks
                 || e.shared.parked_readers.load(Ordering::SeqCst) > 0;
             let mut io = e.shared.io.lock();
-            if active && io.read_size <= HANDOFF_MAX_READ {
+            if active && !io.is_streaming() {
                 drop(io);
                 still.push(token);
                 continue;
