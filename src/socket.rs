@@ -70,7 +70,8 @@ pub(crate) struct SocketShared {
     pub(crate) cond: Condvar,
     pub(crate) ctx: Arc<ContextInner>,
     pub(crate) mailbox: Mailbox,
-    /// Threads parked in `poll(2)` by `io::direct::park`.
+    /// Threads waiting in `poll(2)` on this socket: a blocked `recv`
+    /// (`io::direct::park`) or a `Poller`.
     pub(crate) parked: AtomicUsize,
     parker: ParkerCell,
 }

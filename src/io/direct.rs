@@ -15,7 +15,10 @@
 //! - **recv**: a thread about to block in `recv` first reads whatever its
 //!   engines have ([`try_read`]), then parks in `poll(2)` on their
 //!   descriptors plus the socket's [`Parker`] ([`park`]), and reads the
-//!   bytes itself when they arrive.
+//!   bytes itself when they arrive. A [`crate::Poller`] does the same for
+//!   many sockets in one `poll(2)`: both are a [`ParkSet`]. Streams
+//!   (`EngineIo::is_streaming`) are left to the I/O thread, which reads
+//!   ahead while the application consumes.
 //!
 //! Every borrow is a `try_lock` on one engine's `io`; when it fails, the
 //! I/O thread is already on that engine and the caller falls back to the

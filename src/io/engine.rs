@@ -54,9 +54,10 @@ pub(crate) const WRITE_BATCH: usize = 256 * 1024;
 const ZERO_COPY_MIN: usize = 8 * 1024;
 /// Chunks per vectored write.
 const MAX_IOVECS: usize = 64;
-/// How long a connection's bytes may wait for the application thread that
-/// took over its reading before the I/O thread takes it back (see
-/// [`IoThread::hand_off_reads`]). Short against any heartbeat interval.
+/// How often the I/O thread reviews the connections whose reading it
+/// handed to application threads (see [`IoThread::hand_off_reads`]); one
+/// that no thread armed for a whole interval is taken back, so its bytes
+/// wait at most two intervals. Short against any heartbeat interval.
 const HANDOFF_REVIEW: Duration = Duration::from_millis(10);
 /// A connection whose adaptive read size grew past this carries a stream
 /// (see [`EngineIo::is_streaming`]).
@@ -91,10 +92,11 @@ pub(crate) struct EngineShared {
     pub(crate) parked_readers: AtomicUsize,
     /// The I/O thread skipped a readable edge because a reader was parked.
     /// The reader reads before it leaves, so no bytes are stranded (see
-    /// `io::direct::park` for the ordering argument).
+    /// `io::direct::ParkSet` for the ordering argument).
     pub(crate) skipped: AtomicBool,
-    /// How many times application threads have parked on this connection;
-    /// tells `IoThread::review_handoffs` whether they still come back.
+    /// How many times application threads have armed this connection for
+    /// a wait; tells `IoThread::review_handoffs` whether they still come
+    /// back.
     pub(crate) parks: AtomicU64,
     /// The last write hit `WouldBlock`; the I/O thread waits for the
     /// writable edge. Atomic so that the I/O thread can ignore the
