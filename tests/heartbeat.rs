@@ -231,6 +231,23 @@ fn stalled_peer_is_detected_and_reconnected() {
 
 // ----- interop with libzmq 4.3 -----
 
+/// Makes `lz` ping every 100 ms and drop a peer silent for 300 ms after a
+/// PING, binds it, and connects a DEALER of ours (without heartbeats of
+/// its own) to it. Returns our socket and its monitor, after the
+/// handshake.
+fn dealer_to_pinging_libzmq(ctx: &Context, lz: &zmq::Socket) -> (Socket, Receiver<MonitorEvent>) {
+    lz.set_heartbeat_ivl(100).unwrap();
+    lz.set_heartbeat_timeout(300).unwrap();
+    let endpoint = lz_bind(lz);
+    let ours = our_socket(ctx, SocketType::Dealer);
+    let events = ours.monitor();
+    ours.connect(&endpoint).unwrap();
+    wait_event(&events, TIMEOUT, "HandshakeSucceeded", |k| {
+        matches!(k, EventKind::HandshakeSucceeded)
+    });
+    (ours, events)
+}
+
 #[test]
 fn libzmq_pings_are_answered() {
     // libzmq pings every 100 ms and drops a peer that is silent for
@@ -238,18 +255,9 @@ fn libzmq_pings_are_answered() {
     // no heartbeats of our own: only our PONGs keep libzmq happy.
     let lz_ctx = zmq::Context::new();
     let lz = lz_socket(&lz_ctx, zmq::DEALER);
-    lz.set_heartbeat_ivl(100).unwrap();
-    lz.set_heartbeat_timeout(300).unwrap();
     lz.set_heartbeat_ttl(1000).unwrap();
-    let endpoint = lz_bind(&lz);
-
     let ctx = Context::new();
-    let ours = our_socket(&ctx, SocketType::Dealer);
-    let events = ours.monitor();
-    ours.connect(&endpoint).unwrap();
-    wait_event(&events, TIMEOUT, "HandshakeSucceeded", |k| {
-        matches!(k, EventKind::HandshakeSucceeded)
-    });
+    let (ours, events) = dealer_to_pinging_libzmq(&ctx, &lz);
     ours.send("one").unwrap();
     assert_eq!(lz.recv_bytes(0).unwrap(), b"one");
     lz.send("two", 0).unwrap();
@@ -274,17 +282,8 @@ fn pings_are_answered_after_a_blocked_reader_moves_on() {
     // back, or libzmq's PINGs go unanswered and it drops us.
     let lz_ctx = zmq::Context::new();
     let lz = lz_socket(&lz_ctx, zmq::DEALER);
-    lz.set_heartbeat_ivl(100).unwrap();
-    lz.set_heartbeat_timeout(300).unwrap();
-    let endpoint = lz_bind(&lz);
-
     let ctx = Context::new();
-    let ours = our_socket(&ctx, SocketType::Dealer);
-    let events = ours.monitor();
-    ours.connect(&endpoint).unwrap();
-    wait_event(&events, TIMEOUT, "HandshakeSucceeded", |k| {
-        matches!(k, EventKind::HandshakeSucceeded)
-    });
+    let (ours, events) = dealer_to_pinging_libzmq(&ctx, &lz);
     ours.send("hello").unwrap();
     assert_eq!(lz.recv_bytes(0).unwrap(), b"hello");
     // Messages paced so that they arrive while our thread is blocked in
