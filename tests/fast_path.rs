@@ -136,3 +136,51 @@ fn two_threads_receiving_on_one_socket_share_the_messages() {
         .sum();
     assert_eq!(total, N, "every message read exactly once");
 }
+
+#[test]
+fn a_connection_left_by_its_reader_is_watched_again() {
+    // While a thread is blocked in `recv`, the I/O thread stops watching
+    // the connection's bytes. When the application stops reading, the I/O
+    // thread must take it back: here, to notice that the peer went away,
+    // and to queue what the peer sent before it left.
+    let ctx = Context::new();
+    let server = ctx.socket(SocketType::Dealer).expect("dealer");
+    let ep = server.bind("tcp://127.0.0.1:*").expect("bind");
+    let client = ctx.socket(SocketType::Dealer).expect("dealer");
+    let events = client.monitor();
+    client.connect(&ep).expect("connect");
+    client.send("hello").expect("send");
+    server.recv_timeout(LIMIT).expect("hello");
+    // Paced so that they arrive while the client is blocked in `recv`:
+    // the situation in which reading is handed over.
+    let pacer = std::thread::spawn(move || {
+        for i in 0..20u8 {
+            std::thread::sleep(Duration::from_millis(5));
+            server.send(vec![i]).expect("send");
+        }
+        server.send("last words").expect("send");
+        server
+    });
+    for i in 0..20u8 {
+        let m = client.recv_timeout(LIMIT).expect("paced message");
+        assert_eq!(m, Message::from(vec![i]));
+    }
+    // The client now reads nothing; the server says its last words and
+    // goes away.
+    let server = pacer.join().expect("pacer");
+    drop(server);
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let ev = events
+            .recv_timeout(left)
+            .expect("the disconnect is noticed although nobody reads");
+        if matches!(ev.kind, ferrozmq::EventKind::Disconnected { .. }) {
+            break;
+        }
+    }
+    assert_eq!(
+        client.try_recv().expect("queued by the I/O thread"),
+        Message::from("last words")
+    );
+}

@@ -92,7 +92,7 @@ pub(crate) fn try_read(shared: &SocketShared, core: &mut SocketCore) -> bool {
         // One connection: a `recv` that finds nothing is as cheap as asking.
         1 => engines
             .iter()
-            .any(|(pipe, e)| read_engine(shared, core, *pipe, e)),
+            .any(|(pipe, e)| read_engine(shared, core, *pipe, e, 0)),
         // Several: one `poll` says which have bytes, instead of a `recv`
         // on each.
         _ => {
@@ -106,7 +106,7 @@ pub(crate) fn try_read(shared: &SocketShared, core: &mut SocketCore) -> bool {
             let mut delivered = false;
             for ((pipe, e), fd) in engines.iter().zip(&fds) {
                 if fd.revents != 0 {
-                    delivered |= read_engine(shared, core, *pipe, e);
+                    delivered |= read_engine(shared, core, *pipe, e, fd.revents);
                 }
             }
             delivered
@@ -121,6 +121,7 @@ fn read_engine(
     core: &mut SocketCore,
     pipe: PipeId,
     engine: &Arc<EngineShared>,
+    revents: libc::c_short,
 ) -> bool {
     let Some(mut io) = engine.io.try_lock() else {
         // The I/O thread holds it, maybe only to write or re-arm a timer,
@@ -130,6 +131,9 @@ fn read_engine(
     };
     if io.read_paused || io.broken.is_some() {
         return false;
+    }
+    if revents & libc::POLLRDHUP != 0 {
+        io.peer_closed = true;
     }
     let before = core.pipes.get(pipe).map_or(0, |p| p.inbound_len());
     let stop = io.read_ready(Instant::now(), &mut &mut core.pipes, pipe, READS_PER_BORROW);
@@ -316,7 +320,7 @@ impl<'a> ParkSet<'a> {
                 .get(pipe)
                 .is_some_and(|e| Arc::ptr_eq(e, engine));
             if still_ours && (fd.revents != 0 || skipped) {
-                read_engine(shared, core, *pipe, engine);
+                read_engine(shared, core, *pipe, engine, fd.revents);
             }
         }
     }
@@ -332,7 +336,8 @@ impl<'a> ParkSet<'a> {
 fn pollfd(fd: RawFd) -> libc::pollfd {
     libc::pollfd {
         fd,
-        events: libc::POLLIN,
+        // POLLRDHUP: see `EngineIo::peer_closed`.
+        events: libc::POLLIN | libc::POLLRDHUP,
         revents: 0,
     }
 }

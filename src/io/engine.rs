@@ -115,6 +115,11 @@ pub(crate) struct EngineIo {
     read_size: usize,
     /// Reading stopped at the pipe's receive HWM.
     pub(crate) read_paused: bool,
+    /// The peer's FIN is in (epoll's EPOLLRDHUP, poll's POLLRDHUP). Reads
+    /// then go on to EOF: a short read usually means the socket is drained,
+    /// but a FIN queued behind the data is seen only by the next read, and
+    /// its edge was the one just consumed.
+    pub(crate) peer_closed: bool,
     /// A borrower met EOF or an error; the I/O thread must close this
     /// engine.
     pub(crate) broken: Option<Close>,
@@ -250,7 +255,7 @@ impl EngineIo {
                 self.broken = Some(Close::Protocol(p));
                 return ReadStop::Broken;
             }
-            if short {
+            if short && !self.peer_closed {
                 self.release_idle_buffer();
                 return ReadStop::Drained;
             }
@@ -421,6 +426,7 @@ impl Engine {
                     read_buf: BytesMut::new(),
                     read_size: MIN_READ,
                     read_paused: false,
+                    peer_closed: false,
                     broken: None,
                     armed: None,
                     last_direct_write: None,
@@ -870,6 +876,14 @@ impl IoThread {
             // Every complete message in the buffer was delivered before the
             // pause; what remains is a partial frame, so just read on.
             self.engine_read(token);
+        }
+    }
+
+    /// epoll reported the peer's FIN on this connection (see
+    /// `EngineIo::peer_closed`).
+    pub(super) fn engine_read_closed(&mut self, token: Token) {
+        if let Some(e) = self.engines.get(&token) {
+            e.shared.io.lock().peer_closed = true;
         }
     }
 

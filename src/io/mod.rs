@@ -174,6 +174,9 @@ impl IoThread {
                 if token == WAKER {
                     self.drain_mailbox();
                 } else {
+                    if ev.is_read_closed() {
+                        self.engine_read_closed(token);
+                    }
                     self.dispatch(
                         token,
                         ev.is_readable() || ev.is_read_closed() || ev.is_error(),
