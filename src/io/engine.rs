@@ -652,8 +652,9 @@ impl IoThread {
     }
 
     /// Takes reading back from application threads for every handed-off
-    /// engine that no thread has parked on since the last review (and none
-    /// is parked on now), or that has become a stream. Re-registering
+    /// engine that no thread has armed since the last review, or that has
+    /// become a stream. When nothing is handed off, the review stops, so
+    /// an idle context has no timer ticking. Re-registering
     /// reports a connection that is already readable, so waiting bytes are
     /// read on the next turn.
     pub(super) fn review_handoffs(&mut self) {
@@ -666,9 +667,13 @@ impl IoThread {
             if !e.reads_handed_off {
                 continue;
             }
+            // Only arms count: a reader parked through the whole interval
+            // is idle, and keeping its engine would keep this review
+            // ticking on a quiet connection. Taken back, the engine is
+            // handed off again by the next edge if the reader is still
+            // there.
             let parks = e.shared.parks.load(Ordering::Relaxed);
-            let active = std::mem::replace(&mut e.parks_seen, parks) != parks
-                || e.shared.parked_readers.load(Ordering::SeqCst) > 0;
+            let active = std::mem::replace(&mut e.parks_seen, parks) != parks;
             let mut io = e.shared.io.lock();
             if active && !io.is_streaming() {
                 drop(io);
