@@ -44,7 +44,10 @@
 //! - [`pattern`] is the socket-type logic (REQ, REP, DEALER, ROUTER, PUSH,
 //!   PULL), sans-IO over per-peer pipes of whole [`Message`]s.
 //! - The private `io` module is the only code that touches sockets,
-//!   threads and the clock.
+//!   threads and the clock. A thread blocked in `recv` (or in a
+//!   [`Poller`] over many sockets, ZeroMQ's `zmq_poll`) reads its
+//!   connections itself instead of waiting for the I/O thread to hand
+//!   messages over.
 //!
 //! See ARCHITECTURE.md in the repository for the full map.
 #![deny(missing_docs)]
