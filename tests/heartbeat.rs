@@ -10,45 +10,21 @@
 //! Every blocking call is bounded; only loopback ephemeral ports are used.
 //! Timing assertions are loose upper bounds, for a loaded 2-core machine.
 
+mod util;
+
 use crossbeam_channel::Receiver;
 use ferrozmq::{Context, EventKind, Message, MonitorEvent, ProtocolError, Socket, SocketType};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Bound of any wait that is expected to succeed.
-const TIMEOUT: Duration = Duration::from_secs(10);
+use util::interop::{lz_bind, lz_socket, our_socket};
+use util::TIMEOUT;
 
 /// Set in the environment of the re-executed test binary that plays the
 /// server in `stalled_peer_is_detected_and_reconnected`.
 const CHILD_ENV: &str = "FERROZMQ_HEARTBEAT_CHILD";
 /// How long the child serves at most, should the parent never kill it.
 const CHILD_LIFETIME: Duration = Duration::from_secs(60);
-
-fn ms(d: Duration) -> i32 {
-    i32::try_from(d.as_millis()).unwrap()
-}
-
-fn our_socket(ctx: &Context, ty: SocketType) -> Socket {
-    let s = ctx.socket(ty).expect("socket");
-    s.set_rcvtimeo(Some(TIMEOUT));
-    s.set_sndtimeo(Some(TIMEOUT));
-    s.set_linger(Some(Duration::ZERO));
-    s
-}
-
-fn lz_socket(ctx: &zmq::Context, ty: zmq::SocketType) -> zmq::Socket {
-    let s = ctx.socket(ty).expect("libzmq socket");
-    s.set_linger(0).unwrap();
-    s.set_rcvtimeo(ms(TIMEOUT)).unwrap();
-    s.set_sndtimeo(ms(TIMEOUT)).unwrap();
-    s
-}
-
-fn lz_bind(s: &zmq::Socket) -> String {
-    s.bind("tcp://127.0.0.1:*").expect("libzmq bind");
-    s.get_last_endpoint().unwrap().unwrap()
-}
 
 /// Waits until an event matching `pred` arrives, or panics after `within`
 /// listing what did arrive.

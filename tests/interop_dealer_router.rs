@@ -2,10 +2,10 @@
 //! generated and explicit routing ids on both sides, REQ -> ROUTER and
 //! DEALER -> REP, each with either side binding.
 
-#[path = "interop_util.rs"]
 mod util;
 
 use ferrozmq::{Context, Error, SocketType};
+use util::interop::*;
 use util::*;
 
 /// True for the routing ids libzmq generates (and ours imitates): five
@@ -45,7 +45,7 @@ fn our_dealers_lz_router(binder: Binder, ids: [Option<&'static str>; 2]) {
         }
         Binder::Ours => {
             for d in &dealers {
-                router.connect(&our_bind(d)).unwrap();
+                router.connect(&bind_local(d)).unwrap();
             }
         }
     }
@@ -129,7 +129,7 @@ fn lz_dealers_our_router(binder: Binder, ids: [Option<&'static str>; 2]) {
         .collect();
     match binder {
         Binder::Ours => {
-            let ep = our_bind(&router);
+            let ep = bind_local(&router);
             for d in &dealers {
                 d.connect(&ep).unwrap();
             }

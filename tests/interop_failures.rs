@@ -2,12 +2,12 @@
 //! connecting before the peer binds, and a REP that restarts on the same
 //! port (Lazy Pirate).
 
-#[path = "interop_util.rs"]
 mod util;
 
 use ferrozmq::{Context, Error, EventKind, MonitorEvent, ProtocolError, Socket, SocketType};
 use std::thread;
 use std::time::{Duration, Instant};
+use util::interop::*;
 use util::*;
 
 // ----- incompatible socket types -----
@@ -120,7 +120,7 @@ fn our_req_binds_libzmq_req_connects_handshake_fails() {
     let zctx = zmq::Context::new();
     let ours = our_socket(&ctx, SocketType::Req);
     let mon = ours.monitor();
-    let ep = our_bind(&ours);
+    let ep = bind_local(&ours);
     let theirs = lz_socket(&zctx, zmq::REQ);
     let lz_mon = lz_monitor(&zctx, &theirs);
     theirs.connect(&ep).unwrap();
@@ -177,7 +177,7 @@ fn other_incompatible_pairs_are_refused() {
             let mon = ours.monitor();
             let lz = lz_socket(&zctx, lz_ty);
             match binder {
-                Binder::Ours => lz.connect(&our_bind(&ours)).unwrap(),
+                Binder::Ours => lz.connect(&bind_local(&ours)).unwrap(),
                 Binder::Libzmq => ours.connect(&lz_bind(&lz)).unwrap(),
             }
             let reason = wait_protocol_failure(&mon);
@@ -418,7 +418,7 @@ fn libzmq_req_recovers_when_our_rep_restarts_lazy_pirate() {
     let zctx = zmq::Context::new();
     let ctx = Context::new();
     let rep = our_socket(&ctx, SocketType::Rep);
-    let ep = our_bind(&rep);
+    let ep = bind_local(&rep);
     let server = {
         let ep = ep.clone();
         thread::spawn(move || our_rep_that_restarts(ep, ctx, rep))

@@ -16,7 +16,6 @@
 //! Nothing here is hand-written "libzmq bytes": every expectation is
 //! either captured from libzmq or produced by our encoder.
 
-#[path = "interop_util.rs"]
 mod util;
 
 use bytes::{Bytes, BytesMut};
@@ -29,6 +28,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
+use util::interop::*;
 use util::*;
 
 fn config(ty: SocketType, id: &[u8]) -> SessionConfig {
@@ -611,7 +611,7 @@ fn libzmq_heartbeats_keep_connection_to_our_router() {
     let zctx = zmq::Context::new();
     let router = our_socket(&ctx, SocketType::Router);
     let mon = router.monitor();
-    let ep = our_bind(&router);
+    let ep = bind_local(&router);
     let dealer = lz_socket(&zctx, zmq::DEALER);
     dealer.set_heartbeat_ivl(HEARTBEAT_IVL).unwrap();
     dealer.set_heartbeat_timeout(HEARTBEAT_TIMEOUT).unwrap();

@@ -1,10 +1,10 @@
 //! PUSH -> PULL against libzmq 4.3.4, both ways and with either side
 //! binding; load-balancing to and fair-queuing from several libzmq peers.
 
-#[path = "interop_util.rs"]
 mod util;
 
 use ferrozmq::{Context, SocketType};
+use util::interop::*;
 use util::*;
 
 const COUNT: usize = 100;
@@ -69,7 +69,7 @@ fn our_push_load_balances_over_libzmq_pulls() {
     let zctx = zmq::Context::new();
     let push = our_socket(&ctx, SocketType::Push);
     let mon = push.monitor();
-    let ep = our_bind(&push);
+    let ep = bind_local(&push);
     let pulls: Vec<_> = (0..2).map(|_| lz_socket(&zctx, zmq::PULL)).collect();
     for p in &pulls {
         p.connect(&ep).unwrap();
@@ -100,7 +100,7 @@ fn our_pull_fair_queues_from_libzmq_pushes() {
     let ctx = Context::new();
     let zctx = zmq::Context::new();
     let pull = our_socket(&ctx, SocketType::Pull);
-    let ep = our_bind(&pull);
+    let ep = bind_local(&pull);
     let pushes: Vec<_> = (0..3).map(|_| lz_socket(&zctx, zmq::PUSH)).collect();
     for (i, p) in pushes.iter().enumerate() {
         p.connect(&ep).unwrap();

@@ -3,11 +3,11 @@
 //! libzmq clients on one of our REPs; our REQ round-robining over several
 //! libzmq REPs.
 
-#[path = "interop_util.rs"]
 mod util;
 
 use ferrozmq::{Context, SocketType};
 use std::collections::BTreeSet;
+use util::interop::*;
 use util::*;
 
 /// Requests that cover the framing and envelope edge cases.
@@ -104,7 +104,7 @@ fn several_lz_clients(binder: Binder) {
     let clients: Vec<zmq::Socket> = (0..CLIENTS).map(|_| lz_socket(&zctx, zmq::REQ)).collect();
     match binder {
         Binder::Ours => {
-            let ep = our_bind(&rep);
+            let ep = bind_local(&rep);
             for c in &clients {
                 c.connect(&ep).unwrap();
             }
@@ -167,7 +167,7 @@ fn round_robin_over_lz_reps(binder: Binder) {
             }
         }
         Binder::Ours => {
-            let ep = our_bind(&req);
+            let ep = bind_local(&req);
             for s in &servers {
                 s.connect(&ep).unwrap();
             }

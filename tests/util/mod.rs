@@ -3,8 +3,17 @@
 //! Every helper that can block is bounded by [`TIMEOUT`] (or a caller's
 //! deadline), so that a library bug fails a test instead of hanging CI.
 //! Each test binary includes this module with `mod util;` and uses only
-//! part of it, hence the `dead_code` allowance.
+//! part of it, hence the `dead_code` allowance (it covers the submodules
+//! too).
+//!
+//! - this file: our sockets on loopback, monitor events, bounded waits;
+//! - [`interop`]: libzmq sockets (the `zmq` dev-dependency) next to ours;
+//! - [`netns`]: private network and mount namespaces, for the tests that
+//!   need root.
 #![allow(dead_code)]
+
+pub mod interop;
+pub mod netns;
 
 use crossbeam_channel::Receiver;
 use ferrozmq::{Context, Error, EventKind, Message, MonitorEvent, Socket, SocketType};
@@ -111,30 +120,50 @@ pub fn wait_event(
 }
 
 /// Waits until `n` `HandshakeSucceeded` events arrived on `rx`, and returns
-/// their endpoints.
+/// their endpoints. Each handshake may take up to [`TIMEOUT`] after the
+/// previous one; on failure, every event seen is listed.
 pub fn wait_handshakes(rx: &Receiver<MonitorEvent>, n: usize) -> Vec<String> {
-    (0..n)
-        .map(|_| {
-            wait_event(rx, TIMEOUT, |e| {
-                matches!(e.kind, EventKind::HandshakeSucceeded)
-            })
-            .endpoint
-        })
-        .collect()
+    let mut endpoints = Vec::with_capacity(n);
+    let mut seen = Vec::new();
+    let mut deadline = Instant::now() + TIMEOUT;
+    while endpoints.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(ev) => {
+                if matches!(ev.kind, EventKind::HandshakeSucceeded) {
+                    endpoints.push(ev.endpoint.clone());
+                    deadline = Instant::now() + TIMEOUT;
+                }
+                seen.push(ev);
+            }
+            Err(_) => panic!(
+                "{}/{n} handshakes, then none within {TIMEOUT:?}; events: {seen:#?}",
+                endpoints.len()
+            ),
+        }
+    }
+    endpoints
 }
 
 /// Runs `f` on another thread and waits at most `timeout` for its result.
 /// Panics (failing the test instead of hanging it) when `f` does not finish
-/// in time; a panic inside `f` is propagated.
+/// in time; a panic inside `f` is propagated. The thread takes the caller's
+/// name, so that its panic messages name the test.
 pub fn bounded<T: Send + 'static>(
     timeout: Duration,
     what: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> T {
     let (tx, rx) = crossbeam_channel::bounded(1);
-    let handle = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
+    let mut builder = std::thread::Builder::new();
+    if let Some(name) = std::thread::current().name() {
+        builder = builder.name(name.to_owned());
+    }
+    let handle = builder
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .expect("spawn a thread");
     match rx.recv_timeout(timeout) {
         Ok(v) => {
             // Finished: the join is immediate.

@@ -1,8 +1,6 @@
-//! Shared helpers for the libzmq interop suite (`tests/interop_*.rs`).
-//!
-//! Each interop test file includes this one with
-//! `#[path = "interop_util.rs"] mod util;`. Compiled on its own it is an
-//! empty test target.
+//! Helpers for the libzmq interop suite (`tests/interop_*.rs`,
+//! `tests/heartbeat.rs`): libzmq sockets from the `zmq` dev-dependency, and
+//! ours configured the same way.
 //!
 //! Rules every helper follows, so that tests never hang and never clash
 //! when run in parallel:
@@ -10,19 +8,10 @@
 //!   so a failed assertion cannot block in `zmq_ctx_term`;
 //! - every one of our sockets has `linger = 0` and finite timeouts;
 //! - every bind uses an ephemeral port on 127.0.0.1.
-#![allow(dead_code)]
 
-use ferrozmq::{Context, EventKind, Message, MonitorEvent, Socket, SocketType};
-use std::time::{Duration, Instant};
-
-/// The bound of every blocking call that is expected to succeed. Long, so
-/// that a slow CI machine does not fail a healthy test; a broken test fails
-/// after this instead of hanging.
-pub const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long to wait for something that must NOT happen (a reply that must
-/// never come).
-pub const SHORT: Duration = Duration::from_millis(300);
+use super::{bind_local, socket, TIMEOUT};
+use ferrozmq::{Context, Message, Socket, SocketType};
+use std::time::Duration;
 
 /// The libzmq version the `zmq` dev-dependency vendors.
 pub const LIBZMQ_VERSION: (i32, i32, i32) = (4, 3, 4);
@@ -30,8 +19,9 @@ pub const LIBZMQ_VERSION: (i32, i32, i32) = (4, 3, 4);
 /// Our wildcard bind endpoint.
 pub const ANY: &str = "tcp://127.0.0.1:*";
 
+/// A duration as libzmq's `int` milliseconds.
 pub fn ms(d: Duration) -> i32 {
-    i32::try_from(d.as_millis()).unwrap()
+    i32::try_from(d.as_millis()).expect("duration fits libzmq's int milliseconds")
 }
 
 // ----- libzmq side -----
@@ -39,9 +29,9 @@ pub fn ms(d: Duration) -> i32 {
 /// A libzmq socket with LINGER=0 and RCVTIMEO/SNDTIMEO = [`TIMEOUT`].
 pub fn lz_socket(ctx: &zmq::Context, ty: zmq::SocketType) -> zmq::Socket {
     let s = ctx.socket(ty).expect("libzmq socket");
-    s.set_linger(0).unwrap();
-    s.set_rcvtimeo(ms(TIMEOUT)).unwrap();
-    s.set_sndtimeo(ms(TIMEOUT)).unwrap();
+    s.set_linger(0).expect("libzmq LINGER");
+    s.set_rcvtimeo(ms(TIMEOUT)).expect("libzmq RCVTIMEO");
+    s.set_sndtimeo(ms(TIMEOUT)).expect("libzmq SNDTIMEO");
     s
 }
 
@@ -70,25 +60,20 @@ pub fn lz_recv(s: &zmq::Socket) -> Vec<Vec<u8>> {
 
 /// Receives with a one-off timeout, restoring [`TIMEOUT`] afterwards.
 pub fn lz_recv_within(s: &zmq::Socket, t: Duration) -> Result<Vec<Vec<u8>>, zmq::Error> {
-    s.set_rcvtimeo(ms(t)).unwrap();
+    s.set_rcvtimeo(ms(t)).expect("libzmq RCVTIMEO");
     let r = s.recv_multipart(0);
-    s.set_rcvtimeo(ms(TIMEOUT)).unwrap();
+    s.set_rcvtimeo(ms(TIMEOUT)).expect("libzmq RCVTIMEO");
     r
 }
 
 // ----- our side -----
 
-/// One of our sockets with linger 0 and send/recv timeouts of [`TIMEOUT`].
+/// One of our sockets with send/recv timeouts of [`TIMEOUT`] and linger 0,
+/// so that closing it mirrors the libzmq side.
 pub fn our_socket(ctx: &Context, ty: SocketType) -> Socket {
-    let s = ctx.socket(ty).expect("ferrozmq socket");
+    let s = socket(ctx, ty);
     s.set_linger(Some(Duration::ZERO));
-    s.set_rcvtimeo(Some(TIMEOUT));
-    s.set_sndtimeo(Some(TIMEOUT));
     s
-}
-
-pub fn our_bind(s: &Socket) -> String {
-    s.bind(ANY).expect("ferrozmq bind")
 }
 
 pub fn our_send(s: &Socket, frames: &[Vec<u8>]) {
@@ -96,32 +81,13 @@ pub fn our_send(s: &Socket, frames: &[Vec<u8>]) {
         .expect("ferrozmq send");
 }
 
+/// Receives one message, bounded by the socket's `rcvtimeo`.
 pub fn our_recv(s: &Socket) -> Vec<Vec<u8>> {
     to_vecs(s.recv().expect("ferrozmq recv"))
 }
 
 pub fn to_vecs(m: Message) -> Vec<Vec<u8>> {
     m.into_iter().map(|b| b.to_vec()).collect()
-}
-
-/// Waits until `n` `HandshakeSucceeded` events have arrived on a monitor;
-/// panics (listing the events seen) after [`TIMEOUT`].
-pub fn wait_handshakes(mon: &crossbeam_channel::Receiver<MonitorEvent>, n: usize) {
-    let deadline = Instant::now() + TIMEOUT;
-    let mut seen = Vec::new();
-    let mut ok = 0;
-    while ok < n {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match mon.recv_timeout(left) {
-            Ok(ev) => {
-                if matches!(ev.kind, EventKind::HandshakeSucceeded) {
-                    ok += 1;
-                }
-                seen.push(ev);
-            }
-            Err(_) => panic!("{ok}/{n} handshakes within {TIMEOUT:?}; events: {seen:#?}"),
-        }
-    }
 }
 
 // ----- data -----
@@ -168,13 +134,6 @@ pub fn assert_frames_eq(got: &[Vec<u8>], want: &[Vec<u8>], what: &str) {
             shape(want)
         );
     }
-}
-
-/// A port that was free a moment ago: bind a std listener to port 0 and
-/// drop it. For "bind later on the same port" cases only.
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 /// Checks that the vendored libzmq is the version this suite documents.
@@ -226,7 +185,7 @@ pub fn link_with(
     setup_lz(&lz);
     let endpoint = match binder {
         Binder::Ours => {
-            let ep = our_bind(&ours);
+            let ep = bind_local(&ours);
             lz.connect(&ep).expect("libzmq connect");
             ep
         }
@@ -256,9 +215,10 @@ pub fn lz_monitor(zctx: &zmq::Context, s: &zmq::Socket) -> zmq::Socket {
         "inproc://lz-monitor-{}",
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    s.monitor(&ep, zmq::SocketEvent::ALL as i32).unwrap();
+    s.monitor(&ep, zmq::SocketEvent::ALL as i32)
+        .expect("libzmq monitor");
     let pair = lz_socket(zctx, zmq::PAIR);
-    pair.connect(&ep).unwrap();
+    pair.connect(&ep).expect("connect to libzmq monitor");
     pair
 }
 
