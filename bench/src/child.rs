@@ -9,7 +9,7 @@
 //! exits at once, without running destructors.
 
 use std::io::{BufRead, Write};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Prints one `@key value` line for the parent.
 pub fn report(key: &str, value: impl std::fmt::Display) {
@@ -101,4 +101,48 @@ pub fn max_messages(size: usize, secs: f64) -> u64 {
 /// The payload every sender sends.
 pub fn payload(size: usize) -> bytes::Bytes {
     bytes::Bytes::from((0..size).map(|i| (i % 251) as u8).collect::<Vec<u8>>())
+}
+
+/// Warms up for [`crate::role::WARMUP`], then times `count` calls of
+/// `round_trip` one by one (`Instant` before and after each) and reports
+/// their percentiles (see [`report_percentiles`]).
+pub fn time_round_trips(
+    count: usize,
+    mut round_trip: impl FnMut() -> Result<(), String>,
+) -> Result<(), String> {
+    let t = Instant::now();
+    while t.elapsed() < crate::role::WARMUP {
+        round_trip()?;
+    }
+    let mut ns = Vec::with_capacity(count);
+    for _ in 0..count {
+        let t = Instant::now();
+        round_trip()?;
+        ns.push(nanos(t.elapsed()));
+    }
+    report_percentiles(ns);
+    Ok(())
+}
+
+/// A round trip's duration in ns (saturating: 584 years).
+pub fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Reports `count`, then `p50_ns`, `p99_ns`, `p999_ns` (nearest rank: the
+/// smallest sample with at least that share of samples at or below it) and
+/// `max_ns` of the round trips in `ns`.
+pub fn report_percentiles(mut ns: Vec<u64>) {
+    ns.sort_unstable();
+    let n = ns.len();
+    report("count", n);
+    if n == 0 {
+        return;
+    }
+    // ceil(n × per_mille / 1000), in integers, at least 1.
+    let rank = |per_mille: usize| ns[(n * per_mille).div_ceil(1000).clamp(1, n) - 1];
+    report("p50_ns", rank(500));
+    report("p99_ns", rank(990));
+    report("p999_ns", rank(999));
+    report("max_ns", ns[n - 1]);
 }

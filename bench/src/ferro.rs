@@ -1,7 +1,9 @@
 //! The roles, played by ferrozmq.
 
-use crate::child::{clock_batch, cpu_us, max_messages, now_ns, payload, report, status_kb};
-use crate::role::{Role, SETTLE, WARMUP};
+use crate::child::{
+    clock_batch, cpu_us, max_messages, now_ns, payload, report, status_kb, time_round_trips,
+};
+use crate::role::{Role, HEARTBEAT_TIMEOUT, SETTLE, WARMUP};
 use bytes::Bytes;
 use ferrozmq::{Context, Events, Message, Poller, Socket, SocketType};
 use std::sync::{Arc, Barrier};
@@ -20,12 +22,25 @@ fn socket(ctx: &Context, ty: SocketType) -> Result<Socket, String> {
     ctx.socket(ty).map_err(err("socket"))
 }
 
+/// Turns ZMTP heartbeats on for `s`'s later connections, if asked to.
+fn heartbeats(s: &Socket, ivl: Option<Duration>) {
+    if ivl.is_some() {
+        s.set_heartbeat_ivl(ivl);
+        s.set_heartbeat_timeout(Some(HEARTBEAT_TIMEOUT));
+    }
+}
+
 /// Plays `role`; returns once its work is done and reported.
 pub fn run(role: &Role) -> Result<(), String> {
     let ctx = Context::new();
     match role {
-        Role::RepServer { bind, size } => {
+        Role::RepServer {
+            bind,
+            size,
+            heartbeat,
+        } => {
             let s = socket(&ctx, SocketType::Rep)?;
+            heartbeats(&s, *heartbeat);
             report("endpoint", s.bind(bind).map_err(err("bind"))?);
             loop {
                 let m = s.recv().map_err(err("recv"))?;
@@ -61,6 +76,26 @@ pub fn run(role: &Role) -> Result<(), String> {
             let elapsed = t.elapsed();
             report("count", n);
             report("rtt_ns", elapsed.as_nanos() / u128::from(n.max(1)));
+        }
+        Role::TailClient {
+            ep,
+            size,
+            count,
+            heartbeat,
+        } => {
+            let s = socket(&ctx, SocketType::Req)?;
+            s.set_rcvtimeo(Some(Duration::from_secs(30)));
+            heartbeats(&s, *heartbeat);
+            s.connect(ep).map_err(err("connect"))?;
+            let msg = Message::from(payload(*size));
+            time_round_trips(*count, || {
+                send(&s, msg.clone())?;
+                let r = s.recv().map_err(err("recv"))?;
+                if r.byte_len() != *size {
+                    return Err(format!("reply of {} bytes", r.byte_len()));
+                }
+                Ok(())
+            })?;
         }
         Role::PullServer { bind, size } => {
             let s = socket(&ctx, SocketType::Pull)?;

@@ -1,8 +1,10 @@
 //! The roles, played by libzmq 4.3.4 through the `zmq` crate, with its
 //! defaults (one I/O thread, HWM 1000, backlog 100).
 
-use crate::child::{clock_batch, cpu_us, max_messages, now_ns, payload, report, status_kb};
-use crate::role::{Role, SETTLE, WARMUP};
+use crate::child::{
+    clock_batch, cpu_us, max_messages, now_ns, payload, report, status_kb, time_round_trips,
+};
+use crate::role::{Role, HEARTBEAT_TIMEOUT, SETTLE, WARMUP};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -19,6 +21,15 @@ fn bind(s: &zmq::Socket, ep: &str) -> Result<String, String> {
     s.get_last_endpoint()
         .map_err(err("last endpoint"))?
         .map_err(|_| "libzmq last endpoint is not UTF-8".to_owned())
+}
+
+/// Turns ZMTP heartbeats on for `s`'s later connections, if asked to.
+fn heartbeats(s: &zmq::Socket, ivl: Option<Duration>) -> Result<(), String> {
+    let Some(ivl) = ivl else { return Ok(()) };
+    let ms = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
+    s.set_heartbeat_ivl(ms(ivl)).map_err(err("heartbeat_ivl"))?;
+    s.set_heartbeat_timeout(ms(HEARTBEAT_TIMEOUT))
+        .map_err(err("heartbeat_timeout"))
 }
 
 /// Forwards one whole (possibly multipart) message from `s` back to `s`.
@@ -39,8 +50,13 @@ fn echo(s: &zmq::Socket, msg: &mut zmq::Message) -> Result<(), String> {
 pub fn run(role: &Role) -> Result<(), String> {
     let ctx = zmq::Context::new();
     match role {
-        Role::RepServer { bind: ep, size } => {
+        Role::RepServer {
+            bind: ep,
+            size,
+            heartbeat,
+        } => {
             let s = socket(&ctx, zmq::REP)?;
+            heartbeats(&s, *heartbeat)?;
             report("endpoint", bind(&s, ep)?);
             let mut msg = zmq::Message::new();
             loop {
@@ -79,6 +95,27 @@ pub fn run(role: &Role) -> Result<(), String> {
             let elapsed = t.elapsed();
             report("count", n);
             report("rtt_ns", elapsed.as_nanos() / u128::from(n.max(1)));
+        }
+        Role::TailClient {
+            ep,
+            size,
+            count,
+            heartbeat,
+        } => {
+            let s = socket(&ctx, zmq::REQ)?;
+            s.set_rcvtimeo(30_000).map_err(err("rcvtimeo"))?;
+            heartbeats(&s, *heartbeat)?;
+            s.connect(ep).map_err(err("connect"))?;
+            let body = payload(*size);
+            let mut reply = zmq::Message::new();
+            time_round_trips(*count, || {
+                s.send(&body[..], 0).map_err(err("send"))?;
+                s.recv(&mut reply, 0).map_err(err("recv"))?;
+                if reply.len() != *size {
+                    return Err(format!("reply of {} bytes", reply.len()));
+                }
+                Ok(())
+            })?;
         }
         Role::PullServer { bind: ep, size } => {
             let s = socket(&ctx, zmq::PULL)?;

@@ -1,11 +1,13 @@
 //! Benchmarks ferrozmq against libzmq 4.3.4 (the `zmq` crate), zmq.rs (the
 //! `zeromq` crate, on tokio's current-thread runtime) and, for latency, a
-//! raw TCP ping-pong, and prints one markdown table of medians.
+//! raw TCP ping-pong, and prints one markdown table of medians (and, when
+//! the tail-latency rows ran, their targets with a verdict each).
 //!
 //! ```text
 //! cargo run --release -p bench -- --all              # 5 rounds of everything
 //! cargo run --release -p bench -- --quick            # 1 round, shorter runs
 //! cargo run --release -p bench -- --only thr --rounds 3
+//! cargo run --release -p bench -- --only tail --tail-round-trips 20000
 //! cargo run --release -p bench -- --all --impls ferrozmq,libzmq
 //! ```
 //!
@@ -25,7 +27,7 @@ mod rawtcp;
 mod role;
 mod zmqrs;
 
-use role::Role;
+use role::{Role, HEARTBEAT_IVL};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
@@ -100,7 +102,15 @@ fn child_main(args: &[String]) -> ExitCode {
 // ----- the parent -----
 
 const USAGE: &str = "usage: bench (--all | --quick | --only FILTER[,FILTER…]) \
-[--quick] [--rounds N] [--impls ferrozmq,libzmq,zmqrs,tcp] [--list]";
+[--quick] [--rounds N] [--tail-round-trips N] [--impls ferrozmq,libzmq,zmqrs,tcp] [--list]";
+
+/// Timed round trips per tail-latency run, by default and with `--quick`.
+const TAIL_ROUND_TRIPS: usize = 100_000;
+const TAIL_ROUND_TRIPS_QUICK: usize = 20_000;
+
+/// The tail-latency target on the maximum: no round trip stalled, on a
+/// quiet machine.
+const TAIL_MAX_TARGET_US: f64 = 5_000.0;
 
 /// Where servers bind: loopback, any free port.
 const BIND: &str = "tcp://127.0.0.1:*";
@@ -111,6 +121,8 @@ struct Opts {
     only: Vec<String>,
     impls: Vec<Impl>,
     list: bool,
+    /// Timed round trips per tail-latency run.
+    tail_round_trips: usize,
 }
 
 fn parse_opts(args: &[String]) -> Result<Opts, String> {
@@ -120,8 +132,9 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         only: Vec::new(),
         impls: Impl::ALL.to_vec(),
         list: false,
+        tail_round_trips: TAIL_ROUND_TRIPS,
     };
-    let (mut all, mut rounds) = (false, None);
+    let (mut all, mut rounds, mut tail) = (false, None, None);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -142,6 +155,14 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
                         .ok_or("--rounds needs a positive number")?,
                 )
             }
+            "--tail-round-trips" => {
+                tail = Some(
+                    it.next()
+                        .and_then(|s| s.replace(['_', ','], "").parse().ok())
+                        .filter(|&n: &usize| n > 0)
+                        .ok_or("--tail-round-trips needs a positive number")?,
+                )
+            }
             "--impls" => {
                 o.impls = it
                     .next()
@@ -158,6 +179,11 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         return Err("say what to run".into());
     }
     o.rounds = rounds.unwrap_or(if o.quick { 1 } else { 5 });
+    o.tail_round_trips = tail.unwrap_or(if o.quick {
+        TAIL_ROUND_TRIPS_QUICK
+    } else {
+        TAIL_ROUND_TRIPS
+    });
     Ok(o)
 }
 
@@ -166,6 +192,12 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
 enum Kind {
     Lat {
         size: usize,
+    },
+    /// REQ/REP round trips, each timed: percentiles. `heartbeat`: ZMTP
+    /// heartbeats every [`HEARTBEAT_IVL`] on both ends.
+    Tail {
+        size: usize,
+        heartbeat: bool,
     },
     Thr {
         size: usize,
@@ -214,6 +246,24 @@ fn measurements() -> Vec<Meas> {
             title: "REQ/REP round trip, 1 KiB",
             kind: Kind::Lat { size: 1024 },
             impls: lat,
+        },
+        Meas {
+            id: "tail-nohb",
+            title: "REQ/REP round-trip tail, 64 B, no heartbeats",
+            kind: Kind::Tail {
+                size: 64,
+                heartbeat: false,
+            },
+            impls: lat,
+        },
+        Meas {
+            id: "tail-hb",
+            title: "REQ/REP round-trip tail, 64 B, heartbeats every 20 ms",
+            kind: Kind::Tail {
+                size: 64,
+                heartbeat: true,
+            },
+            impls: PEERS,
         },
         Meas {
             id: "thr-64",
@@ -276,6 +326,12 @@ fn metrics(kind: Kind) -> Vec<Metric> {
     };
     match kind {
         Kind::Lat { .. } => vec![m("latency", "µs / round trip", true)],
+        Kind::Tail { .. } => vec![
+            m("p50", "µs", true),
+            m("p99", "µs", true),
+            m("p99.9", "µs", true),
+            m("max", "µs", true),
+        ],
         Kind::Thr { .. } => vec![
             m("throughput, end to end", "msg/s", false),
             m("sender peak RSS", "MiB", true),
@@ -291,12 +347,34 @@ fn metrics(kind: Kind) -> Vec<Metric> {
     }
 }
 
+/// Why `imp` does not play `kind`, if it does not: the table says "n/a"
+/// with this reason instead of running it.
+fn not_applicable(kind: Kind, imp: Impl) -> Option<&'static str> {
+    match (kind, imp) {
+        (
+            Kind::Tail {
+                heartbeat: true, ..
+            },
+            Impl::ZmqRs,
+        ) => Some("zmq.rs 0.7 has no heartbeats"),
+        (
+            Kind::Tail {
+                heartbeat: true, ..
+            },
+            Impl::Tcp,
+        ) => Some("no heartbeats in raw TCP"),
+        _ => None,
+    }
+}
+
 /// Durations of the timed parts.
 struct Timing {
     /// Seconds of timed traffic per latency, throughput and REQ×32 run.
     run_secs: f64,
     /// Seconds an idle context is watched.
     idle_secs: f64,
+    /// Round trips timed per tail-latency run.
+    tail_round_trips: usize,
 }
 
 fn parent_main(args: &[String]) -> ExitCode {
@@ -335,11 +413,13 @@ fn parent_main(args: &[String]) -> ExitCode {
         Timing {
             run_secs: 0.3,
             idle_secs: 2.0,
+            tail_round_trips: opts.tail_round_trips,
         }
     } else {
         Timing {
             run_secs: 1.0,
             idle_secs: 5.0,
+            tail_round_trips: opts.tail_round_trips,
         }
     };
     let has_nstat = nstat().is_some();
@@ -353,7 +433,7 @@ fn parent_main(args: &[String]) -> ExitCode {
                 .impls
                 .iter()
                 .copied()
-                .filter(|i| opts.impls.contains(i))
+                .filter(|&i| opts.impls.contains(&i) && not_applicable(m.kind, i).is_none())
                 .collect();
             if !impls.is_empty() {
                 let k = round % impls.len();
@@ -369,7 +449,13 @@ fn parent_main(args: &[String]) -> ExitCode {
                             .iter()
                             .zip(metrics(m.kind))
                             .filter(|(v, _)| !v.is_nan())
-                            .map(|(v, k)| format!("{} {}", fmt_num(*v), k.unit))
+                            .map(|(v, k)| match m.kind {
+                                // Four numbers in the same unit: name them.
+                                Kind::Tail { .. } => {
+                                    format!("{} {} {}", k.name, fmt_num(*v), k.unit)
+                                }
+                                _ => format!("{} {}", fmt_num(*v), k.unit),
+                            })
                             .collect();
                         eprintln!(
                             "[round {}/{}] {} / {}: {} ({took:.1} s)",
@@ -396,6 +482,7 @@ fn parent_main(args: &[String]) -> ExitCode {
     }
     let total = started.elapsed();
     print_table(&selected, &samples, &opts, has_nstat);
+    print_tail_targets(&selected, &samples, &opts);
     println!();
     println!(
         "{} round(s), {} run(s) failed; whole run took {:.0} s.",
@@ -436,6 +523,38 @@ fn run_one(kind: Kind, imp: Impl, timing: &Timing) -> Result<Vec<f64>, String> {
             client.finish()?;
             server.finish()?;
             Ok(vec![rtt_ns / 1e3])
+        }
+        Kind::Tail { size, heartbeat } => {
+            let count = timing.tail_round_trips;
+            let hb_ms = if heartbeat {
+                HEARTBEAT_IVL.as_millis()
+            } else {
+                0
+            };
+            let (size, hb_ms) = (size.to_string(), hb_ms.to_string());
+            let mut server = Proc::spawn(&["server", me, "rep", BIND, &size, &hb_ms])?;
+            let ep = server.get("endpoint", short)?;
+            let mut client = Proc::spawn(&[
+                "client",
+                me,
+                "req-tail",
+                &ep,
+                &size,
+                &count.to_string(),
+                &hb_ms,
+            ])?;
+            let limit = Duration::from_secs_f64(role::tail_secs(count) + 60.0);
+            let n: usize = client.get_num("count", limit)?;
+            if n != count {
+                return Err(format!("timed {n} round trips, not {count}"));
+            }
+            let mut us = Vec::new();
+            for key in ["p50_ns", "p99_ns", "p999_ns", "max_ns"] {
+                us.push(client.get_num::<f64>(key, short)? / 1e3);
+            }
+            client.finish()?;
+            server.finish()?;
+            Ok(us)
         }
         Kind::Thr { size } => {
             let mut rx = Proc::spawn(&["server", me, "pull", BIND, &size.to_string()])?;
@@ -726,6 +845,16 @@ fn print_table(
                     }
                 });
             for &imp in m.impls.iter().filter(|i| opts.impls.contains(i)) {
+                if let Some(why) = not_applicable(m.kind, imp) {
+                    println!(
+                        "| {} — {} | {} | n/a | {} | | | | {why} |",
+                        m.title,
+                        metric.name,
+                        imp.label(),
+                        metric.unit,
+                    );
+                    continue;
+                }
                 let Some(v) = samples.get(&(mi, k, imp)) else {
                     let why = if matches!(m.kind, Kind::Conn { .. }) && k == 2 && !has_nstat {
                         "no nstat"
@@ -775,4 +904,94 @@ Throughput runs from the sender's first message to the receiver's last, across p
 (CLOCK_REALTIME), default HWM 1000 (zmq.rs has no HWM setting). Peak RSS is each process's \
 VmHWM. Per-connection RSS is the server's VmRSS growth ÷ 1,000."
     );
+    if selected.iter().any(|m| matches!(m.kind, Kind::Tail { .. })) {
+        println!();
+        println!(
+            "Round-trip tail: {} round trips per run after a 0.1 s warm-up, each timed on its own \
+(Instant before the send, after the reply), REP and REQ in two processes; p50/p99/p99.9 are \
+nearest-rank percentiles of that run, max its slowest round trip. The median is over rounds, and \
+the min – max column's upper end for `max` is the slowest round trip of the whole run. \
+Heartbeats: ZMQ_HEARTBEAT_IVL {} ms and ZMQ_HEARTBEAT_TIMEOUT {} ms on both ends.",
+            fmt_num(opts.tail_round_trips as f64),
+            HEARTBEAT_IVL.as_millis(),
+            role::HEARTBEAT_TIMEOUT.as_millis()
+        );
+    }
+}
+
+/// After the table, when the tail-latency rows ran: their targets, with
+/// ferrozmq's numbers, libzmq's from the same run and a verdict. p99.9 is
+/// compared as medians over rounds, like the table; the maximum is the
+/// slowest round trip over all rounds. Raw TCP's maximum, the floor, tells
+/// whether the machine itself stalled.
+fn print_tail_targets(
+    selected: &[Meas],
+    samples: &BTreeMap<(usize, usize, Impl), Vec<f64>>,
+    opts: &Opts,
+) {
+    const P999: usize = 2;
+    const MAX: usize = 3;
+    let tail: Vec<(usize, &Meas)> = selected
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| matches!(m.kind, Kind::Tail { .. }))
+        .collect();
+    if tail.is_empty() {
+        return;
+    }
+    let get = |mi: usize, k: usize, imp: Impl| samples.get(&(mi, k, imp)).filter(|v| !v.is_empty());
+    let med = |mi, k, imp| get(mi, k, imp).map(|v| median(v));
+    let worst = |mi, k, imp| get(mi, k, imp).map(|v| v.iter().copied().fold(f64::MIN, f64::max));
+    // Raw TCP's slowest round trip in this run, from whichever row has one.
+    let floor_max = tail
+        .iter()
+        .filter_map(|&(mi, _)| worst(mi, MAX, Impl::Tcp))
+        .reduce(f64::max);
+    let us = |v: Option<f64>| v.map_or("—".into(), |v| format!("{} µs", fmt_num(v)));
+    println!();
+    println!(
+        "Tail-latency targets (issue 10): ferrozmq's p99.9 no higher than libzmq's in the same run, \
+and no round trip stalled (ferrozmq's maximum below {} ms when the machine is quiet).",
+        fmt_num(TAIL_MAX_TARGET_US / 1e3)
+    );
+    println!();
+    println!("| Row | Target | ferrozmq | libzmq 4.3.4 | raw TCP (floor) | Verdict |");
+    println!("|---|---|---:|---:|---:|---|");
+    for (mi, m) in tail {
+        let show = |imp: Impl| opts.impls.contains(&imp) && not_applicable(m.kind, imp).is_none();
+        let tcp = |v: Option<f64>| if show(Impl::Tcp) { us(v) } else { "n/a".into() };
+        let (ferro, libzmq) = (med(mi, P999, Impl::Ferro), med(mi, P999, Impl::Libzmq));
+        let verdict = match (ferro, libzmq) {
+            (Some(f), Some(l)) if f <= l => "met".to_owned(),
+            (Some(f), Some(l)) => format!("missed ({} libzmq's)", ratio(f, Some(l))),
+            _ => "— (a run is missing)".to_owned(),
+        };
+        println!(
+            "| {} | p99.9 ≤ libzmq's (medians over {} round(s)) | {} | {} | {} | {verdict} |",
+            m.title,
+            opts.rounds,
+            us(ferro),
+            us(libzmq),
+            tcp(med(mi, P999, Impl::Tcp)),
+        );
+        let ferro = worst(mi, MAX, Impl::Ferro);
+        let verdict = match ferro {
+            Some(f) if f < TAIL_MAX_TARGET_US => "met".to_owned(),
+            Some(_) => match floor_max {
+                Some(t) if t >= TAIL_MAX_TARGET_US => {
+                    "missed, but raw TCP stalled too: the machine was not quiet".to_owned()
+                }
+                _ => "missed".to_owned(),
+            },
+            None => "— (a run is missing)".to_owned(),
+        };
+        println!(
+            "| {} | max < {} ms (slowest of all rounds) | {} | {} | {} | {verdict} |",
+            m.title,
+            fmt_num(TAIL_MAX_TARGET_US / 1e3),
+            us(ferro),
+            us(worst(mi, MAX, Impl::Libzmq)),
+            tcp(worst(mi, MAX, Impl::Tcp)),
+        );
+    }
 }

@@ -1,8 +1,8 @@
-//! The REQ/REP latency roles over a bare `std::net::TcpStream` with
+//! The REQ/REP latency roles (mean and tail) over a bare `std::net::TcpStream` with
 //! `TCP_NODELAY`: write the request, read exactly as many bytes back. The
 //! floor any messaging library on TCP can approach.
 
-use crate::child::{payload, report};
+use crate::child::{payload, report, time_round_trips};
 use crate::role::{Role, WARMUP};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -12,10 +12,16 @@ fn io(what: &'static str) -> impl Fn(std::io::Error) -> String {
     move |e| format!("tcp {what}: {e}")
 }
 
-/// Plays `role` (only the latency pair exists for raw TCP).
+/// Plays `role` (only the latency roles exist for raw TCP).
 pub fn run(role: &Role) -> Result<(), String> {
     match role {
-        Role::RepServer { bind, size } => {
+        Role::RepServer {
+            heartbeat: Some(_), ..
+        }
+        | Role::TailClient {
+            heartbeat: Some(_), ..
+        } => Err("raw TCP has no heartbeats".into()),
+        Role::RepServer { bind, size, .. } => {
             let addr = bind
                 .strip_prefix("tcp://")
                 .ok_or("tcp endpoint expected")?
@@ -60,6 +66,21 @@ pub fn run(role: &Role) -> Result<(), String> {
             report("count", n);
             report("rtt_ns", elapsed.as_nanos() / u128::from(n.max(1)));
             Ok(())
+        }
+        Role::TailClient {
+            ep, size, count, ..
+        } => {
+            let addr = ep.strip_prefix("tcp://").ok_or("tcp endpoint expected")?;
+            let mut s = TcpStream::connect(addr).map_err(io("connect"))?;
+            s.set_nodelay(true).map_err(io("nodelay"))?;
+            s.set_read_timeout(Some(Duration::from_secs(30)))
+                .map_err(io("timeout"))?;
+            let body = payload(*size);
+            let mut buf = vec![0u8; *size];
+            time_round_trips(*count, || {
+                s.write_all(&body).map_err(io("write"))?;
+                s.read_exact(&mut buf).map_err(io("read"))
+            })
         }
         r => Err(format!("raw TCP has no {r:?} role")),
     }

@@ -6,11 +6,28 @@ use std::time::Duration;
 /// One end of one measurement.
 #[derive(Clone, Debug)]
 pub enum Role {
-    /// REQ/REP latency, bound end: echoes `size`-byte requests forever.
-    RepServer { bind: String, size: usize },
+    /// REQ/REP latency, bound end: echoes `size`-byte requests forever;
+    /// with `heartbeat`, sends ZMTP PINGs that often (see
+    /// [`HEARTBEAT_TIMEOUT`]).
+    RepServer {
+        bind: String,
+        size: usize,
+        heartbeat: Option<Duration>,
+    },
     /// REQ/REP latency, connecting end: round trips for `secs` after a
     /// warm-up; reports `rtt_ns` (mean) and `count`.
     ReqClient { ep: String, size: usize, secs: f64 },
+    /// REQ/REP tail latency, connecting end: after a warm-up, `count`
+    /// round trips, each timed on its own; reports `count`, `p50_ns`,
+    /// `p99_ns`, `p999_ns` and `max_ns` (see
+    /// [`crate::child::time_round_trips`]). With `heartbeat`, as
+    /// `RepServer`.
+    TailClient {
+        ep: String,
+        size: usize,
+        count: usize,
+        heartbeat: Option<Duration>,
+    },
     /// PUSH→PULL, bound end: counts `size`-byte messages until an empty one;
     /// reports `count` and `last_ns` (wall clock at the end marker).
     PullServer { bind: String, size: usize },
@@ -69,10 +86,28 @@ impl Role {
                 .map_err(|_| format!("argument {i} of {args:?} is not a number of seconds"))
         };
         let s = |i: usize| arg(i).map(str::to_owned);
+        // A heartbeat interval in ms; absent or 0 is none.
+        let heartbeat = |i: usize| -> Result<Option<Duration>, String> {
+            match args.get(i) {
+                None => Ok(None),
+                Some(_) => Ok(Some(num(i)? as u64)
+                    .filter(|&ms| ms > 0)
+                    .map(Duration::from_millis)),
+            }
+        };
         Ok(match arg(0)? {
             "rep" => Role::RepServer {
                 bind: s(1)?,
                 size: num(2)?,
+                heartbeat: heartbeat(3)?,
+            },
+            "req-tail" => Role::TailClient {
+                ep: s(1)?,
+                size: num(2)?,
+                count: Some(num(3)?)
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| format!("no round trips to time in {args:?}"))?,
+                heartbeat: heartbeat(4)?,
             },
             "req" => Role::ReqClient {
                 ep: s(1)?,
@@ -122,6 +157,8 @@ impl Role {
             | Role::ReqMany { secs, .. }
             | Role::ReqThreads { secs, .. }
             | Role::Idle { secs } => *secs,
+            // A generous 1 ms per round trip.
+            Role::TailClient { count, .. } => tail_secs(*count),
             _ => 0.0,
         };
         // Servers live as long as their clients, and are told when to go.
@@ -131,6 +168,23 @@ impl Role {
 
 /// How long the REQ/REP client warms up before timing.
 pub const WARMUP: Duration = Duration::from_millis(100);
+
+/// How long `count` timed round trips may take at most, in seconds: a
+/// generous 1 ms each (they take 20-100 µs). Bounds the tail client's
+/// watchdog and the parent's wait for it.
+pub fn tail_secs(count: usize) -> f64 {
+    count as f64 * 1e-3
+}
+
+/// The heartbeat interval of the tail-latency rows with heartbeats, on both
+/// ends (`ZMQ_HEARTBEAT_IVL`).
+pub const HEARTBEAT_IVL: Duration = Duration::from_millis(20);
+
+/// The heartbeat timeout set with [`HEARTBEAT_IVL`] (`ZMQ_HEARTBEAT_TIMEOUT`).
+/// Long, so that a scheduling hiccup on a busy machine cannot drop the
+/// connection and fail the run; PINGs still go out every interval, and the
+/// timeout timer is still armed after each one.
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long a PUSH sender waits after `connect` before timing, so that the
 /// connection is up for every implementation (zmq.rs's `connect` waits for

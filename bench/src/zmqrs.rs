@@ -1,7 +1,10 @@
 //! The roles, played by zmq.rs (the `zeromq` crate) on tokio's
 //! current-thread runtime, its fastest setting for one socket per process.
 
-use crate::child::{clock_batch, cpu_us, max_messages, now_ns, payload, report, status_kb};
+use crate::child::{
+    clock_batch, cpu_us, max_messages, nanos, now_ns, payload, report, report_percentiles,
+    status_kb,
+};
 use crate::role::{star_to_zero, Role, SETTLE, WARMUP};
 use bytes::Bytes;
 use std::time::{Duration, Instant};
@@ -36,7 +39,13 @@ async fn stay() -> Result<(), String> {
 
 async fn play(role: Role) -> Result<(), String> {
     match role {
-        Role::RepServer { bind, size } => {
+        Role::RepServer {
+            heartbeat: Some(_), ..
+        }
+        | Role::TailClient {
+            heartbeat: Some(_), ..
+        } => Err("zmq.rs 0.7 has no heartbeats".into()),
+        Role::RepServer { bind, size, .. } => {
             let mut s = RepSocket::new();
             let ep = s.bind(&star_to_zero(&bind)).await.map_err(err("bind"))?;
             report("endpoint", ep);
@@ -65,6 +74,25 @@ async fn play(role: Role) -> Result<(), String> {
             let elapsed = t.elapsed();
             report("count", n);
             report("rtt_ns", elapsed.as_nanos() / u128::from(n.max(1)));
+            stay().await
+        }
+        Role::TailClient {
+            ep, size, count, ..
+        } => {
+            let mut s = ReqSocket::new();
+            s.connect(&ep).await.map_err(err("connect"))?;
+            let body = payload(size);
+            let t = Instant::now();
+            while t.elapsed() < WARMUP {
+                round_trip(&mut s, &body).await?;
+            }
+            let mut ns = Vec::with_capacity(count);
+            for _ in 0..count {
+                let t = Instant::now();
+                round_trip(&mut s, &body).await?;
+                ns.push(nanos(t.elapsed()));
+            }
+            report_percentiles(ns);
             stay().await
         }
         Role::PullServer { bind, size } => {
