@@ -2,10 +2,10 @@
 
 use crate::error::{Error, Result};
 use crate::io::{self, Command, Mailbox};
-use crate::socket::{Socket, SocketShared};
+use crate::shared::{ContextState, SocketShared};
+use crate::socket::Socket;
 use crate::socket_type::SocketType;
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
@@ -34,12 +34,12 @@ impl Drop for ContextHandle {
     }
 }
 
-/// State shared by the context, its sockets and its I/O thread.
+/// The context's own state: its I/O thread and the sockets to wake when
+/// it terminates. What sockets need of it is the [`ContextState`].
 #[derive(Debug)]
-pub(crate) struct ContextInner {
+struct ContextInner {
     io: Mutex<Option<IoHandle>>,
-    terminated: AtomicBool,
-    next_id: AtomicU64,
+    state: Arc<ContextState>,
     sockets: Mutex<Vec<Weak<SocketShared>>>,
 }
 
@@ -62,8 +62,7 @@ impl Context {
             handle: Arc::new(ContextHandle {
                 inner: Arc::new(ContextInner {
                     io: Mutex::new(None),
-                    terminated: AtomicBool::new(false),
-                    next_id: AtomicU64::new(1),
+                    state: Arc::new(ContextState::new()),
                     sockets: Mutex::new(Vec::new()),
                 }),
             }),
@@ -74,16 +73,12 @@ impl Context {
     pub fn socket(&self, ty: SocketType) -> Result<Socket> {
         let inner = &self.handle.inner;
         let mailbox = inner.mailbox()?;
-        let shared = Arc::new(SocketShared::new(
-            inner.next_id(),
-            ty,
-            inner.clone(),
-            mailbox,
-        ));
+        let state = &inner.state;
+        let shared = Arc::new(SocketShared::new(state.next_id(), ty, state.clone()));
         let mut sockets = inner.sockets.lock();
         sockets.retain(|w| w.strong_count() > 0);
         sockets.push(Arc::downgrade(&shared));
-        Ok(Socket::from_shared(shared))
+        Ok(Socket::new(shared, mailbox))
     }
 
     /// Terminates the context now (see the type docs), even if other
@@ -94,17 +89,9 @@ impl Context {
 }
 
 impl ContextInner {
-    pub(crate) fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    pub(crate) fn is_terminated(&self) -> bool {
-        self.terminated.load(Ordering::Acquire)
-    }
-
     /// The mailbox of the I/O thread, starting the thread if needed.
     fn mailbox(&self) -> Result<Mailbox> {
-        if self.is_terminated() {
+        if self.state.is_terminated() {
             return Err(Error::ContextTerminated);
         }
         let mut io = self.io.lock();
@@ -120,16 +107,19 @@ impl ContextInner {
     }
 
     fn terminate(&self) {
-        if self.terminated.swap(true, Ordering::AcqRel) {
+        if !self.state.set_terminated() {
             return;
         }
-        // Wake every thread blocked in send/recv so it sees the flag.
+        // Wake every thread blocked on a socket so it sees the flag. Under
+        // the socket's lock: a thread that checked the flag before it was
+        // set has registered its waiter by the time we get the lock.
         for s in self.sockets.lock().drain(..) {
             if let Some(s) = s.upgrade() {
                 let _guard = s.core.lock();
                 s.wake();
             }
         }
+        self.state.waiters.close();
         let handle = self.io.lock().take();
         if let Some(mut h) = handle {
             h.mailbox.send(Command::Terminate);

@@ -125,6 +125,9 @@ pub enum Error {
     },
     /// The context was terminated; the socket can no longer be used.
     ContextTerminated,
+    /// The socket was closed with [`crate::Socket::close`], possibly by
+    /// another thread while this call was blocked (libzmq `ENOTSOCK`).
+    SocketClosed,
     /// A ZMTP protocol failure.
     Protocol(ProtocolError),
     /// An operating-system error.
@@ -160,6 +163,7 @@ impl fmt::Display for Error {
                 write!(f, "connection to {endpoint} lost before the reply came")
             }
             Error::ContextTerminated => write!(f, "context terminated"),
+            Error::SocketClosed => write!(f, "socket closed"),
             Error::Protocol(p) => write!(f, "protocol error: {p}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
         }

@@ -39,9 +39,9 @@
 //!  Socket::recv ─┘  Condvar               └─ Connecter, Listener
 //! ```
 //!
-//! - [`zmtp`] is the protocol, sans-IO: greeting, NULL handshake, frames,
+//! - `zmtp` is the protocol, sans-IO: greeting, NULL handshake, frames,
 //!   commands; bytes in, bytes and events out, time passed in.
-//! - [`pattern`] is the socket-type logic (REQ, REP, DEALER, ROUTER, PUSH,
+//! - `pattern` is the socket-type logic (REQ, REP, DEALER, ROUTER, PUSH,
 //!   PULL), sans-IO over per-peer pipes of whole [`Message`]s.
 //! - The private `io` module is the only code that touches sockets,
 //!   threads and the clock. A thread blocked in `recv` (or in a
@@ -53,20 +53,34 @@
 #![deny(missing_docs)]
 
 mod backoff;
+mod conn;
 mod context;
 pub mod endpoint;
 pub mod error;
+mod events;
 #[doc(hidden)]
 pub mod fuzz;
 mod id_map;
 mod io;
+#[cfg(all(test, loom))]
+mod loom_models;
 pub mod message;
 pub mod monitor;
 pub mod options;
+// Internal: the socket-type logic. Public only for the integration tests
+// and benches that drive it directly; not API we keep stable.
+#[doc(hidden)]
 pub mod pattern;
 mod poll;
+mod shared;
 mod socket;
 pub mod socket_type;
+mod sync;
+mod wait;
+mod waiter;
+// Internal: the sans-IO protocol core, public only for the golden-bytes
+// tests, the codec benchmark and the fuzz harness.
+#[doc(hidden)]
 pub mod zmtp;
 
 pub use context::Context;

@@ -5,62 +5,23 @@
 //! stop signal. Readiness is level-triggered, as in libzmq: a socket is
 //! reported for as long as a `recv` (or `send`) would not block.
 
-use crate::error::{Error, Result};
-use crate::io::direct::{self, Armed, ParkSet};
+use crate::error::Result;
+pub use crate::events::Events;
 use crate::socket::Socket;
+use crate::wait::park::{Armed, ParkSet};
+use crate::waiter::{Waiter, WaiterRef};
 use std::time::{Duration, Instant};
 
-/// A set of readiness conditions: [`Events::IN`], [`Events::OUT`], or both.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Events(u8);
-
-impl Events {
-    /// Nothing.
-    pub const NONE: Events = Events(0);
-    /// A `recv` would return without blocking (`ZMQ_POLLIN`): a message,
-    /// or the failure of an outstanding request.
-    pub const IN: Events = Events(1);
-    /// A `send` would not block (`ZMQ_POLLOUT`).
-    pub const OUT: Events = Events(2);
-
-    /// True when every condition in `other` is in `self`.
-    pub fn contains(self, other: Events) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// True when no condition is set.
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// True when [`Events::IN`] is set.
-    pub fn is_readable(self) -> bool {
-        self.contains(Events::IN)
-    }
-
-    /// True when [`Events::OUT`] is set.
-    pub fn is_writable(self) -> bool {
-        self.contains(Events::OUT)
-    }
-}
-
-impl std::ops::BitOr for Events {
-    type Output = Events;
-    fn bitor(self, rhs: Events) -> Events {
-        Events(self.0 | rhs.0)
-    }
-}
-
-impl std::ops::BitOrAssign for Events {
-    fn bitor_assign(&mut self, rhs: Events) {
-        self.0 |= rhs.0;
-    }
-}
-
-impl std::ops::BitAnd for Events {
-    type Output = Events;
-    fn bitand(self, rhs: Events) -> Events {
-        Events(self.0 & rhs.0)
+impl Socket {
+    /// Waits until this socket is ready for any of `events`, for at most
+    /// `timeout` (`None`: no limit). Returns what it is ready for, empty
+    /// on timeout. The one-socket case of [`Poller`] (pyzmq's
+    /// `Socket.poll`).
+    pub fn poll(&self, events: Events, timeout: Option<Duration>) -> Result<Events> {
+        let mut poller = Poller::new();
+        poller.add(self, events);
+        poller.poll(timeout)?;
+        Ok(poller.events(0))
     }
 }
 
@@ -105,17 +66,18 @@ impl std::ops::BitAnd for Events {
 /// Sockets may belong to different contexts. A poller borrows its sockets;
 /// calls on them from other threads while it waits are fine.
 ///
-/// Waiting costs no CPU: the thread blocks in one `poll(2)` on each
-/// socket's wake-up eventfd and, for sockets polled for input, on their
-/// connections, which it then reads itself (as a blocked `recv` does)
-/// instead of waiting for the I/O thread to hand the messages over.
+/// Waiting costs no CPU: the thread blocks in one `poll(2)` on its own
+/// wake-up, registered with every socket, and, for sockets polled for
+/// input, on their connections, which it then reads itself (as a blocked
+/// `recv` does) instead of waiting for the I/O thread to hand the messages
+/// over.
 #[derive(Default)]
 pub struct Poller<'a> {
     items: Vec<Item<'a>>,
     /// What the current wait is armed with, and the previous wait's set
     /// (kept for its buffers).
-    set: ParkSet<'a>,
-    spare: ParkSet<'a>,
+    set: ParkSet,
+    spare: ParkSet,
 }
 
 struct Item<'a> {
@@ -191,29 +153,37 @@ impl<'a> Poller<'a> {
     /// with, or `timeout` passes (`None`: no limit; zero: just look).
     /// Returns how many sockets are ready; 0 means the timeout passed.
     ///
-    /// Fails with [`Error::ContextTerminated`] when a socket's context
-    /// was terminated, and with [`Error::Io`] when the operating system
-    /// refuses the wake-up descriptor a socket needs (descriptors
-    /// exhausted).
+    /// Fails with [`crate::Error::ContextTerminated`] when a socket's
+    /// context was terminated, and with [`crate::Error::SocketClosed`]
+    /// when a socket was closed (by another thread).
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<usize> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        // One wake-up for the whole call, registered with every socket.
+        let pool = self.items.first().map(|i| i.socket.shared().ctx.clone());
+        let waiter = match &pool {
+            Some(ctx) => ctx.waiters.take(),
+            None => WaiterRef::new(Waiter::new()),
+        };
         let mut waited = false;
         let result = loop {
             // Wait once even for a zero timeout, so that bytes already in
             // the kernel are read: a zero-timeout `poll(2)` is how we ask.
-            let timeout_ms = match direct::poll_timeout(deadline) {
+            let timeout_ms = match crate::wait::poll_timeout(deadline) {
                 Some(ms) => Some(ms),
                 None if !waited => Some(0),
                 None => None,
             };
-            let ready = match self.scan(timeout_ms.is_some()) {
+            // Before the scan re-checks every socket: a notification this
+            // drops is about a change the scan sees.
+            waiter.reset();
+            let ready = match self.scan(&waiter, timeout_ms.is_some()) {
                 Ok(n) => n,
                 Err(e) => break Err(e),
             };
             let Some(ms) = timeout_ms.filter(|_| ready == 0) else {
                 break Ok(ready);
             };
-            self.set.wait(ms);
+            self.set.wait(&waiter, ms);
             waited = true;
         };
         // Whatever is still armed (sockets before the first ready one, or
@@ -221,50 +191,52 @@ impl<'a> Poller<'a> {
         let (set, items) = (&mut self.set, &mut self.items);
         for item in items {
             if let Some(armed) = item.armed.take() {
-                set.disarm(armed, &mut item.socket.shared().core.lock());
+                let (shared, mailbox) = (item.socket.shared(), item.socket.mailbox());
+                set.disarm(armed, &waiter, shared, mailbox, &mut shared.core.lock());
             }
         }
-        self.set.clear();
+        if let Some(ctx) = pool {
+            ctx.waiters.give(waiter);
+        }
         result
     }
 
     /// One pass over the sockets, each under one lock: takes it out of the
-    /// last wait (reading what its engines brought), records its
+    /// last wait (reading what its connections brought), records its
     /// readiness, and with `arm`, until one is found ready, arms it for
     /// the next wait in the same critical section that saw it not ready.
     /// Returns how many are ready.
-    fn scan(&mut self, arm: bool) -> Result<usize> {
+    fn scan(&mut self, waiter: &WaiterRef, arm: bool) -> Result<usize> {
         // The last wait's entries stay readable in `spare` while the next
         // wait's are built in `set`.
         std::mem::swap(&mut self.set, &mut self.spare);
-        self.set.clear();
+        self.set.reset(waiter);
         let mut ready = 0;
         let mut failed = None;
         for item in &mut self.items {
-            let shared = item.socket.shared();
+            let (shared, mailbox) = (item.socket.shared(), item.socket.mailbox());
             let mut core = shared.core.lock();
             if let Some(armed) = item.armed.take() {
-                self.spare.disarm(armed, &mut core);
+                self.spare.disarm(armed, waiter, shared, mailbox, &mut core);
             }
             item.ready = Events::NONE;
             if item.wanted.is_empty() || failed.is_some() {
                 continue;
             }
-            if shared.ctx.is_terminated() {
-                failed = Some(Error::ContextTerminated);
+            if let Err(e) = shared.check_open() {
+                failed = Some(e);
                 continue;
             }
-            let (now, wake) = shared.readiness(&mut core, item.wanted);
+            let (now, io, wake) = shared.readiness(&mut core, item.wanted);
             item.ready = now;
             if now.is_empty() && ready == 0 && arm {
-                item.armed = self.set.arm(shared, &core, item.wanted.is_readable());
-                if item.armed.is_none() {
-                    failed = Some(Error::Io(std::io::Error::other(
-                        "no eventfd for a poller (descriptors exhausted?)",
-                    )));
-                }
+                item.armed = Some(
+                    self.set
+                        .arm(waiter, shared, &core, item.wanted.is_readable()),
+                );
             }
             drop(core);
+            item.socket.notify_io(io);
             if wake {
                 shared.wake();
             }
@@ -272,7 +244,6 @@ impl<'a> Poller<'a> {
                 ready += 1;
             }
         }
-        self.spare.clear();
         match failed {
             Some(e) => Err(e),
             None => Ok(ready),

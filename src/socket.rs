@@ -1,147 +1,22 @@
-//! [`Socket`]: the application-facing handle, and the state it shares with
-//! the I/O thread.
+//! [`Socket`]: the application-facing handle. The state it shares with
+//! the I/O thread is in `crate::shared`; how its calls wait is in
+//! `crate::wait`.
 
-use crate::context::ContextInner;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result, SendError};
-use crate::id_map::IdMap;
-use crate::io::direct::{self, Parker, ParkerCell};
-use crate::io::{Command, EngineShared, Mailbox};
+use crate::io::{Command, Mailbox};
 use crate::message::Message;
 use crate::monitor::{EndpointStatus, MonitorEvent};
 use crate::options::{Options, ReconnectStop};
-use crate::pattern::{self, IoRequest, Pattern, PatternOptions, PipeId, Pipes, Stats};
-use crate::poll::{Events, Poller};
+use crate::pattern::{IoRequest, PipeId, Stats};
+use crate::shared::{SocketCore, SocketShared};
 use crate::socket_type::SocketType;
+use crate::wait::{borrow, park};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
-use parking_lot::{Condvar, Mutex};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use parking_lot::MutexGuard;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Everything about a socket that both the application and the I/O thread
-/// touch, behind one lock. See ARCHITECTURE.md, "Shared state".
-#[derive(Debug)]
-pub(crate) struct SocketCore {
-    pub(crate) pattern: Box<dyn Pattern>,
-    pub(crate) pipes: Pipes,
-    pub(crate) options: Options,
-    pub(crate) monitor: Option<Sender<MonitorEvent>>,
-    /// Engines past their handshake, by pipe: what application threads may
-    /// borrow on the fast path (`io::direct`).
-    pub(crate) direct: IdMap<PipeId, Arc<EngineShared>>,
-    /// The last successful call was a `recv`: the next `send` is a reply
-    /// (or the next request), not part of a stream.
-    last_was_recv: bool,
-    last_endpoint: Option<String>,
-}
-
-impl SocketCore {
-    /// Detaches drained orphan pipes and collects the notices the I/O
-    /// thread and blocked application threads need after a change.
-    pub(crate) fn settle(&mut self) -> (Vec<IoRequest>, bool) {
-        if self.pipes.has_dead() {
-            for id in self.pipes.take_dead() {
-                self.pattern.detach(id, &mut self.pipes);
-                self.pipes.remove(id);
-            }
-        }
-        (self.pipes.take_io_requests(), self.pipes.take_app_wakeup())
-    }
-
-    /// Sends a monitor event if someone is listening. A monitor whose
-    /// receiver is gone is dropped.
-    pub(crate) fn emit(&mut self, event: MonitorEvent) {
-        if let Some(tx) = &self.monitor {
-            if tx.send(event).is_err() {
-                self.monitor = None;
-            }
-        }
-    }
-}
-
-#[derive(Debug)]
-pub(crate) struct SocketShared {
-    pub(crate) id: u64,
-    pub(crate) ty: SocketType,
-    pub(crate) core: Mutex<SocketCore>,
-    /// Signalled when blocked `send`/`recv` calls should look again.
-    pub(crate) cond: Condvar,
-    pub(crate) ctx: Arc<ContextInner>,
-    pub(crate) mailbox: Mailbox,
-    /// Threads waiting in `poll(2)` on this socket: a blocked `recv`
-    /// (`io::direct::park`) or a `Poller`.
-    pub(crate) parked: AtomicUsize,
-    parker: ParkerCell,
-}
-
-impl SocketShared {
-    pub(crate) fn new(id: u64, ty: SocketType, ctx: Arc<ContextInner>, mailbox: Mailbox) -> Self {
-        let options = Options::default();
-        let seed = crate::io::random_seed();
-        SocketShared {
-            id,
-            ty,
-            core: Mutex::new(SocketCore {
-                pattern: pattern::new_pattern(ty, &pattern_options(&options), seed),
-                pipes: Pipes::new(),
-                options,
-                monitor: None,
-                direct: IdMap::default(),
-                last_was_recv: false,
-                last_endpoint: None,
-            }),
-            cond: Condvar::new(),
-            ctx,
-            mailbox,
-            parked: AtomicUsize::new(0),
-            parker: ParkerCell::default(),
-        }
-    }
-
-    /// The socket's eventfd parker, made on first use.
-    pub(crate) fn parker(&self) -> Option<&Parker> {
-        self.parker.get()
-    }
-
-    /// Wakes every thread blocked in `send`/`recv`, whether it waits on the
-    /// condition variable or is parked in `poll(2)`.
-    pub(crate) fn wake(&self) {
-        self.cond.notify_all();
-        if self.parked.load(Ordering::SeqCst) > 0 {
-            if let Some(p) = self.parker.existing() {
-                p.notify();
-            }
-        }
-    }
-
-    /// Which of `want` a `recv`/`send` could do now without blocking.
-    /// Also returns whether blocked threads should be woken (checking may
-    /// drop messages that `recv` would drop, which can free room).
-    pub(crate) fn readiness(&self, core: &mut SocketCore, want: Events) -> (Events, bool) {
-        let mut ready = Events::NONE;
-        let c = &mut *core;
-        if want.is_readable() && c.pattern.has_in(&mut c.pipes) {
-            ready |= Events::IN;
-        }
-        if want.is_writable() && c.pattern.has_out(&c.pipes) {
-            ready |= Events::OUT;
-        }
-        let (io, wake) = core.settle();
-        if !io.is_empty() {
-            self.notify_io(io);
-        }
-        (ready, wake)
-    }
-
-    /// Passes pipe notices to the I/O thread.
-    pub(crate) fn notify_io(&self, requests: Vec<IoRequest>) {
-        for r in requests {
-            self.mailbox.send(Command::Pipe(r));
-        }
-    }
-}
 
 /// Resolves a host name for `bind` on the caller's thread, since
 /// `getaddrinfo` blocks and the I/O thread must not. Prefers IPv4, as libzmq
@@ -166,15 +41,6 @@ fn resolve_for_bind(ep: Endpoint) -> Result<Endpoint> {
     })
 }
 
-fn pattern_options(o: &Options) -> PatternOptions {
-    PatternOptions {
-        router_mandatory: o.router_mandatory,
-        req_relaxed: o.req_relaxed,
-        req_correlate: o.req_correlate,
-        req_resend: o.req_resend,
-    }
-}
-
 /// A ZeroMQ socket.
 ///
 /// A socket is `Send` and `Sync`: it may move between threads, and calls
@@ -182,10 +48,13 @@ fn pattern_options(o: &Options) -> PatternOptions {
 /// thread-safe; ours are, at the cost of one uncontended lock per call).
 ///
 /// Dropping the socket closes it: pending outbound messages get up to
-/// `linger` to be written, in the background.
+/// `linger` to be written, in the background. [`Socket::close`] does the
+/// same without giving up the handle, so that a thread can close a socket
+/// that others are blocked on.
 #[derive(Debug)]
 pub struct Socket {
     shared: Arc<SocketShared>,
+    mailbox: Mailbox,
 }
 
 /// When a blocking call gives up.
@@ -220,8 +89,8 @@ impl Wait {
 }
 
 impl Socket {
-    pub(crate) fn from_shared(shared: Arc<SocketShared>) -> Socket {
-        Socket { shared }
+    pub(crate) fn new(shared: Arc<SocketShared>, mailbox: Mailbox) -> Socket {
+        Socket { shared, mailbox }
     }
 
     /// This socket's type.
@@ -233,28 +102,24 @@ impl Socket {
         &self.shared
     }
 
-    /// Waits until this socket is ready for any of `events`, for at most
-    /// `timeout` (`None`: no limit). Returns what it is ready for, empty
-    /// on timeout. The one-socket case of [`Poller`] (pyzmq's
-    /// `Socket.poll`).
-    pub fn poll(&self, events: Events, timeout: Option<Duration>) -> Result<Events> {
-        let mut poller = Poller::new();
-        poller.add(self, events);
-        poller.poll(timeout)?;
-        Ok(poller.events(0))
+    pub(crate) fn mailbox(&self) -> &Mailbox {
+        &self.mailbox
+    }
+
+    /// Passes pipe notices to the I/O thread.
+    pub(crate) fn notify_io(&self, requests: Vec<IoRequest>) {
+        for r in requests {
+            self.mailbox.send(Command::Pipe(r));
+        }
     }
 
     fn check_alive(&self) -> Result<()> {
-        if self.shared.ctx.is_terminated() {
-            Err(Error::ContextTerminated)
-        } else {
-            Ok(())
-        }
+        self.shared.check_open()
     }
 
     fn call_io<T>(&self, make: impl FnOnce(Sender<Result<T>>) -> Command) -> Result<T> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        self.shared.mailbox.send(make(tx));
+        self.mailbox.send(make(tx));
         // The I/O thread always answers; a closed channel means it is gone.
         rx.recv().unwrap_or(Err(Error::ContextTerminated))
     }
@@ -296,11 +161,11 @@ impl Socket {
             c.last_endpoint = Some(ep.to_string());
             (c.options.clone(), c.settle())
         };
-        self.shared.notify_io(io.0);
+        self.notify_io(io.0);
         if io.1 {
             self.shared.wake();
         }
-        self.shared.mailbox.send(Command::Connect {
+        self.mailbox.send(Command::Connect {
             socket: self.shared.clone(),
             endpoint: ep,
             pipe,
@@ -373,8 +238,8 @@ impl Socket {
         let mut core = shared.core.lock();
         let mut wait = wait.unwrap_or_else(|| Wait::from_timeout(core.options.sndtimeo));
         loop {
-            if shared.ctx.is_terminated() {
-                return Err(SendError::new(Error::ContextTerminated, msg));
+            if let Err(e) = shared.check_open() {
+                return Err(SendError::new(e, msg));
             }
             let c = &mut *core;
             let result = c.pattern.send(msg, &mut c.pipes);
@@ -386,10 +251,10 @@ impl Socket {
                 }) => {
                     msg = message;
                     if !io.is_empty() {
-                        shared.notify_io(io);
+                        self.notify_io(io);
                     }
                     wait = wait.started();
-                    if !self.wait(&mut core, wait) {
+                    if !self.block(&mut core, wait, false) {
                         let error = match wait {
                             Wait::Never => Error::WouldBlock,
                             _ => Error::TimedOut,
@@ -402,11 +267,11 @@ impl Socket {
                     // Fast path: write on this thread if the engine is idle.
                     let after_recv = std::mem::take(&mut core.last_was_recv);
                     io.retain(|r| match r {
-                        IoRequest::Flush(pipe) => !direct::try_flush(&mut core, *pipe, after_recv),
+                        IoRequest::Flush(pipe) => !borrow::try_flush(&mut core, *pipe, after_recv),
                         _ => true,
                     });
                     drop(core);
-                    shared.notify_io(io);
+                    self.notify_io(io);
                     if wake {
                         shared.wake();
                     }
@@ -416,24 +281,17 @@ impl Socket {
         }
     }
 
-    /// Blocks on the condition variable. Returns false when the wait is
-    /// over (non-blocking, or the deadline passed).
-    fn wait(&self, core: &mut parking_lot::MutexGuard<'_, SocketCore>, wait: Wait) -> bool {
-        match wait {
-            Wait::Never => false,
-            Wait::Within(_) => self.wait(core, wait.started()),
-            Wait::Forever => {
-                self.shared.cond.wait(core);
-                true
-            }
-            Wait::Until(deadline) => {
-                if Instant::now() >= deadline {
-                    return false;
-                }
-                self.shared.cond.wait_until(core, deadline);
-                true
-            }
-        }
+    /// Blocks until the socket's state may have changed, with `read`
+    /// reading its connections on the way (see `crate::wait::park`).
+    /// Returns false when the wait is over (non-blocking, or the deadline
+    /// passed) without blocking.
+    fn block(&self, core: &mut MutexGuard<'_, SocketCore>, wait: Wait, read: bool) -> bool {
+        let deadline = match wait.started() {
+            Wait::Never => return false,
+            Wait::Until(d) => Some(d),
+            _ => None,
+        };
+        park::park(&self.shared, &self.mailbox, core, deadline, read)
     }
 
     // ----- receiving -----
@@ -459,37 +317,24 @@ impl Socket {
         let mut core = shared.core.lock();
         let mut wait = wait.unwrap_or_else(|| Wait::from_timeout(core.options.rcvtimeo));
         loop {
-            if shared.ctx.is_terminated() {
-                return Err(Error::ContextTerminated);
-            }
+            shared.check_open()?;
             let c = &mut *core;
             let result = c.pattern.recv(&mut c.pipes);
             let (io, wake) = c.settle();
             if !io.is_empty() {
-                shared.notify_io(io);
+                self.notify_io(io);
             }
             match result {
                 Err(Error::WouldBlock) => {
-                    let parking = !matches!(wait, Wait::Never) && direct::can_park(&core);
                     // Fast path: bytes may be waiting in the kernel that the
                     // I/O thread has not read yet; read them here. A thread
                     // about to park needn't: `poll` reports them at once.
-                    if !parking && direct::try_read(shared, &mut core) {
+                    let parking = !matches!(wait, Wait::Never) && park::can_park(&core);
+                    if !parking && borrow::try_read(&self.mailbox, &mut core) {
                         continue;
                     }
                     wait = wait.started();
-                    let waited = match wait {
-                        Wait::Never => false,
-                        _ if direct::can_park(&core) => {
-                            let deadline = match wait {
-                                Wait::Until(d) => Some(d),
-                                _ => None,
-                            };
-                            direct::park(shared, &mut core, deadline)
-                        }
-                        _ => self.wait(&mut core, wait),
-                    };
-                    if !waited {
+                    if !self.block(&mut core, wait, true) {
                         return Err(match wait {
                             Wait::Never => Error::WouldBlock,
                             _ => Error::TimedOut,
@@ -551,7 +396,7 @@ impl Socket {
         let mut core = self.shared.core.lock();
         let c = &mut *core;
         let t = f(&mut c.options);
-        c.pattern.configure(&pattern_options(&c.options));
+        c.configure_pattern();
         t
     }
 
@@ -667,11 +512,31 @@ impl Socket {
     }
 }
 
+impl Socket {
+    /// Closes the socket now, as dropping it does: pending outbound
+    /// messages get up to `linger` to be written, in the background.
+    /// Threads blocked on it (in `send`, `recv` or a [`crate::Poller`])
+    /// return [`Error::SocketClosed`], and so does every later call. Takes
+    /// `&self` so that one thread can close a socket that others share.
+    /// Idempotent.
+    pub fn close(&self) {
+        if self.shared.close() {
+            // The I/O thread lingers over whatever is still queued.
+            self.mailbox.send(Command::CloseSocket(self.shared.id));
+        }
+    }
+
+    /// How many threads are blocked on this socket right now (in `send`,
+    /// `recv` or a poller). For tests that must know a thread is waiting
+    /// before they act.
+    #[doc(hidden)]
+    pub fn blocked_threads(&self) -> usize {
+        self.shared.waiters.len()
+    }
+}
+
 impl Drop for Socket {
     fn drop(&mut self) {
-        // The I/O thread lingers over whatever is still queued.
-        self.shared
-            .mailbox
-            .send(Command::CloseSocket(self.shared.id));
+        self.close();
     }
 }

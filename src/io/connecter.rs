@@ -13,16 +13,17 @@
 //!   delay, re-resolving names (DNS can change);
 //! - the backoff resets only after a successful ZMTP handshake.
 
-use super::engine::{Close, Engine, Origin};
+use super::engine::{Engine, Origin};
 use super::timers::TimerKey;
 use super::{IoThread, Timer};
 use crate::backoff::Backoff;
+use crate::conn::Close;
 use crate::endpoint::{Endpoint, Host};
 use crate::error::{Error, Result};
 use crate::monitor::{ConnectFailure, EndpointState, EndpointStatus, EventKind};
 use crate::options::Options;
 use crate::pattern::PipeId;
-use crate::socket::SocketShared;
+use crate::shared::SocketShared;
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 use socket2::{Domain, Protocol, Socket, Type};

@@ -1,148 +1,36 @@
-//! Engines: one per TCP connection. An engine moves bytes between its
-//! socket and a `zmtp::Session`, and whole messages between the session and
-//! its pipe.
+//! Engines, the I/O thread's side of a connection: creation, handshake,
+//! registration, timers, closing, and the policy of handing its reads to
+//! application threads. The connection itself (stream, session, buffers),
+//! which application threads may borrow, is `crate::conn`.
 //!
-//! Reading: bytes go straight into `read_buf` (no intermediate copy); the
-//! session splits frames off it, so large bodies are zero-copy slices. All
-//! messages decoded from one read are delivered under one lock. At the
-//! pipe's receive HWM the engine stops reading (TCP then pushes back on the
-//! peer) until the application drains below the low-water mark.
-//!
-//! Writing: the engine drains its pipe into the session's output buffer in
-//! batches of up to [`WRITE_BATCH`] bytes, one `write` per batch, and
-//! waits for writability when the kernel buffer is full.
-//!
-//! Borrowing: the stream, session and buffers sit in [`EngineIo`] behind
-//! [`EngineShared::io`], so that an application thread may borrow a ready
-//! engine with `try_lock` to write or read on the fast path (see
-//! `io/direct.rs`). The I/O thread alone creates, registers and closes
-//! engines, runs handshakes and owns their timers. Lock order: `io` before
+//! The I/O thread alone creates, registers and closes engines, runs
+//! handshakes and owns their timers. Lock order: an engine's `io` before
 //! the socket's core; the reverse order is only ever a `try_lock`.
 
 use super::timers::TimerKey;
 use super::{IoThread, Timer};
-use crate::error::ProtocolError;
+use crate::conn::owner::Edge;
+use crate::conn::{Close, EngineShared, PipeAccess, ReadStop};
 use crate::monitor::EventKind;
 use crate::options::Options;
 use crate::pattern::{PipeId, Pipes};
-use crate::socket::SocketShared;
+use crate::shared::SocketShared;
 use crate::zmtp::{Session, SessionConfig, SessionEvent};
-use bytes::{BufMut, BytesMut};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
-use parking_lot::Mutex;
-use std::io::{self, IoSlice, Write};
-use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The largest read. Reads start at [`MIN_READ`] and double while they
-/// fill the buffer, so a bulk transfer reads 256 KiB at a time while an idle
-/// or chatty connection never holds more than a few hundred bytes. Large
-/// enough that a 64 KiB message rarely straddles two buffers (a straddling
-/// message is copied once when the buffer grows).
-const MAX_READ: usize = 256 * 1024;
-/// The first read size: enough for a greeting, READY and a small message.
-const MIN_READ: usize = 512;
 /// Reads per wake-up before yielding to other connections.
 const READS_PER_TURN: usize = 16;
-/// Output gathered from the pipe before each write.
-pub(crate) const WRITE_BATCH: usize = 256 * 1024;
-/// Frame bodies this large are written from the message's own buffer
-/// (a vectored write) instead of being copied into the output buffer.
-const ZERO_COPY_MIN: usize = 8 * 1024;
-/// Chunks per vectored write.
-const MAX_IOVECS: usize = 64;
 /// How often the I/O thread reviews the connections whose reading it
 /// handed to application threads (see [`IoThread::hand_off_reads`]); one
-/// that no thread armed for a whole interval is taken back, so its bytes
-/// wait at most two intervals. Short against any heartbeat interval.
+/// whose readers did not finish a wait for a whole interval is taken back,
+/// so its bytes wait at most two intervals. Short against any heartbeat
+/// interval.
 const HANDOFF_REVIEW: Duration = Duration::from_millis(10);
-/// A connection whose adaptive read size grew past this carries a stream
-/// (see [`EngineIo::is_streaming`]).
-const STREAM_READ: usize = 8 * 1024;
-
-/// Why an engine stopped.
-#[derive(Debug)]
-pub(crate) enum Close {
-    /// The peer closed the connection.
-    Eof,
-    /// An OS error on the connection.
-    Io(io::Error),
-    /// The peer broke the protocol, or was refused.
-    Protocol(ProtocolError),
-    /// We closed it (disconnect, close, linger done).
-    Local,
-}
-
-/// The borrowable part of an engine.
-#[derive(Debug)]
-pub(crate) struct EngineShared {
-    pub(crate) io: Mutex<EngineIo>,
-    /// The connection's descriptor, for application threads that wait in
-    /// `poll(2)` for it to become readable.
-    pub(crate) fd: RawFd,
-    /// The I/O thread's token for this engine.
-    pub(crate) token: Token,
-    /// Application threads parked in `poll(2)` on this connection. While
-    /// there are any, the I/O thread leaves reading to them: two threads
-    /// waking and fighting over the same bytes cost a round trip more than
-    /// the read itself.
-    pub(crate) parked_readers: AtomicUsize,
-    /// The I/O thread skipped a readable edge because a reader was parked.
-    /// The reader reads before it leaves, so no bytes are stranded (see
-    /// `io::direct::ParkSet` for the ordering argument).
-    pub(crate) skipped: AtomicBool,
-    /// How many times application threads have armed this connection for
-    /// a wait; tells `IoThread::review_handoffs` whether they still come
-    /// back.
-    pub(crate) parks: AtomicU64,
-    /// The last write hit `WouldBlock`; the I/O thread waits for the
-    /// writable edge. Atomic so that the I/O thread can ignore the
-    /// "writable" that epoll reports with every incoming-data edge without
-    /// taking `io` (which would get in the way of a parking reader).
-    pub(crate) write_blocked: AtomicBool,
-}
-
-/// A connection's stream, protocol state and buffers.
-#[derive(Debug)]
-pub(crate) struct EngineIo {
-    pub(crate) stream: TcpStream,
-    pub(crate) session: Session,
-    read_buf: BytesMut,
-    /// How much the next read asks for; see [`MAX_READ`].
-    read_size: usize,
-    /// Reading stopped at the pipe's receive HWM.
-    pub(crate) read_paused: bool,
-    /// The peer's FIN is in (epoll's EPOLLRDHUP, poll's POLLRDHUP). Reads
-    /// then go on to EOF: a short read usually means the socket is drained,
-    /// but a FIN queued behind the data is seen only by the next read, and
-    /// its edge was the one just consumed.
-    pub(crate) peer_closed: bool,
-    /// A borrower met EOF or an error; the I/O thread must close this
-    /// engine.
-    pub(crate) broken: Option<Close>,
-    /// The deadline the I/O thread's timer is set for. A borrower whose
-    /// read moved the session's next deadline earlier (a PING with a TTL)
-    /// hands the engine back so that the I/O thread re-arms.
-    pub(crate) armed: Option<Instant>,
-    /// When a sending thread last wrote directly; see `io::direct`.
-    pub(crate) last_direct_write: Option<Instant>,
-}
-
-/// How a read pass reaches the socket's pipes.
-pub(crate) trait PipeAccess {
-    /// Runs `f` on the pipes.
-    fn with_pipes(&mut self, f: impl FnOnce(&mut Pipes));
-}
-
-/// A borrowing application thread already holds the socket core.
-impl PipeAccess for &mut Pipes {
-    fn with_pipes(&mut self, f: impl FnOnce(&mut Pipes)) {
-        f(self)
-    }
-}
 
 /// The I/O thread locks the socket core only to deliver, never across a
 /// read syscall or the decoding, so that a `recv` in the application is
@@ -163,199 +51,6 @@ impl PipeAccess for LockPerDelivery<'_> {
         if wake {
             self.socket.wake();
         }
-    }
-}
-
-/// How a read pass ended.
-#[derive(Debug)]
-pub(crate) enum ReadStop {
-    /// The socket has no more bytes for now.
-    Drained,
-    /// The pipe reached its receive HWM.
-    Paused,
-    /// The per-pass read budget ran out; bytes may remain.
-    Budget,
-    /// The connection failed; see `EngineIo::broken`.
-    Broken,
-}
-
-impl EngineIo {
-    /// One `recv` straight into the spare capacity of `read_buf`. Returns
-    /// the bytes read and whether the read was short, i.e. the kernel had
-    /// no more for now. A short read ends a read pass without the `recv`
-    /// that would only say `WouldBlock`: bytes arriving after it raise a
-    /// new readable edge (and make `poll` report them).
-    fn fill(&mut self) -> io::Result<(usize, bool)> {
-        if self.read_buf.capacity() - self.read_buf.len() < self.read_size / 2 {
-            self.read_buf.reserve(self.read_size);
-        }
-        let sock = socket2::SockRef::from(&self.stream);
-        let spare = self.read_buf.chunk_mut();
-        let offered = spare.len();
-        // SAFETY: `recv` only writes into the slice, never reads it, so
-        // handing it uninitialised memory is sound.
-        let n = sock.recv(unsafe { spare.as_uninit_slice_mut() })?;
-        // SAFETY: the kernel initialised the first `n` bytes of the spare
-        // capacity, and `n` is at most its length.
-        unsafe { self.read_buf.advance_mut(n) };
-        if n == offered {
-            self.read_size = (self.read_size * 2).min(MAX_READ);
-        } else if n < self.read_size / 8 {
-            self.read_size = (self.read_size / 2).max(MIN_READ);
-        }
-        Ok((n, n < offered))
-    }
-
-    /// Gives back an empty read buffer, so that an idle connection holds
-    /// none.
-    fn release_idle_buffer(&mut self) {
-        if self.read_buf.is_empty() && self.read_buf.capacity() > 0 {
-            self.read_buf = BytesMut::new();
-        }
-    }
-
-    /// Reads and decodes up to `reads` times, delivering whole messages to
-    /// `pipe`. For engines past their handshake only: a `Ready` event
-    /// cannot occur here.
-    pub(crate) fn read_ready(
-        &mut self,
-        now: Instant,
-        pipes: &mut impl PipeAccess,
-        pipe: PipeId,
-        reads: usize,
-    ) -> ReadStop {
-        // Events the I/O thread decoded but has not handed over yet (it
-        // publishes an engine for borrowing in the middle of its handshake
-        // read) come first, to keep the connection's order.
-        self.deliver_pending(pipes, pipe, now);
-        for _ in 0..reads {
-            if self.read_paused {
-                return ReadStop::Paused;
-            }
-            let short = match self.fill() {
-                Ok((0, _)) => {
-                    self.broken = Some(Close::Eof);
-                    return ReadStop::Broken;
-                }
-                Ok((_, short)) => short,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.release_idle_buffer();
-                    return ReadStop::Drained;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.broken = Some(Close::Io(e));
-                    return ReadStop::Broken;
-                }
-            };
-            let decoded = self.session.handle_input(&mut self.read_buf, now);
-            // Deliver what was complete before any error, as libzmq does.
-            self.deliver_pending(pipes, pipe, now);
-            if let Err(p) = decoded {
-                self.broken = Some(Close::Protocol(p));
-                return ReadStop::Broken;
-            }
-            if short && !self.peer_closed {
-                self.release_idle_buffer();
-                return ReadStop::Drained;
-            }
-        }
-        ReadStop::Budget
-    }
-
-    /// Hands every message the session has decoded to the pipe. Past the
-    /// handshake no other event can be queued.
-    pub(crate) fn deliver_pending(
-        &mut self,
-        pipes: &mut impl PipeAccess,
-        pipe: PipeId,
-        now: Instant,
-    ) {
-        if !self.session.has_events() {
-            return;
-        }
-        pipes.with_pipes(|pipes| {
-            while let Some(ev) = self.session.poll_event() {
-                if let SessionEvent::Message(msg) = ev {
-                    if !pipes.deliver(pipe, msg) {
-                        self.pause_reading(now);
-                    }
-                }
-            }
-        });
-    }
-
-    /// Stops reading at the pipe's HWM. The session stops expecting bytes
-    /// too: a peer we are not reading cannot prove it is alive, and must
-    /// not be dropped as a heartbeat timeout for our back-pressure.
-    fn pause_reading(&mut self, now: Instant) {
-        self.read_paused = true;
-        self.session.set_input_paused(true, now);
-    }
-
-    /// Whether the session's next deadline is earlier than the I/O
-    /// thread's timer.
-    pub(crate) fn deadline_moved_earlier(&self) -> bool {
-        match (self.session.poll_timeout(), self.armed) {
-            (Some(want), Some(armed)) => want < armed,
-            (Some(_), None) => true,
-            (None, _) => false,
-        }
-    }
-
-    /// Writes the session's output until it is empty (`Ok(true)`) or the
-    /// kernel buffer is full (`Ok(false)`, and `blocked` set).
-    pub(crate) fn flush(&mut self, blocked: &AtomicBool) -> io::Result<bool> {
-        while self.session.has_output() {
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut k = 0;
-            for (slot, chunk) in slices.iter_mut().zip(self.session.output_chunks()) {
-                *slot = IoSlice::new(chunk);
-                k += 1;
-            }
-            let written = if k == 1 {
-                self.stream.write(self.session.output())
-            } else {
-                self.stream.write_vectored(&slices[..k])
-            };
-            match written {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.session.consume_output(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    blocked.store(true, Ordering::SeqCst);
-                    return Ok(false);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(true)
-    }
-
-    /// Whether recent reads filled large buffers: a stream rather than a
-    /// request-reply rhythm. A stream is read by the I/O thread while the
-    /// application consumes, in parallel; application threads neither
-    /// read it themselves nor take it over, since doing so serialises
-    /// reading and consuming on one thread (a 64 KiB stream lost a third
-    /// of its rate that way).
-    pub(crate) fn is_streaming(&self) -> bool {
-        self.read_size > STREAM_READ
-    }
-
-    /// Moves messages from the pipe into the session's output, up to one
-    /// batch. Returns how many it moved.
-    pub(crate) fn refill(&mut self, pipes: &mut Pipes, pipe: PipeId) -> usize {
-        let mut moved = 0;
-        while self.session.output_len() < WRITE_BATCH {
-            match pipes.pop_outbound(pipe) {
-                Some(msg) => {
-                    self.session.send_message_zero_copy(&msg, ZERO_COPY_MIN);
-                    moved += 1;
-                }
-                None => break,
-            }
-        }
-        moved
     }
 }
 
@@ -386,10 +81,6 @@ pub(super) struct Engine {
     rcvhwm: usize,
     pub(super) ready: bool,
     timer: Option<(Instant, TimerKey)>,
-    /// Registered without READABLE: application threads read it.
-    reads_handed_off: bool,
-    /// `EngineShared::parks` at the last review of the hand-off.
-    parks_seen: u64,
 }
 
 impl Engine {
@@ -417,27 +108,8 @@ impl Engine {
             heartbeat_timeout: options.heartbeat_timeout,
             heartbeat_ttl: options.heartbeat_ttl,
         };
-        let fd = stream.as_raw_fd();
         Ok(Engine {
-            shared: Arc::new(EngineShared {
-                io: Mutex::new(EngineIo {
-                    stream,
-                    session: Session::new(config, now),
-                    read_buf: BytesMut::new(),
-                    read_size: MIN_READ,
-                    read_paused: false,
-                    peer_closed: false,
-                    broken: None,
-                    armed: None,
-                    last_direct_write: None,
-                }),
-                fd,
-                token,
-                parked_readers: AtomicUsize::new(0),
-                skipped: AtomicBool::new(false),
-                parks: AtomicU64::new(0),
-                write_blocked: AtomicBool::new(false),
-            }),
+            shared: Arc::new(EngineShared::new(stream, Session::new(config, now), token)),
             socket,
             pipe,
             connecter,
@@ -446,8 +118,6 @@ impl Engine {
             rcvhwm: options.rcvhwm,
             ready: false,
             timer: None,
-            reads_handed_off: false,
-            parks_seen: 0,
         })
     }
 
@@ -543,10 +213,7 @@ impl IoThread {
                     return self.close_engine(token, Close::Io(err));
                 }
             }
-            let EngineIo {
-                session, read_buf, ..
-            } = &mut *io;
-            let decoded = session.handle_input(read_buf, self.now);
+            let decoded = io.decode(self.now);
             drop(io);
             // Events completed before an error (READY, messages) still
             // count: the peer did finish its handshake, and its messages
@@ -575,12 +242,10 @@ impl IoThread {
             return;
         };
         let (shared, socket) = (e.shared.clone(), e.socket.clone());
-        if shared.parked_readers.load(Ordering::SeqCst) > 0 {
-            shared.skipped.store(true, Ordering::SeqCst);
-            if shared.parked_readers.load(Ordering::SeqCst) > 0 {
-                self.hand_off_reads(token);
-                return;
-            }
+        if shared.owner.edge() == Edge::LeaveToReaders {
+            // One of the armed readers takes `SKIPPED` and reads.
+            self.hand_off_reads(token);
+            return;
         }
         let mut io = shared.io.lock();
         let mut access = LockPerDelivery {
@@ -606,32 +271,36 @@ impl IoThread {
         }
     }
 
-    /// An application thread waits on this connection and reads its bytes
-    /// itself: stop waking up for them.
+    /// Application threads wait on this connection and read its bytes
+    /// themselves: stop waking up for them (IoThread -> HandedOff, see
+    /// `crate::conn::owner`).
     ///
     /// Every readable edge of an engine whose reader is parked used to
-    /// wake this thread only to record `skipped`; with 32 clients on one
-    /// polling thread those wake-ups were a tenth of the client's CPU.
-    /// Instead the engine is re-registered for writability alone until a
-    /// review ([`IoThread::review_handoffs`], every [`HANDOFF_REVIEW`])
-    /// finds that no thread armed it during the interval before: at most
-    /// two intervals after the last arm. Meanwhile its bytes wait in the
-    /// kernel for the application thread, which comes back to them on its
-    /// next `recv` or `poll` (a reader that stops early hands the engine
-    /// back with `EngineCheck`). So heartbeats, EOF and the receive-HWM
-    /// prefetch are served late by at most those two intervals.
+    /// wake this thread only to leave the bytes to that reader; with 32
+    /// clients on one polling thread those wake-ups were a tenth of the
+    /// client's CPU. Instead the engine is re-registered for writability
+    /// alone until a review ([`IoThread::review_handoffs`], every
+    /// [`HANDOFF_REVIEW`]) finds that its readers finished no wait during
+    /// the interval before. Meanwhile every thread waiting for input on the
+    /// socket polls the connection (they are woken now, so that those
+    /// armed before the hand-off arm again with it), and bytes that come
+    /// while none waits are read by the next one to arm, or taken back by
+    /// the review: heartbeats, EOF and the receive-HWM prefetch are served
+    /// late by at most two intervals after the application stops reading.
     fn hand_off_reads(&mut self, token: Token) {
-        let Some(e) = self.engines.get_mut(&token) else {
+        let Some(e) = self.engines.get(&token) else {
             return;
         };
-        if e.reads_handed_off {
+        if e.shared.owner.is_handed_off() {
             return;
         }
         // A reader holds it right now; the next edge tries again.
         let Some(mut io) = e.shared.io.try_lock() else {
             return;
         };
-        if io.is_streaming() {
+        // Streams are read ahead by this thread while the application
+        // consumes; handing one off cost a third of its rate.
+        if io.is_streaming() || io.read_paused {
             return;
         }
         let rereg = self
@@ -642,8 +311,9 @@ impl IoThread {
         if rereg.is_err() {
             return;
         }
-        e.reads_handed_off = true;
-        e.parks_seen = e.shared.parks.load(Ordering::Relaxed);
+        e.shared.owner.set_handed_off();
+        e.shared.owner.take_active();
+        e.socket.wake();
         self.handed_off.push(token);
         if self.handoff_timer.is_none() {
             let at = self.now + HANDOFF_REVIEW;
@@ -651,46 +321,55 @@ impl IoThread {
         }
     }
 
+    /// HandedOff -> IoThread: watch readability again. Re-registering
+    /// reports a connection that is already readable, so bytes waiting
+    /// in the kernel are read on the next turn. Returns false if the
+    /// engine is still handed off.
+    fn take_back_reads(&mut self, token: Token) -> bool {
+        let Some(e) = self.engines.get(&token) else {
+            return true;
+        };
+        if !e.shared.owner.is_handed_off() {
+            return true;
+        }
+        let rereg = self.poll.registry().reregister(
+            &mut e.shared.io.lock().stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        );
+        if rereg.is_err() {
+            return false;
+        }
+        e.shared.owner.set_io_thread();
+        true
+    }
+
     /// Takes reading back from application threads for every handed-off
-    /// engine that no thread has armed since the last review, or that has
-    /// become a stream. When nothing is handed off, the review stops, so
-    /// an idle context has no timer ticking. Re-registering
-    /// reports a connection that is already readable, so waiting bytes are
-    /// read on the next turn.
+    /// engine whose readers finished no wait since the last review, or
+    /// that has become a stream. When nothing is handed off, the review
+    /// stops, so an idle context has no timer ticking.
     pub(super) fn review_handoffs(&mut self) {
         self.handoff_timer = None;
         let mut still = Vec::new();
         for token in std::mem::take(&mut self.handed_off) {
-            let Some(e) = self.engines.get_mut(&token) else {
+            let Some(e) = self.engines.get(&token) else {
                 continue;
             };
-            if !e.reads_handed_off {
-                continue;
-            }
-            // Only arms count: a reader parked through the whole interval
-            // is idle, and keeping its engine would keep this review
-            // ticking on a quiet connection. Taken back, the engine is
-            // handed off again by the next edge if the reader is still
+            // Only finished waits count: a reader parked through the whole
+            // interval is idle, and keeping its engine would keep this
+            // review ticking on a quiet connection. Taken back, the engine
+            // is handed off again by the next edge if the reader is still
             // there.
-            let parks = e.shared.parks.load(Ordering::Relaxed);
-            let active = std::mem::replace(&mut e.parks_seen, parks) != parks;
-            let mut io = e.shared.io.lock();
-            if active && !io.is_streaming() {
-                drop(io);
+            let keep = e.shared.owner.take_active() && !e.shared.io.lock().is_streaming();
+            if keep || !self.take_back_reads(token) {
                 still.push(token);
-                continue;
-            }
-            let rereg = self.poll.registry().reregister(
-                &mut io.stream,
-                token,
-                Interest::READABLE | Interest::WRITABLE,
-            );
-            drop(io);
-            match rereg {
-                Ok(()) => e.reads_handed_off = false,
-                Err(_) => still.push(token),
             }
         }
+        still.retain(|t| {
+            self.engines
+                .get(t)
+                .is_some_and(|e| e.shared.owner.is_handed_off())
+        });
         if !still.is_empty() {
             let at = self.now + HANDOFF_REVIEW;
             self.handoff_timer = Some(self.timers.insert(at, Timer::Handoff));
@@ -865,6 +544,9 @@ impl IoThread {
     }
 
     pub(super) fn engine_resume_read(&mut self, token: Token) {
+        // Waiting threads leave a paused engine out of their `poll`, so
+        // one paused while handed off would have no reader: take it back.
+        self.take_back_reads(token);
         let Some(e) = self.engines.get(&token) else {
             return;
         };

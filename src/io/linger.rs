@@ -7,8 +7,8 @@
 //! exits when no socket is left.
 
 use super::connecter::State;
-use super::engine::Close;
 use super::{Closing, IoThread, Timer};
+use crate::conn::Close;
 use std::time::Duration;
 
 impl IoThread {

@@ -6,7 +6,7 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::monitor::{EndpointState, EndpointStatus, EventKind};
 use crate::options::Options;
-use crate::socket::SocketShared;
+use crate::shared::SocketShared;
 use mio::net::TcpListener;
 use mio::{Interest, Token};
 use socket2::{Domain, Protocol, Socket, Type};

@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::monitor::EndpointStatus;
 use crate::options::Options;
 use crate::pattern::{IoRequest, PipeId};
-use crate::socket::SocketShared;
+use crate::shared::SocketShared;
 use crossbeam_channel::{Receiver, Sender};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

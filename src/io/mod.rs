@@ -8,12 +8,12 @@
 //! declared here:
 //! - `listener.rs`: bind, accept;
 //! - `connecter.rs`: non-blocking connect, classification, backoff, retry;
-//! - `engine.rs`: one TCP connection driven by a `zmtp::Session`, moving
-//!   whole messages between the socket and its pipe;
+//! - `engine.rs`: each connection's lifecycle (handshake, registration,
+//!   timers, closing) and the policy of handing its reads to application
+//!   threads; the connection itself is `crate::conn`;
 //! - `linger.rs`: closing sockets and terminating the context.
 
 mod connecter;
-pub(crate) mod direct;
 mod engine;
 mod linger;
 mod listener;
@@ -21,12 +21,11 @@ mod mailbox;
 mod resolver;
 mod timers;
 
-pub(crate) use engine::EngineShared;
 pub(crate) use mailbox::{Command, Mailbox};
 
 use crate::id_map::{IdMap, IdSet};
 use crate::pattern::{IoRequest, PipeId};
-use crate::socket::SocketShared;
+use crate::shared::SocketShared;
 use connecter::Connecter;
 use engine::Engine;
 use listener::Listener;

@@ -1,0 +1,200 @@
+//! What a socket's application threads and the I/O thread share:
+//! [`SocketShared`] (the core behind its lock, and the waiters blocked on
+//! it) and [`ContextState`] (what a context's sockets need of it). The
+//! public handle, [`crate::Socket`], is a thin owner of these.
+//!
+//! Nothing here knows the mailbox or the I/O thread: callers pass pipe
+//! notices on themselves, which keeps this module below both the I/O
+//! thread and the application-thread code in the module graph.
+
+use crate::conn::EngineShared;
+use crate::error::{Error, Result};
+use crate::events::Events;
+use crate::id_map::IdMap;
+use crate::monitor::MonitorEvent;
+use crate::options::Options;
+use crate::pattern::{self, IoRequest, Pattern, PatternOptions, PipeId, Pipes};
+use crate::socket_type::SocketType;
+use crate::waiter::{WaiterList, WaiterPool};
+use crossbeam_channel::Sender;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// What the sockets of one context share with it.
+#[derive(Debug)]
+pub(crate) struct ContextState {
+    terminated: AtomicBool,
+    next_id: AtomicU64,
+    /// Wake-ups for threads about to block, kept between waits so that
+    /// a blocking call does not make an `eventfd` each time; closed with
+    /// the context.
+    pub(crate) waiters: WaiterPool,
+}
+
+impl ContextState {
+    pub(crate) fn new() -> ContextState {
+        ContextState {
+            terminated: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+            waiters: WaiterPool::default(),
+        }
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_terminated(&self) -> bool {
+        self.terminated.load(Ordering::Acquire)
+    }
+
+    /// Marks the context terminated; true for the first caller only.
+    pub(crate) fn set_terminated(&self) -> bool {
+        !self.terminated.swap(true, Ordering::AcqRel)
+    }
+}
+
+/// Everything about a socket that both the application and the I/O thread
+/// touch, behind one lock. See ARCHITECTURE.md, "Shared state".
+#[derive(Debug)]
+pub(crate) struct SocketCore {
+    pub(crate) pattern: Box<dyn Pattern>,
+    pub(crate) pipes: Pipes,
+    pub(crate) options: Options,
+    pub(crate) monitor: Option<Sender<MonitorEvent>>,
+    /// Engines past their handshake, by pipe: what application threads may
+    /// borrow on the fast path (`crate::wait`).
+    pub(crate) direct: IdMap<PipeId, Arc<EngineShared>>,
+    /// The last successful call was a `recv`: the next `send` is a reply
+    /// (or the next request), not part of a stream.
+    pub(crate) last_was_recv: bool,
+    pub(crate) last_endpoint: Option<String>,
+}
+
+impl SocketCore {
+    /// Detaches drained orphan pipes and collects the notices the I/O
+    /// thread and blocked application threads need after a change.
+    pub(crate) fn settle(&mut self) -> (Vec<IoRequest>, bool) {
+        if self.pipes.has_dead() {
+            for id in self.pipes.take_dead() {
+                self.pattern.detach(id, &mut self.pipes);
+                self.pipes.remove(id);
+            }
+        }
+        (self.pipes.take_io_requests(), self.pipes.take_app_wakeup())
+    }
+
+    /// Sends a monitor event if someone is listening. A monitor whose
+    /// receiver is gone is dropped.
+    pub(crate) fn emit(&mut self, event: MonitorEvent) {
+        if let Some(tx) = &self.monitor {
+            if tx.send(event).is_err() {
+                self.monitor = None;
+            }
+        }
+    }
+
+    /// Applies the options the pattern reads.
+    pub(crate) fn configure_pattern(&mut self) {
+        self.pattern.configure(&pattern_options(&self.options));
+    }
+}
+
+/// A socket's state shared by its handle, the application threads using
+/// it and the I/O thread.
+#[derive(Debug)]
+pub(crate) struct SocketShared {
+    pub(crate) id: u64,
+    pub(crate) ty: SocketType,
+    pub(crate) core: Mutex<SocketCore>,
+    /// Threads blocked on this socket, each with its own wake-up.
+    pub(crate) waiters: WaiterList,
+    pub(crate) ctx: Arc<ContextState>,
+    /// `Socket::close` was called (maybe from another thread than the
+    /// ones blocked on it).
+    closed: AtomicBool,
+}
+
+impl SocketShared {
+    pub(crate) fn new(id: u64, ty: SocketType, ctx: Arc<ContextState>) -> Self {
+        let options = Options::default();
+        let seed = crate::io::random_seed();
+        SocketShared {
+            id,
+            ty,
+            core: Mutex::new(SocketCore {
+                pattern: pattern::new_pattern(ty, &pattern_options(&options), seed),
+                pipes: Pipes::new(),
+                options,
+                monitor: None,
+                direct: IdMap::default(),
+                last_was_recv: false,
+                last_endpoint: None,
+            }),
+            waiters: WaiterList::new(),
+            ctx,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Wakes every thread blocked on this socket, in `send`, `recv` or a
+    /// poller: each re-checks what it waits for.
+    pub(crate) fn wake(&self) {
+        self.waiters.notify_all();
+    }
+
+    /// Why calls on this socket must fail now, if they must.
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.ctx.is_terminated() {
+            Err(Error::ContextTerminated)
+        } else if self.closed.load(Ordering::Acquire) {
+            Err(Error::SocketClosed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Marks the socket closed and wakes every thread blocked on it; true
+    /// for the first caller only.
+    pub(crate) fn close(&self) -> bool {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        // Under the lock, so that a thread between its check and its
+        // registration finishes registering first, and is woken.
+        let _core = self.core.lock();
+        self.wake();
+        true
+    }
+
+    /// Which of `want` a `recv`/`send` could do now without blocking, the
+    /// pipe notices checking produced, and whether blocked threads should
+    /// be woken (checking may drop messages that `recv` would drop, which
+    /// can free room).
+    pub(crate) fn readiness(
+        &self,
+        core: &mut SocketCore,
+        want: Events,
+    ) -> (Events, Vec<IoRequest>, bool) {
+        let mut ready = Events::NONE;
+        let c = &mut *core;
+        if want.is_readable() && c.pattern.has_in(&mut c.pipes) {
+            ready |= Events::IN;
+        }
+        if want.is_writable() && c.pattern.has_out(&c.pipes) {
+            ready |= Events::OUT;
+        }
+        let (io, wake) = core.settle();
+        (ready, io, wake)
+    }
+}
+
+fn pattern_options(o: &Options) -> PatternOptions {
+    PatternOptions {
+        router_mandatory: o.router_mandatory,
+        req_relaxed: o.req_relaxed,
+        req_correlate: o.req_correlate,
+        req_resend: o.req_resend,
+    }
+}

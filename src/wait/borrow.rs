@@ -1,0 +1,133 @@
+//! Borrowing a ready connection on the caller's thread: writing a batch
+//! when `send` turns a pipe from idle to busy ([`try_flush`]), and reading
+//! what the connections have ([`try_read`], [`read_engine`]).
+//!
+//! Sending borrows only in a request-reply rhythm: when the socket's last
+//! call was a `recv`, or the connection has been quiet for
+//! [`STREAMING_GAP`]. A thread streaming messages back to back would
+//! otherwise pay one `write` per message, where the I/O thread batches
+//! hundreds into one.
+
+use super::park::pollfd;
+use crate::conn::{Close, EngineShared, ReadStop};
+use crate::io::{Command, Mailbox};
+use crate::pattern::PipeId;
+use crate::shared::SocketCore;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Reads per borrowed engine per `try_read`.
+const READS_PER_BORROW: usize = 4;
+/// Back-to-back sends (no `recv` between them) closer together than this
+/// on one connection are a stream, left to the I/O thread to batch.
+pub(crate) const STREAMING_GAP: Duration = Duration::from_micros(50);
+
+/// Writes `pipe`'s queued messages on the caller's thread if its engine is
+/// idle. Returns true when nothing is left for the I/O thread to do.
+pub(crate) fn try_flush(core: &mut SocketCore, pipe: PipeId, after_recv: bool) -> bool {
+    let Some(engine) = core.direct.get(&pipe).cloned() else {
+        return false;
+    };
+    let Some(mut io) = engine.io.try_lock() else {
+        return false;
+    };
+    if engine.write_blocked.load(Ordering::SeqCst) || io.broken.is_some() {
+        return false;
+    }
+    let now = Instant::now();
+    let streaming = !after_recv
+        && io
+            .last_direct_write
+            .is_some_and(|t| now.saturating_duration_since(t) < STREAMING_GAP);
+    io.last_direct_write = Some(now);
+    if streaming {
+        return false;
+    }
+    loop {
+        let moved = io.refill(&mut core.pipes, pipe);
+        match io.flush(&engine.write_blocked) {
+            Ok(true) if moved == 0 => return true,
+            Ok(true) => {}
+            // The writable edge will bring the I/O thread back.
+            Ok(false) => return true,
+            Err(e) => {
+                io.broken = Some(Close::Io(e));
+                return false;
+            }
+        }
+    }
+}
+
+/// Reads the socket's engines that have bytes waiting, on the caller's
+/// thread. Returns true when anything was delivered to a pipe.
+pub(crate) fn try_read(mailbox: &Mailbox, core: &mut SocketCore) -> bool {
+    let engines: Vec<(PipeId, Arc<EngineShared>)> =
+        core.direct.iter().map(|(p, e)| (*p, e.clone())).collect();
+    match engines.len() {
+        0 => false,
+        // One connection: a `recv` that finds nothing is as cheap as asking.
+        1 => engines
+            .iter()
+            .any(|(pipe, e)| read_engine(mailbox, core, *pipe, e, 0)),
+        // Several: one `poll` says which have bytes, instead of a `recv`
+        // on each.
+        _ => {
+            let mut fds: Vec<libc::pollfd> = engines.iter().map(|(_, e)| pollfd(e.fd)).collect();
+            // SAFETY: `fds` is a valid array of `fds.len()` pollfds, and the
+            // descriptors stay open while `engines` holds their engines.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+            if n <= 0 {
+                return false;
+            }
+            let mut delivered = false;
+            for ((pipe, e), fd) in engines.iter().zip(&fds) {
+                if fd.revents != 0 {
+                    delivered |= read_engine(mailbox, core, *pipe, e, fd.revents);
+                }
+            }
+            delivered
+        }
+    }
+}
+
+/// Borrows one engine and reads what it has. Returns true when it
+/// delivered anything.
+pub(crate) fn read_engine(
+    mailbox: &Mailbox,
+    core: &mut SocketCore,
+    pipe: PipeId,
+    engine: &Arc<EngineShared>,
+    revents: libc::c_short,
+) -> bool {
+    let Some(mut io) = engine.io.try_lock() else {
+        // Someone else is in it (the I/O thread writing or re-arming, or
+        // another reader), and these bytes may be ours to read: hand them
+        // back, and the I/O thread decides again (`ReadOwner::edge`).
+        mailbox.send(Command::EngineCheck(engine.token));
+        return false;
+    };
+    if io.read_paused || io.broken.is_some() {
+        return false;
+    }
+    if revents & libc::POLLRDHUP != 0 {
+        io.peer_closed = true;
+    }
+    let before = core.pipes.get(pipe).map_or(0, |p| p.inbound_len());
+    let stop = io.read_ready(Instant::now(), &mut &mut core.pipes, pipe, READS_PER_BORROW);
+    let after = core.pipes.get(pipe).map_or(0, |p| p.inbound_len());
+    // PONGs and other replies the session produced while reading.
+    if io.session.has_output() && !engine.write_blocked.load(Ordering::SeqCst) {
+        if let Err(e) = io.flush(&engine.write_blocked) {
+            io.broken = Some(Close::Io(e));
+        }
+    }
+    let check = matches!(stop, ReadStop::Broken | ReadStop::Budget)
+        || io.broken.is_some()
+        || io.deadline_moved_earlier();
+    drop(io);
+    if check {
+        mailbox.send(Command::EngineCheck(engine.token));
+    }
+    after > before
+}

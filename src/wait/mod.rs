@@ -1,0 +1,46 @@
+//! Application-thread code: how a calling thread waits, and how it
+//! borrows a connection on the way (the fast path). Nothing here runs on
+//! the I/O thread.
+//!
+//! libzmq hands every message across three threads: the sender's I/O
+//! thread, the receiver's I/O thread, then the receiving application
+//! thread. A raw TCP round trip wakes one thread per direction. To get near
+//! that floor without giving up the I/O thread's ownership:
+//!
+//! - [`borrow`]: a `send` that turns a pipe from idle to busy writes the
+//!   batch itself when the engine is free, and a `try_recv` reads
+//!   what its connections have;
+//! - [`park`]: a thread about to block registers its own wake-up
+//!   ([`crate::waiter`]) with every socket it waits on, and sleeps in one
+//!   `poll(2)` on that wake-up plus, when it waits for input, the
+//!   sockets' connections, which it then reads itself. A blocked `recv` is
+//!   the one-socket case; [`crate::Poller`] is the many-socket one.
+//!
+//! Every borrow is a `try_lock` on one engine's `io`; when it fails, the
+//! caller falls back to the I/O thread's path. Who is responsible for a
+//! connection's incoming bytes at each moment is `crate::conn::owner`.
+
+pub(crate) mod borrow;
+pub(crate) mod park;
+
+use std::time::{Duration, Instant};
+
+/// `poll(2)`'s timeout for `deadline`, rounded up so that we never wake
+/// just before it; `None` once it has passed.
+pub(crate) fn poll_timeout(deadline: Option<Instant>) -> Option<i32> {
+    match deadline {
+        None => Some(-1),
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            Some(millis_rounded_up(left))
+        }
+    }
+}
+
+/// Whole milliseconds, rounded up, capped at `i32::MAX`.
+pub(crate) fn millis_rounded_up(d: Duration) -> i32 {
+    d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+}
