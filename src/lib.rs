@@ -36,7 +36,7 @@
 //!                ▼                        │  engines, timer queue, mailbox
 //!        Mutex<SocketCore>  ◀── pipes ──▶ │
 //!        pattern + pipes                  │  Engine = TcpStream + zmtp::Session
-//!  Socket::recv ─┘  Condvar               └─ Connecter, Listener
+//!  Socket::recv ─┘  waiters               └─ Connecter, Listener
 //! ```
 //!
 //! - `zmtp` is the protocol, sans-IO: greeting, NULL handshake, frames,
