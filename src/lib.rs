@@ -72,6 +72,7 @@ pub mod options;
 #[doc(hidden)]
 pub mod pattern;
 mod poll;
+mod seed;
 mod shared;
 mod socket;
 pub mod socket_type;

@@ -168,7 +168,7 @@ impl<'a> Poller<'a> {
         let result = loop {
             // Wait once even for a zero timeout, so that bytes already in
             // the kernel are read: a zero-timeout `poll(2)` is how we ask.
-            let timeout_ms = match crate::wait::poll_timeout(deadline) {
+            let timeout_ms = match crate::waiter::poll_timeout(deadline) {
                 Some(ms) => Some(ms),
                 None if !waited => Some(0),
                 None => None,

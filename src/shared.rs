@@ -119,7 +119,7 @@ pub(crate) struct SocketShared {
 impl SocketShared {
     pub(crate) fn new(id: u64, ty: SocketType, ctx: Arc<ContextState>) -> Self {
         let options = Options::default();
-        let seed = crate::io::random_seed();
+        let seed = crate::seed::random_seed();
         SocketShared {
             id,
             ty,

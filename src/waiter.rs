@@ -162,6 +162,26 @@ impl WaiterList {
     }
 }
 
+/// `poll(2)`'s timeout for `deadline`, rounded up so that we never wake
+/// just before it; `None` once it has passed.
+pub(crate) fn poll_timeout(deadline: Option<std::time::Instant>) -> Option<i32> {
+    match deadline {
+        None => Some(-1),
+        Some(d) => {
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            Some(millis_rounded_up(left))
+        }
+    }
+}
+
+/// Whole milliseconds, rounded up, capped at `i32::MAX`.
+fn millis_rounded_up(d: std::time::Duration) -> i32 {
+    d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+}
+
 /// Idle waiters of one context, so that blocking does not cost an
 /// `eventfd` each time. Closed (its descriptors with it) when the context
 /// terminates; a waiter given back after that is dropped.
@@ -285,7 +305,7 @@ impl Signal {
                     events: libc::POLLIN,
                     revents: 0,
                 };
-                let ms = timeout.map_or(-1, crate::wait::millis_rounded_up);
+                let ms = timeout.map_or(-1, millis_rounded_up);
                 // SAFETY: one valid pollfd.
                 let n = unsafe { libc::poll(&mut pfd, 1, ms) };
                 // Raised but not flagged: a notification that raced with

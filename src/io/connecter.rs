@@ -83,7 +83,7 @@ impl IoThread {
         let backoff = Backoff::new(
             options.reconnect_ivl.unwrap_or(Duration::from_millis(100)),
             options.reconnect_ivl_max,
-            super::random_seed(),
+            crate::seed::random_seed(),
         );
         self.entry(&socket).connecters.push(id);
         self.connecters.insert(

@@ -31,7 +31,6 @@ use engine::Engine;
 use listener::Listener;
 use mailbox::MailboxRx;
 use mio::{Events, Poll, Token};
-use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -39,19 +38,6 @@ use std::time::Instant;
 use timers::{TimerKey, Timers};
 
 const WAKER: Token = Token(0);
-
-/// A random 64-bit seed without a dependency: std's hasher keys are
-/// randomly seeded per process and per `RandomState`.
-pub(crate) fn random_seed() -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0),
-    );
-    h.finish()
-}
 
 /// Starts an I/O thread; returns its mailbox and join handle.
 pub(crate) fn spawn() -> io::Result<(Mailbox, JoinHandle<()>)> {

@@ -22,25 +22,3 @@
 
 pub(crate) mod borrow;
 pub(crate) mod park;
-
-use std::time::{Duration, Instant};
-
-/// `poll(2)`'s timeout for `deadline`, rounded up so that we never wake
-/// just before it; `None` once it has passed.
-pub(crate) fn poll_timeout(deadline: Option<Instant>) -> Option<i32> {
-    match deadline {
-        None => Some(-1),
-        Some(d) => {
-            let left = d.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            Some(millis_rounded_up(left))
-        }
-    }
-}
-
-/// Whole milliseconds, rounded up, capped at `i32::MAX`.
-pub(crate) fn millis_rounded_up(d: Duration) -> i32 {
-    d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
-}

@@ -14,8 +14,13 @@
 //! the socket except those it can see, under the engine's lock, need no
 //! reader now: reading paused at the HWM, broken, or a stream the I/O
 //! thread reads ahead (a stream is armed all the same if it is handed
-//! off). A connection it cannot lock is armed: leaving it out because
-//! someone else was in it is how bytes used to wait for the next review.
+//! off). A connection it cannot lock (someone else is in it) is armed if
+//! its reads are handed off: leaving such a one out is how bytes used to
+//! wait for the next review. One the I/O thread still watches is left to
+//! it: it reads what arrives and notifies, and arming it would take a
+//! stream it is reading ahead away from it. Should reading be handed off
+//! later, the I/O thread notifies the socket's waiters, and they arm
+//! again.
 
 use super::borrow::read_engine;
 use crate::conn::EngineShared;
@@ -51,7 +56,7 @@ pub(crate) fn park(
     deadline: Option<Instant>,
     read: bool,
 ) -> bool {
-    let Some(timeout_ms) = super::poll_timeout(deadline) else {
+    let Some(timeout_ms) = crate::waiter::poll_timeout(deadline) else {
         return false;
     };
     // Taken reset: the caller checked its condition under this same lock
@@ -117,11 +122,17 @@ impl ParkSet {
         let start = self.engines.len();
         if read && self.has_fd && can_park(core) {
             for (pipe, engine) in core.direct.iter() {
-                let wanted = engine.io.try_lock().is_none_or(|io| {
-                    !io.read_paused
-                        && io.broken.is_none()
-                        && (!io.is_streaming() || engine.owner.is_handed_off())
-                });
+                let handed_off = engine.owner.is_handed_off();
+                let wanted = match engine.io.try_lock() {
+                    Some(io) => {
+                        !io.read_paused && io.broken.is_none() && (!io.is_streaming() || handed_off)
+                    }
+                    // Busy: if the I/O thread watches it, it reads what
+                    // comes and wakes us (arming a stream it is reading
+                    // would take the stream from it); if reading was
+                    // handed off, nobody else would notice its bytes.
+                    None => handed_off,
+                };
                 if wanted {
                     engine.owner.arm();
                     self.fds.push(pollfd(engine.fd));
