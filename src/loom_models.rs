@@ -205,10 +205,13 @@ impl Conn {
         if polled || must_read {
             match self.io.try_lock() {
                 Ok(mut decoded) => self.read(&mut decoded),
-                // Someone else is in it: hand back (`EngineCheck`).
-                Err(_) => {
+                // Someone else is in it: a duty goes back to the I/O
+                // thread (`EngineCheck`); polled bytes stay where the
+                // table says someone notices them.
+                Err(_) if must_read => {
                     self.edges.fetch_add(1, Ordering::SeqCst);
                 }
+                Err(_) => {}
             }
         }
     }

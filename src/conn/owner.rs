@@ -20,7 +20,7 @@
 //! | state | bytes arrive | responsible |
 //! |---|---|---|
 //! | IoThread, readers = 0 | edge to the I/O thread | the I/O thread reads ([`Edge::Read`]) |
-//! | IoThread, readers > 0 | edge to the I/O thread | it sets `SKIPPED` in the same CAS that saw the readers ([`Edge::LeaveToReaders`]), then hands off; the reader that takes `SKIPPED` reads |
+//! | IoThread, readers > 0 | edge to the I/O thread | it sets `SKIPPED` in the same CAS that saw the readers ([`Edge::LeaveToReaders`]), then hands off; the reader that takes `SKIPPED` reads, or hands back if it cannot lock |
 //! | HandedOff, readers > 0 | no edge | the armed readers: `poll(2)` is level-triggered |
 //! | HandedOff, readers = 0 | no edge | the next reader to arm (its `poll` reports them at once), or the I/O thread's review, which takes reading back when no thread armed for a whole interval |
 //!
@@ -31,13 +31,15 @@
 //! | [`ReadOwner::arm`] | reader, under the socket lock | any | readers + 1 |
 //! | [`ReadOwner::disarm`] | reader, under the socket lock | readers = n > 0 | readers n − 1, `SKIPPED` cleared (returns whether it was set), `ACTIVE` set |
 //! | [`ReadOwner::take_active`] | I/O thread's review | any | `ACTIVE` cleared; returns whether it was set |
-//! | [`ReadOwner::edge`] | I/O thread | IoThread or HandedOff | with readers: `SKIPPED` set; without: unchanged |
+//! | [`ReadOwner::edge`] | I/O thread | IoThread or HandedOff | with readers: `SKIPPED` set (IoThread only: HandedOff readers see the bytes in `poll`); without: unchanged |
 //! | [`ReadOwner::set_handed_off`] | I/O thread, after dropping READABLE | IoThread | HandedOff |
 //! | [`ReadOwner::set_io_thread`] | I/O thread, after adding READABLE back | HandedOff | IoThread |
 //!
-//! A reader that must read but cannot lock the engine (someone else is in
-//! it) hands the bytes back with `Command::EngineCheck`; the I/O thread
+//! A reader that took `SKIPPED` but cannot lock the engine (someone else is
+//! in it) hands the bytes back with `Command::EngineCheck`; the I/O thread
 //! then runs [`ReadOwner::edge`] for them, so they follow the table again.
+//! A reader whose `poll` merely reported bytes needs no hand-back: they
+//! are in the kernel, where the table already names who notices them.
 //! Decoding itself is serialised by the engine's `io` mutex: never two
 //! readers at once. The loom models (`crate::loom_models`) check the table.
 
@@ -92,7 +94,11 @@ impl ReadOwner {
         let r = self
             .0
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
-                (s & READERS != 0).then_some(s | SKIPPED)
+                // HandedOff: the armed readers' level-triggered `poll`
+                // reports the bytes, so no duty is needed (and a duty
+                // whose reader cannot lock would come straight back).
+                let duty = if s & HANDED_OFF == 0 { SKIPPED } else { 0 };
+                (s & READERS != 0).then_some(s | duty)
             });
         match r {
             Ok(_) => Edge::LeaveToReaders,

@@ -69,7 +69,7 @@ pub(crate) fn try_read(mailbox: &Mailbox, core: &mut SocketCore) -> bool {
         // One connection: a `recv` that finds nothing is as cheap as asking.
         1 => engines
             .iter()
-            .any(|(pipe, e)| read_engine(mailbox, core, *pipe, e, 0)),
+            .any(|(pipe, e)| read_engine(mailbox, core, *pipe, e, 0, false)),
         // Several: one `poll` says which have bytes, instead of a `recv`
         // on each.
         _ => {
@@ -83,7 +83,7 @@ pub(crate) fn try_read(mailbox: &Mailbox, core: &mut SocketCore) -> bool {
             let mut delivered = false;
             for ((pipe, e), fd) in engines.iter().zip(&fds) {
                 if fd.revents != 0 {
-                    delivered |= read_engine(mailbox, core, *pipe, e, fd.revents);
+                    delivered |= read_engine(mailbox, core, *pipe, e, fd.revents, false);
                 }
             }
             delivered
@@ -92,19 +92,27 @@ pub(crate) fn try_read(mailbox: &Mailbox, core: &mut SocketCore) -> bool {
 }
 
 /// Borrows one engine and reads what it has. Returns true when it
-/// delivered anything.
+/// delivered anything. `duty`: this thread took `SKIPPED` from the
+/// engine's `ReadOwner`, so the bytes are its to read whatever happens.
 pub(crate) fn read_engine(
     mailbox: &Mailbox,
     core: &mut SocketCore,
     pipe: PipeId,
     engine: &Arc<EngineShared>,
     revents: libc::c_short,
+    duty: bool,
 ) -> bool {
     let Some(mut io) = engine.io.try_lock() else {
-        // Someone else is in it (the I/O thread writing or re-arming, or
-        // another reader), and these bytes may be ours to read: hand them
-        // back, and the I/O thread decides again (`ReadOwner::edge`).
-        mailbox.send(Command::EngineCheck(engine.token));
+        // Someone else is in it (the I/O thread on a timer or a write, or
+        // another reader). Bytes left to us by the I/O thread go back to
+        // it, which decides again (`ReadOwner::edge`). Other bytes are
+        // still where the table in `conn::owner` says someone notices
+        // them: handing those back too made every timer's lock start a
+        // cascade of hand-backs, each lock making the next `try_lock`
+        // fail (two thirds of all round trips with 20 ms heartbeats).
+        if duty {
+            mailbox.send(Command::EngineCheck(engine.token));
+        }
         return false;
     };
     if io.read_paused || io.broken.is_some() {

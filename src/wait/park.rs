@@ -205,7 +205,7 @@ impl ParkSet {
                 .get(pipe)
                 .is_some_and(|e| Arc::ptr_eq(e, engine));
             if still_ours && (revents != 0 || must_read) {
-                read_engine(mailbox, core, *pipe, engine, revents);
+                read_engine(mailbox, core, *pipe, engine, revents, must_read);
             }
         }
     }
