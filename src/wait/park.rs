@@ -59,8 +59,10 @@ pub(crate) fn park(
     let Some(timeout_ms) = crate::waiter::poll_timeout(deadline) else {
         return false;
     };
-    // Taken reset: the caller checked its condition under this same lock
-    // acquisition, after any notification the waiter could have missed.
+    // The pool hands it over reset and in no list. The caller's check and
+    // the registration below happen under one holding of the core lock,
+    // which every change that could end the wait needs: no notification
+    // can fall between them.
     let waiter = shared.ctx.waiters.take();
     let mut set = ParkSet::new(&waiter);
     let armed = set.arm(&waiter, shared, core, read);
