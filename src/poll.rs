@@ -180,6 +180,8 @@ impl<'a> Poller<'a> {
                 Ok(n) => n,
                 Err(e) => break Err(e),
             };
+            // No socket lock is held here.
+            self.spare.wait_for_busy();
             let Some(ms) = timeout_ms.filter(|_| ready == 0) else {
                 break Ok(ready);
             };
@@ -195,6 +197,7 @@ impl<'a> Poller<'a> {
                 set.disarm(armed, &waiter, shared, mailbox, &mut shared.core.lock());
             }
         }
+        self.set.wait_for_busy();
         if let Some(ctx) = pool {
             ctx.waiters.give(waiter);
         }

@@ -69,7 +69,7 @@ pub(crate) fn try_read(mailbox: &Mailbox, core: &mut SocketCore) -> bool {
         // One connection: a `recv` that finds nothing is as cheap as asking.
         1 => engines
             .iter()
-            .any(|(pipe, e)| read_engine(mailbox, core, *pipe, e, 0, false)),
+            .any(|(pipe, e)| read_engine(mailbox, core, *pipe, e, 0, false) == Some(true)),
         // Several: one `poll` says which have bytes, instead of a `recv`
         // on each.
         _ => {
@@ -83,7 +83,8 @@ pub(crate) fn try_read(mailbox: &Mailbox, core: &mut SocketCore) -> bool {
             let mut delivered = false;
             for ((pipe, e), fd) in engines.iter().zip(&fds) {
                 if fd.revents != 0 {
-                    delivered |= read_engine(mailbox, core, *pipe, e, fd.revents, false);
+                    delivered |=
+                        read_engine(mailbox, core, *pipe, e, fd.revents, false) == Some(true);
                 }
             }
             delivered
@@ -91,9 +92,10 @@ pub(crate) fn try_read(mailbox: &Mailbox, core: &mut SocketCore) -> bool {
     }
 }
 
-/// Borrows one engine and reads what it has. Returns true when it
-/// delivered anything. `duty`: this thread took `SKIPPED` from the
-/// engine's `ReadOwner`, so the bytes are its to read whatever happens.
+/// Borrows one engine and reads what it has. Returns whether it delivered
+/// anything, or `None` when someone else was in the engine. `duty`: this
+/// thread took `SKIPPED` from the engine's `ReadOwner`, so the bytes are
+/// its to read whatever happens.
 pub(crate) fn read_engine(
     mailbox: &Mailbox,
     core: &mut SocketCore,
@@ -101,7 +103,7 @@ pub(crate) fn read_engine(
     engine: &Arc<EngineShared>,
     revents: libc::c_short,
     duty: bool,
-) -> bool {
+) -> Option<bool> {
     let Some(mut io) = engine.io.try_lock() else {
         // Someone else is in it (the I/O thread on a timer or a write, or
         // another reader). Bytes left to us by the I/O thread go back to
@@ -113,10 +115,10 @@ pub(crate) fn read_engine(
         if duty {
             mailbox.send(Command::EngineCheck(engine.token));
         }
-        return false;
+        return None;
     };
     if io.read_paused || io.broken.is_some() {
-        return false;
+        return Some(false);
     }
     if revents & libc::POLLRDHUP != 0 {
         io.peer_closed = true;
@@ -137,5 +139,5 @@ pub(crate) fn read_engine(
     if check {
         mailbox.send(Command::EngineCheck(engine.token));
     }
-    after > before
+    Some(after > before)
 }

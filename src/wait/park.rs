@@ -69,6 +69,9 @@ pub(crate) fn park(
     MutexGuard::unlocked(core, || set.wait(&waiter, timeout_ms));
     set.disarm(armed, &waiter, shared, mailbox, core);
     shared.ctx.waiters.give(waiter);
+    if !set.busy.is_empty() {
+        MutexGuard::unlocked(core, || set.wait_for_busy());
+    }
     true
 }
 
@@ -84,6 +87,9 @@ pub(crate) struct ParkSet {
     /// The waiter has a descriptor (else it parks on its thread token,
     /// and no connection is armed).
     has_fd: bool,
+    /// Connections with bytes for this thread that someone else held at
+    /// `disarm`; see [`ParkSet::wait_for_busy`].
+    busy: Vec<Arc<EngineShared>>,
 }
 
 /// The connections one socket added to a [`ParkSet`].
@@ -103,6 +109,7 @@ impl ParkSet {
     pub(crate) fn reset(&mut self, waiter: &Waiter) {
         self.fds.clear();
         self.engines.clear();
+        self.busy.clear();
         self.has_fd = false;
         if let Some(fd) = waiter.fd() {
             self.fds.push(pollfd(fd));
@@ -206,9 +213,24 @@ impl ParkSet {
                 .direct
                 .get(pipe)
                 .is_some_and(|e| Arc::ptr_eq(e, engine));
-            if still_ours && (revents != 0 || must_read) {
-                read_engine(mailbox, core, *pipe, engine, revents, must_read);
+            let busy = still_ours
+                && (revents != 0 || must_read)
+                && read_engine(mailbox, core, *pipe, engine, revents, must_read).is_none();
+            if busy && !must_read {
+                self.busy.push(engine.clone());
             }
+        }
+    }
+
+    /// Waits, holding no lock, until whoever was in the connections that
+    /// had bytes for this thread but could not be borrowed is out of them.
+    /// Without this the thread would come straight back (the bytes are
+    /// still there, so `poll` returns at once) and spin on a `try_lock`
+    /// while the holder, most often the I/O thread on a heartbeat timer,
+    /// waits for a CPU: on two cores that cost round trips of 4–8 ms.
+    pub(crate) fn wait_for_busy(&mut self) {
+        for engine in self.busy.drain(..) {
+            drop(engine.io.lock());
         }
     }
 }
