@@ -12,6 +12,17 @@ fn io(what: &'static str) -> impl Fn(std::io::Error) -> String {
     move |e| format!("tcp {what}: {e}")
 }
 
+/// A client connection to `ep` (`tcp://host:port`), as both latency
+/// clients use it.
+fn connect(ep: &str) -> Result<TcpStream, String> {
+    let addr = ep.strip_prefix("tcp://").ok_or("tcp endpoint expected")?;
+    let s = TcpStream::connect(addr).map_err(io("connect"))?;
+    s.set_nodelay(true).map_err(io("nodelay"))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(io("timeout"))?;
+    Ok(s)
+}
+
 /// Plays `role` (only the latency roles exist for raw TCP).
 pub fn run(role: &Role) -> Result<(), String> {
     match role {
@@ -41,11 +52,7 @@ pub fn run(role: &Role) -> Result<(), String> {
             }
         }
         Role::ReqClient { ep, size, secs } => {
-            let addr = ep.strip_prefix("tcp://").ok_or("tcp endpoint expected")?;
-            let mut s = TcpStream::connect(addr).map_err(io("connect"))?;
-            s.set_nodelay(true).map_err(io("nodelay"))?;
-            s.set_read_timeout(Some(Duration::from_secs(30)))
-                .map_err(io("timeout"))?;
+            let mut s = connect(ep)?;
             let body = payload(*size);
             let mut buf = vec![0u8; *size];
             let mut round_trip = || -> Result<(), String> {
@@ -70,11 +77,7 @@ pub fn run(role: &Role) -> Result<(), String> {
         Role::TailClient {
             ep, size, count, ..
         } => {
-            let addr = ep.strip_prefix("tcp://").ok_or("tcp endpoint expected")?;
-            let mut s = TcpStream::connect(addr).map_err(io("connect"))?;
-            s.set_nodelay(true).map_err(io("nodelay"))?;
-            s.set_read_timeout(Some(Duration::from_secs(30)))
-                .map_err(io("timeout"))?;
+            let mut s = connect(ep)?;
             let body = payload(*size);
             let mut buf = vec![0u8; *size];
             time_round_trips(*count, || {

@@ -32,6 +32,15 @@ pub fn run(role: &Role) -> Result<(), String> {
 
 /// Keeps the runtime (and so the sockets' I/O tasks) going until the
 /// parent lets go.
+/// Round trips for `WARMUP`, before a latency client starts timing.
+async fn warm_up(s: &mut ReqSocket, body: &Bytes) -> Result<(), String> {
+    let t = Instant::now();
+    while t.elapsed() < WARMUP {
+        round_trip(s, body).await?;
+    }
+    Ok(())
+}
+
 async fn stay() -> Result<(), String> {
     std::future::pending::<()>().await;
     Ok(())
@@ -61,10 +70,7 @@ async fn play(role: Role) -> Result<(), String> {
             let mut s = ReqSocket::new();
             s.connect(&ep).await.map_err(err("connect"))?;
             let body = payload(size);
-            let t = Instant::now();
-            while t.elapsed() < WARMUP {
-                round_trip(&mut s, &body).await?;
-            }
+            warm_up(&mut s, &body).await?;
             let limit = Duration::from_secs_f64(secs);
             let (t, mut n) = (Instant::now(), 0u64);
             while t.elapsed() < limit {
@@ -82,10 +88,7 @@ async fn play(role: Role) -> Result<(), String> {
             let mut s = ReqSocket::new();
             s.connect(&ep).await.map_err(err("connect"))?;
             let body = payload(size);
-            let t = Instant::now();
-            while t.elapsed() < WARMUP {
-                round_trip(&mut s, &body).await?;
-            }
+            warm_up(&mut s, &body).await?;
             let mut ns = Vec::with_capacity(count);
             for _ in 0..count {
                 let t = Instant::now();
