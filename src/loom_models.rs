@@ -11,6 +11,7 @@
 
 use crate::conn::owner::{Edge, ReadOwner};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
+use crate::wait::park::{should_arm, Seen};
 use crate::waiter::{Waiter, WaiterList};
 use loom::thread;
 
@@ -291,5 +292,116 @@ fn no_bytes_stranded_after_a_hand_back() {
         peer.join().expect("peer");
         reader.join().expect("reader");
         c.check_quiescent();
+    });
+}
+
+/// The engine's `io` lock for [`a_waiting_reader_always_watches_a_handed_off_connection`],
+/// built on a compare-and-swap: loom explores a `Mutex::try_lock` only
+/// partly (it never saw it fail there), a CAS in every order.
+struct SpinLock(AtomicBool);
+
+impl SpinLock {
+    fn try_lock(&self) -> bool {
+        self.0
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+    fn lock(&self) {
+        while !self.try_lock() {
+            thread::yield_now();
+        }
+    }
+    fn unlock(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Bug 2 of issue 10: a thread waiting for input on a socket whose
+/// connection is handed off must watch that connection even when someone
+/// else holds it at that moment (here the I/O thread, on a timer), or
+/// bytes that arrive wait for the review. The receiver runs the real arm
+/// rule ([`should_arm`]); `poll(2)` is its waiter registered in the
+/// connection's wait queue (`pollers`, which an arrival notifies under the
+/// queue's lock), checked after registering, as the kernel does. A
+/// receiver that left the connection out would sleep forever: loom
+/// reports the deadlock (seen with the rule's busy case made `false`).
+#[test]
+fn a_waiting_reader_always_watches_a_handed_off_connection() {
+    loom::model(|| {
+        let owner = Arc::new(ReadOwner::new());
+        owner.set_handed_off();
+        let io = Arc::new(SpinLock(AtomicBool::new(false)));
+        let kernel = Arc::new(AtomicUsize::new(0));
+        // The fd's wait queue: its lock orders an arrival against a
+        // poller's register-then-check, as the kernel's does.
+        let pollers = Arc::new((Mutex::new(()), WaiterList::new()));
+        let holder = {
+            let io = io.clone();
+            // The I/O thread on a heartbeat timer.
+            thread::spawn(move || {
+                io.lock();
+                io.unlock();
+            })
+        };
+        let peer = {
+            let (kernel, pollers) = (kernel.clone(), pollers.clone());
+            thread::spawn(move || {
+                let queue = pollers.0.lock();
+                kernel.fetch_add(1, Ordering::SeqCst);
+                drop(queue);
+                pollers.1.notify_all();
+            })
+        };
+        // The receiver: `Socket::recv_wait` over `wait::park`.
+        let delivered = Mutex::new(0usize);
+        let w = Arc::new(Waiter::new());
+        loop {
+            w.reset();
+            let core = delivered.lock();
+            if *core > 0 {
+                break;
+            }
+            let seen = io.try_lock().then(|| {
+                io.unlock();
+                Seen {
+                    needs_no_reader: false,
+                    streaming: false,
+                }
+            });
+            let armed = should_arm(owner.is_handed_off(), seen);
+            if armed {
+                owner.arm();
+            }
+            drop(core);
+            // `poll(2)`: on the armed connection, register, then check.
+            let ready = armed && {
+                let _queue = pollers.0.lock();
+                pollers.1.register(&w);
+                kernel.load(Ordering::SeqCst) > 0
+            };
+            if !ready {
+                w.park(None);
+            }
+            let mut core = delivered.lock();
+            if !armed {
+                continue;
+            }
+            pollers.1.unregister(&w);
+            let duty = owner.disarm();
+            if kernel.load(Ordering::SeqCst) > 0 || duty {
+                if io.try_lock() {
+                    *core += kernel.swap(0, Ordering::SeqCst);
+                    io.unlock();
+                } else {
+                    // `ParkSet::wait_for_busy`: wait for the holder with
+                    // no other lock held, then look again.
+                    drop(core);
+                    io.lock();
+                    io.unlock();
+                }
+            }
+        }
+        holder.join().expect("holder");
+        peer.join().expect("peer");
     });
 }

@@ -75,6 +75,30 @@ pub(crate) fn park(
     true
 }
 
+/// What a thread about to wait saw of a connection under its lock.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Seen {
+    /// Reading is paused at the HWM, or the connection is broken.
+    pub(crate) needs_no_reader: bool,
+    /// The I/O thread reads it ahead (`EngineIo::is_streaming`).
+    pub(crate) streaming: bool,
+}
+
+/// Whether a thread waiting for input arms a connection, given whether its
+/// reads are handed off and what it saw under the connection's lock
+/// (`None`: someone else held it). See the module docs; the loom model
+/// `a_waiting_reader_always_watches_a_handed_off_connection` runs this.
+pub(crate) fn should_arm(handed_off: bool, seen: Option<Seen>) -> bool {
+    match seen {
+        Some(seen) => !seen.needs_no_reader && (!seen.streaming || handed_off),
+        // Busy: if the I/O thread watches it, it reads what comes and
+        // wakes us (arming a stream it is reading would take the stream
+        // from it); if reading was handed off, nobody else would notice
+        // its bytes.
+        None => handed_off,
+    }
+}
+
 /// What one thread waits on in a single `poll(2)`: its waiter's
 /// descriptor first, then the connections it armed.
 #[derive(Default)]
@@ -131,17 +155,11 @@ impl ParkSet {
         let start = self.engines.len();
         if read && self.has_fd && can_park(core) {
             for (pipe, engine) in core.direct.iter() {
-                let handed_off = engine.owner.is_handed_off();
-                let wanted = match engine.io.try_lock() {
-                    Some(io) => {
-                        !io.read_paused && io.broken.is_none() && (!io.is_streaming() || handed_off)
-                    }
-                    // Busy: if the I/O thread watches it, it reads what
-                    // comes and wakes us (arming a stream it is reading
-                    // would take the stream from it); if reading was
-                    // handed off, nobody else would notice its bytes.
-                    None => handed_off,
-                };
+                let seen = engine.io.try_lock().map(|io| Seen {
+                    needs_no_reader: io.read_paused || io.broken.is_some(),
+                    streaming: io.is_streaming(),
+                });
+                let wanted = should_arm(engine.owner.is_handed_off(), seen);
                 if wanted {
                     engine.owner.arm();
                     self.fds.push(pollfd(engine.fd));
