@@ -341,6 +341,9 @@ impl IoThread {
             return false;
         }
         e.shared.owner.set_io_thread();
+        // Off the review's list (a no-op during the review itself, which
+        // has taken the list), so that a later hand-off is listed once.
+        self.handed_off.retain(|t| *t != token);
         true
     }
 
@@ -365,11 +368,6 @@ impl IoThread {
                 still.push(token);
             }
         }
-        still.retain(|t| {
-            self.engines
-                .get(t)
-                .is_some_and(|e| e.shared.owner.is_handed_off())
-        });
         if !still.is_empty() {
             let at = self.now + HANDOFF_REVIEW;
             self.handoff_timer = Some(self.timers.insert(at, Timer::Handoff));

@@ -108,9 +108,6 @@ pub(crate) struct ParkSet {
     /// their descriptors open, so that no number is closed and reused
     /// under `poll`.
     engines: Vec<(PipeId, Arc<EngineShared>)>,
-    /// The waiter has a descriptor (else it parks on its thread token,
-    /// and no connection is armed).
-    has_fd: bool,
     /// Connections with bytes for this thread that someone else held at
     /// `disarm`; see [`ParkSet::wait_for_busy`].
     busy: Vec<Arc<EngineShared>>,
@@ -134,11 +131,15 @@ impl ParkSet {
         self.fds.clear();
         self.engines.clear();
         self.busy.clear();
-        self.has_fd = false;
         if let Some(fd) = waiter.fd() {
             self.fds.push(pollfd(fd));
-            self.has_fd = true;
         }
+    }
+
+    /// Whether the waiter has a descriptor, first in `fds` (else it parks
+    /// on its thread token, and no connection is armed).
+    fn has_fd(&self) -> bool {
+        !self.fds.is_empty()
     }
 
     /// Registers `waiter` with a socket and, with `read` (and few enough
@@ -153,7 +154,7 @@ impl ParkSet {
     ) -> Armed {
         shared.waiters.register(waiter);
         let start = self.engines.len();
-        if read && self.has_fd && can_park(core) {
+        if read && self.has_fd() && can_park(core) {
             for (pipe, engine) in core.direct.iter() {
                 let seen = engine.io.try_lock().map(|io| Seen {
                     needs_no_reader: io.read_paused || io.broken.is_some(),
@@ -174,7 +175,7 @@ impl ParkSet {
     /// notified or an armed connection is readable. Call without holding
     /// any socket lock.
     pub(crate) fn wait(&mut self, waiter: &Waiter, timeout_ms: i32) {
-        if !self.has_fd {
+        if !self.has_fd() {
             let deadline = u64::try_from(timeout_ms)
                 .ok()
                 .and_then(|ms| Instant::now().checked_add(std::time::Duration::from_millis(ms)));
