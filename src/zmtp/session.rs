@@ -202,6 +202,19 @@ pub struct Session {
     /// message bodies queued by reference
     /// ([`send_message_zero_copy`](Session::send_message_zero_copy)).
     chunks: VecDeque<Bytes>,
+    /// Where each message handed to `send_message*` ends, in output bytes
+    /// since the session began; popped as `consume_output` passes them.
+    /// What remains are the messages not yet wholly written: the count
+    /// that linger and a lost connection report as dropped.
+    msg_ends: VecDeque<u64>,
+    /// Output bytes consumed (written to the peer) since the session began.
+    consumed: u64,
+    /// Messages held in `early`, by where each ends in it. Kept after a
+    /// failure (when `early` is dropped), so that they still count as
+    /// unsent.
+    early_ends: Vec<usize>,
+    /// Messages whose last byte has been consumed.
+    written: u64,
     events: VecDeque<SessionEvent>,
     /// Frames of the message being received.
     partial: Vec<Bytes>,
@@ -235,6 +248,10 @@ impl Session {
             out,
             early: BytesMut::new(),
             chunks: VecDeque::new(),
+            msg_ends: VecDeque::new(),
+            consumed: 0,
+            early_ends: Vec::new(),
+            written: 0,
             events: VecDeque::new(),
             partial: Vec::new(),
             wanted: GREETING_LEN,
@@ -320,12 +337,23 @@ impl Session {
     /// then refuse); after a failure they are dropped. A message without
     /// frames encodes to nothing.
     pub fn send_message(&mut self, msg: &Message) {
-        let buf = match self.state {
-            State::Traffic { .. } => &mut self.out,
-            State::Greeting | State::Handshake { .. } => &mut self.early,
-            State::Failed(_) => return,
-        };
-        encode_message(buf, msg);
+        match self.state {
+            State::Traffic { .. } => {
+                encode_message(&mut self.out, msg);
+                self.message_queued();
+            }
+            State::Greeting | State::Handshake { .. } => {
+                encode_message(&mut self.early, msg);
+                self.early_ends.push(self.early.len());
+            }
+            State::Failed(_) => self.early_ends.push(0),
+        }
+    }
+
+    /// Records that a message now ends at the end of the output.
+    fn message_queued(&mut self) {
+        let end = self.consumed + self.output_len() as u64;
+        self.msg_ends.push_back(end);
     }
 
     /// Like [`send_message`](Self::send_message), but frame bodies of at
@@ -350,6 +378,7 @@ impl Session {
                 self.out.extend_from_slice(f);
             }
         }
+        self.message_queued();
     }
 
     /// Tells the session whether the engine has stopped reading from the
@@ -409,17 +438,41 @@ impl Session {
     pub fn consume_output(&mut self, mut n: usize) {
         while n > 0 {
             let Some(front) = self.chunks.front_mut() else {
-                let n = n.min(self.out.len());
-                self.out.advance(n);
-                return;
+                let k = n.min(self.out.len());
+                self.out.advance(k);
+                self.consumed += k as u64;
+                break;
             };
             let k = n.min(front.len());
             front.advance(k);
+            self.consumed += k as u64;
             n -= k;
             if front.is_empty() {
                 self.chunks.pop_front();
             }
         }
+        while self
+            .msg_ends
+            .front()
+            .is_some_and(|&end| end <= self.consumed)
+        {
+            self.msg_ends.pop_front();
+            self.written += 1;
+        }
+    }
+
+    /// Messages handed to [`send_message`](Self::send_message) (or its
+    /// zero-copy twin) whose last byte has not been written yet: a message
+    /// partly written counts, since the peer cannot use half of one. What
+    /// a closing engine reports as dropped.
+    pub fn unsent_messages(&self) -> usize {
+        self.msg_ends.len() + self.early_ends.len()
+    }
+
+    /// Messages wholly written so far (handed to the kernel; whether the
+    /// peer read them is not known).
+    pub fn messages_written(&self) -> u64 {
+        self.written
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called;
@@ -664,8 +717,11 @@ impl Session {
             self.arm(Timer::Heartbeat, now, ivl);
         }
         if !self.early.is_empty() {
+            let base = self.consumed + self.output_len() as u64;
             self.out.extend_from_slice(&self.early);
             self.early = BytesMut::new();
+            self.msg_ends
+                .extend(self.early_ends.drain(..).map(|end| base + end as u64));
         }
         self.events.push_back(SessionEvent::Ready(peer.clone()));
         self.state = State::Traffic { peer_version, peer };
@@ -725,6 +781,43 @@ mod zero_copy_tests {
         a.consume_output(70_000);
         let rest: Vec<u8> = a.output_chunks().flat_map(|c| c.to_vec()).collect();
         assert_eq!(rest, want[70_010..]);
+    }
+
+    /// A message counts as written only once its last byte is consumed,
+    /// whichever path encoded it, and messages sent before the handshake
+    /// count from the start.
+    #[test]
+    fn unsent_counts_messages_not_wholly_written() {
+        let mut a = Session::new(config(SocketType::Dealer, b""), base());
+        let mut b = Session::new(config(SocketType::Router, b""), base());
+        a.send_message(&Message::from("early"));
+        assert_eq!(a.unsent_messages(), 1);
+        for _ in 0..3 {
+            let mut ab = BytesMut::from(a.output());
+            let n = ab.len();
+            // Hold back the early message's bytes at first.
+            let keep = if a.is_ready() { n } else { n.min(GREETING_LEN) };
+            a.consume_output(keep);
+            ab.truncate(keep);
+            let mut ba = BytesMut::from(b.output());
+            b.consume_output(ba.len());
+            b.handle_input(&mut ab, base()).expect("b");
+            a.handle_input(&mut ba, base()).expect("a");
+        }
+        assert!(a.is_ready());
+        let out: usize = a.output_chunks().map(<[u8]>::len).sum();
+        a.consume_output(out);
+        assert_eq!((a.unsent_messages(), a.messages_written()), (0, 1));
+        let big = Message::from(vec![1u8; 20_000]);
+        a.send_message_zero_copy(&big, 1024);
+        a.send_message(&Message::from("small"));
+        assert_eq!(a.unsent_messages(), 2);
+        a.consume_output(19_000);
+        assert_eq!(a.unsent_messages(), 2, "a partly written message is unsent");
+        a.consume_output(1_009); // 20,000 bytes and a 9-byte header
+        assert_eq!((a.unsent_messages(), a.messages_written()), (1, 2));
+        a.consume_output(usize::MAX);
+        assert_eq!((a.unsent_messages(), a.messages_written()), (0, 3));
     }
 }
 
