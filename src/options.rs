@@ -55,6 +55,9 @@ pub struct Options {
     /// REQ: resend the outstanding request after its connection is lost,
     /// instead of failing `recv` with `Error::PeerLost`.
     pub req_resend: bool,
+    /// REQ, DEALER, PUSH: queue messages only to peers whose handshake has
+    /// completed (`ZMQ_IMMEDIATE`).
+    pub immediate: bool,
     /// Send a ZMTP PING this often; `None` disables heartbeats.
     pub heartbeat_ivl: Option<Duration>,
     /// Drop the peer if nothing arrives this long after a PING; `None`
@@ -106,6 +109,7 @@ impl Default for Options {
             req_relaxed: false,
             req_correlate: false,
             req_resend: false,
+            immediate: false,
             heartbeat_ivl: None,
             heartbeat_timeout: None,
             heartbeat_ttl: None,

@@ -196,5 +196,6 @@ fn pattern_options(o: &Options) -> PatternOptions {
         req_relaxed: o.req_relaxed,
         req_correlate: o.req_correlate,
         req_resend: o.req_resend,
+        immediate: o.immediate,
     }
 }

@@ -474,6 +474,14 @@ option_accessors! {
     /// as nng's REQ does, instead of failing `recv` with
     /// [`Error::PeerLost`]. Replies to the lost copy are discarded.
     req_resend, set_req_resend: bool;
+    /// REQ, DEALER, PUSH: queue messages only to peers whose handshake
+    /// has completed (`ZMQ_IMMEDIATE`, default off). With no such peer,
+    /// `send` blocks, times out or returns [`Error::WouldBlock`]; and
+    /// when a connection drops, what was queued for it is dropped and
+    /// counted in `stats().dropped_peer_gone`, as libzmq does. Off, a
+    /// message may wait for an endpoint that is still connecting (and
+    /// moves to the first peer that connects, see README.md).
+    immediate, set_immediate: bool;
     /// Send a ZMTP PING this often (`ZMQ_HEARTBEAT_IVL`); `None` disables
     /// heartbeats. Applies to later connections.
     heartbeat_ivl, set_heartbeat_ivl: Option<Duration>;

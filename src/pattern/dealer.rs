@@ -21,8 +21,21 @@ impl Pattern for Dealer {
         self.lb.attach(pipe);
     }
 
+    fn peer_ready(&mut self, pipe: PipeId, pipes: &mut Pipes) -> Result<(), ProtocolError> {
+        self.lb.rescue_stranded(pipe, pipes);
+        Ok(())
+    }
+
+    fn peer_lost(&mut self, pipe: PipeId, pipes: &mut Pipes) {
+        self.lb.peer_lost(pipe, pipes);
+    }
+
     fn detach(&mut self, pipe: PipeId, _pipes: &mut Pipes) {
         self.lb.detach(pipe);
+    }
+
+    fn configure(&mut self, opts: &PatternOptions) {
+        self.lb.set_immediate(opts.immediate);
     }
 
     fn send(&mut self, msg: Message, pipes: &mut Pipes) -> Result<(), SendError> {

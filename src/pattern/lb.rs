@@ -10,13 +10,18 @@ use crate::message::Message;
 /// it. Sending to it is allowed (the message waits for the connection, which
 /// makes connect-before-bind work), but only as a fallback: while some
 /// connected peer can take the message, it should not sit in a queue that
-/// might never be drained.
+/// might never be drained. And when a peer does connect, whatever waits on
+/// pipes that have never connected moves to it
+/// ([`LoadBalancer::rescue_stranded`]): the endpoint that was tried first
+/// may never answer. With `immediate` there is no fallback at all.
 #[derive(Debug, Default)]
 pub struct LoadBalancer {
     /// Attached pipes in attach order; the rotation order.
     pipes: Vec<PipeId>,
     /// Index into `pipes` where the next search starts.
     cursor: usize,
+    /// Queue only to connected peers (`ZMQ_IMMEDIATE`).
+    immediate: bool,
 }
 
 impl LoadBalancer {
@@ -46,6 +51,40 @@ impl LoadBalancer {
         }
     }
 
+    /// Queue only to pipes whose peer is connected (`ZMQ_IMMEDIATE`).
+    pub fn set_immediate(&mut self, on: bool) {
+        self.immediate = on;
+    }
+
+    /// A peer became ready on `ready`: messages waiting on pipes that have
+    /// never connected move to it, oldest pipe first and in order, while
+    /// it has room. Returns the pipes that messages moved from. Messages
+    /// on a pipe that has connected before stay: its peer exists, and
+    /// some of them may already be on the wire.
+    pub fn rescue_stranded(&self, ready: PipeId, pipes: &mut Pipes) -> Vec<PipeId> {
+        let mut from = Vec::new();
+        for &id in &self.pipes {
+            let stranded = pipes
+                .get(id)
+                .is_some_and(|p| !p.ever_connected() && !p.is_orphan() && p.outbound_len() > 0);
+            if id != ready && stranded && pipes.move_outbound(id, ready) > 0 {
+                from.push(id);
+            }
+        }
+        from
+    }
+
+    /// The connection behind `pipe` was lost. With `immediate`, what was
+    /// queued for it is dropped and counted, as libzmq drops a pipe's
+    /// queue when its connection goes: the option promises that messages
+    /// wait only on live peers.
+    pub fn peer_lost(&self, pipe: PipeId, pipes: &mut Pipes) {
+        if self.immediate {
+            let dropped = pipes.clear_outbound(pipe) as u64;
+            pipes.stats.dropped_peer_gone += dropped;
+        }
+    }
+
     /// Number of attached pipes.
     pub fn len(&self) -> usize {
         self.pipes.len()
@@ -58,7 +97,9 @@ impl LoadBalancer {
 
     /// True when [`LoadBalancer::send`] would find a pipe for a message.
     pub fn can_send(&self, pipes: &Pipes) -> bool {
-        self.pipes.iter().any(|&id| pipes.can_write(id))
+        self.pipes
+            .iter()
+            .any(|&id| pipes.can_write(id) && (!self.immediate || pipes.is_connected(id)))
     }
 
     /// The whole send of a socket type that only load-balances (DEALER,
@@ -77,6 +118,7 @@ impl LoadBalancer {
     pub fn send(&mut self, msg: Message, pipes: &mut Pipes) -> Result<PipeId, Message> {
         let msg = match self.send_pass(msg, pipes, true) {
             Ok(id) => return Ok(id),
+            Err(m) if self.immediate => return Err(m),
             Err(m) => m,
         };
         self.send_pass(msg, pipes, false)
@@ -172,6 +214,51 @@ mod tests {
         assert_eq!(lb.send("b".into(), &mut pipes), Ok(PipeId(3)));
         assert_eq!(lb.send("c".into(), &mut pipes), Ok(PipeId(1)));
         assert!(lb.send("d".into(), &mut pipes).is_err());
+    }
+
+    #[test]
+    fn stranded_messages_move_to_the_first_ready_peer() {
+        let (mut lb, mut pipes) = setup(3, 2, false);
+        // Nobody is connected: the messages spread over the pipes.
+        for m in ["a", "b", "c", "d"] {
+            assert!(lb.send(m.into(), &mut pipes).is_ok());
+        }
+        pipes.set_peer(PipeId(3), peer());
+        // Pipe 3 holds "c" and has room for one more: "a" (pipe 1, the
+        // oldest) moves; "d" and "b" stay where they are.
+        assert_eq!(lb.rescue_stranded(PipeId(3), &mut pipes), vec![PipeId(1)]);
+        let queued = |pipes: &mut Pipes, id| {
+            std::iter::from_fn(|| pipes.pop_outbound(PipeId(id)))
+                .map(|m| m.first().cloned().unwrap_or_default())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(queued(&mut pipes, 3), ["c", "a"]);
+        assert_eq!(queued(&mut pipes, 1), ["d"]);
+        // A pipe that has connected before keeps its queue.
+        assert!(pipes.write(PipeId(3), "e".into()).is_ok());
+        pipes.set_peer(PipeId(3), None);
+        pipes.set_peer(PipeId(1), peer());
+        assert_eq!(lb.rescue_stranded(PipeId(1), &mut pipes), vec![PipeId(2)]);
+        assert_eq!(queued(&mut pipes, 3), ["e"]);
+        assert_eq!(queued(&mut pipes, 1), ["b"]);
+    }
+
+    #[test]
+    fn immediate_queues_only_to_connected_peers() {
+        let (mut lb, mut pipes) = setup(2, 2, false);
+        lb.set_immediate(true);
+        assert!(!lb.can_send(&pipes));
+        assert_eq!(lb.send("a".into(), &mut pipes), Err(Message::from("a")));
+        pipes.set_peer(PipeId(2), peer());
+        assert!(lb.can_send(&pipes));
+        assert_eq!(lb.send("a".into(), &mut pipes), Ok(PipeId(2)));
+        assert_eq!(lb.send("b".into(), &mut pipes), Ok(PipeId(2)));
+        assert!(!lb.can_send(&pipes), "the connected peer is full");
+        // Its connection goes: the queue goes with it, counted.
+        pipes.set_peer(PipeId(2), None);
+        lb.peer_lost(PipeId(2), &mut pipes);
+        assert_eq!(pipes.stats.dropped_peer_gone, 2);
+        assert_eq!(pipes.get(PipeId(2)).map(|p| p.outbound_len()), Some(0));
     }
 
     #[test]

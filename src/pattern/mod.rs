@@ -59,8 +59,14 @@ pub struct Stats {
     /// REQ replies from a peer other than the one asked, or stale replies.
     pub dropped_unexpected: u64,
     /// Replies (REP) or queued outbound messages whose peer disconnected
-    /// before they could be written.
+    /// before they could be written (with `immediate`, also those queued
+    /// for a connecter whose connection dropped).
     pub dropped_peer_gone: u64,
+    /// Outbound messages still queued, or written only in part, when the
+    /// socket's `linger` ran out after close. A message counts as
+    /// delivered once its last byte is written to the kernel; whether
+    /// the peer read it is not known.
+    pub dropped_linger: u64,
 }
 
 /// Options that change pattern behaviour.
@@ -79,6 +85,9 @@ pub struct PatternOptions {
     /// resend the request (to another peer, or the same one once it has
     /// reconnected) instead of failing `recv` with `Error::PeerLost`.
     pub req_resend: bool,
+    /// REQ, DEALER, PUSH: queue messages only to peers whose handshake
+    /// has completed (`ZMQ_IMMEDIATE`).
+    pub immediate: bool,
 }
 
 /// Socket-type logic over pipes. See the module docs for the pipe lifecycle.

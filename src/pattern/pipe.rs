@@ -57,6 +57,10 @@ pub struct Pipe {
     /// disconnected). It refuses writes and is removed once its inbound
     /// messages have been read, so that nothing the peer sent is lost.
     orphan: bool,
+    /// A handshake has completed on this pipe at least once. Messages on
+    /// a pipe that never connected may be moved to a peer that did
+    /// ([`Pipes::move_outbound`]): nothing of them has been written.
+    ever_connected: bool,
 }
 
 impl Pipe {
@@ -88,6 +92,12 @@ impl Pipe {
     /// True once the pipe's connection is gone for good.
     pub fn is_orphan(&self) -> bool {
         self.orphan
+    }
+
+    /// True once a handshake has completed on this pipe, even if its
+    /// connection has been lost since.
+    pub fn ever_connected(&self) -> bool {
+        self.ever_connected
     }
 
     fn low_water(&self) -> usize {
@@ -132,6 +142,7 @@ impl Pipes {
                 read_paused: false,
                 in_ring: false,
                 orphan: false,
+                ever_connected: false,
                 endpoint: String::new(),
             }),
         );
@@ -188,6 +199,7 @@ impl Pipes {
     /// connection behind the pipe is lost.
     pub fn set_peer(&mut self, id: PipeId, peer: Option<PeerInfo>) {
         if let Some(p) = self.pipes.get_mut(&id) {
+            p.ever_connected |= peer.is_some();
             p.peer = peer;
             self.wake_app = true;
         }
@@ -260,6 +272,40 @@ impl Pipes {
             self.wake_app = true;
         }
         n
+    }
+
+    /// Moves queued outbound messages from `from` to the back of `to`, in
+    /// order, for as long as `to` has room. Returns how many moved. Only
+    /// for messages no engine has taken yet: an engine drains its pipe
+    /// after its handshake, so a pipe that never connected qualifies.
+    pub fn move_outbound(&mut self, from: PipeId, to: PipeId) -> usize {
+        if from == to || !self.pipes.contains_key(&to) {
+            return 0;
+        }
+        let Some(src) = self.pipes.get_mut(&from) else {
+            return 0;
+        };
+        let was_full = !src.writable();
+        let mut queue = std::mem::take(&mut src.outbound);
+        let mut moved = 0;
+        while let Some(msg) = queue.pop_front() {
+            if let Err(msg) = self.write(to, msg) {
+                queue.push_front(msg);
+                break;
+            }
+            moved += 1;
+        }
+        if let Some(src) = self.pipes.get_mut(&from) {
+            if queue.is_empty() {
+                // A pending flush notice for `from` finds nothing to do.
+                src.output_signalled = false;
+            }
+            src.outbound = queue;
+        }
+        if moved > 0 && was_full {
+            self.wake_app = true;
+        }
+        moved
     }
 
     /// Marks the pipe as orphaned (see [`Pipe::is_orphan`]). Returns `true`
@@ -441,6 +487,35 @@ mod tests {
         assert!(!pipes.can_write(id));
         assert_eq!(pipes.read_next().map(|(p, _)| p), Some(id));
         assert_eq!(pipes.take_dead(), vec![id]);
+    }
+
+    #[test]
+    fn move_outbound_keeps_order_and_stops_at_the_hwm() {
+        let mut pipes = Pipes::new();
+        let (dead, live) = (PipeId(1), PipeId(2));
+        pipes.insert(dead, 4, 4);
+        pipes.insert(live, 3, 3);
+        for m in ["a", "b", "c", "d"] {
+            assert!(pipes.write(dead, m.into()).is_ok());
+        }
+        assert!(pipes.write(live, "x".into()).is_ok());
+        pipes.take_io_requests();
+        pipes.take_app_wakeup();
+        assert_eq!(pipes.move_outbound(dead, live), 2);
+        assert_eq!(
+            pipes.take_io_requests(),
+            vec![],
+            "live was already signalled"
+        );
+        assert!(pipes.take_app_wakeup(), "the full pipe has room now");
+        let drain = |pipes: &mut Pipes, id| {
+            std::iter::from_fn(|| pipes.pop_outbound(id))
+                .map(|m| m.first().cloned().unwrap_or_default())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(drain(&mut pipes, live), ["x", "a", "b"]);
+        assert_eq!(drain(&mut pipes, dead), ["c", "d"]);
+        assert_eq!(pipes.move_outbound(dead, dead), 0);
     }
 
     #[test]

@@ -177,26 +177,29 @@ impl Req {
         }
     }
 
-    /// `req_resend`: a request queued on a pipe that has no connection
-    /// (it was sent before any peer was up) moves to the peer that just
-    /// became ready. Nothing of it has been written: an engine drains its
-    /// pipe only after the handshake.
-    fn rescue_queued(&mut self, ready: PipeId, pipes: &mut Pipes) {
+    /// The connection behind `pipe` was lost: if it carried the
+    /// outstanding request, the request is failed or resent once what
+    /// the peer sent before has been read.
+    fn request_lost(&mut self, pipe: PipeId, pipes: &mut Pipes) {
         let State::Waiting(out) = &mut self.state else {
             return;
         };
-        let Some(stuck) = out.pipe else { return };
-        if stuck == ready
-            || out.lost.is_some()
-            || out.body.is_none()
-            || pipes.is_connected(stuck)
-            || pipes.get(stuck).is_none_or(|p| p.outbound_len() == 0)
-        {
+        if out.pipe != Some(pipe) || out.lost.is_some() {
             return;
         }
-        pipes.clear_outbound(stuck);
-        out.pipe = None;
-        self.try_resend(pipes);
+        // If the request had not been written yet, it must not go out after
+        // a reconnection: it is either abandoned or resent elsewhere.
+        pipes.clear_outbound(pipe);
+        let (endpoint, unread) = pipes.get(pipe).map_or((String::new(), 0), |p| {
+            (p.endpoint().to_owned(), p.inbound_len())
+        });
+        if unread > 0 {
+            // The reply may be among what the peer sent before it went:
+            // `recv` reads those first, then decides.
+            out.lost = Some(Lost { endpoint, unread });
+        } else {
+            self.connection_gone(endpoint, pipes, true);
+        }
     }
 
     /// Whether `msg` answers the outstanding request with request id `id`.
@@ -307,33 +310,28 @@ impl Pattern for Req {
     }
 
     fn peer_ready(&mut self, pipe: PipeId, pipes: &mut Pipes) -> Result<(), ProtocolError> {
+        // A request queued on a pipe that never connected moves to this
+        // peer (nothing of it was written), and its reply with it: the
+        // request keeps its id, and the reply is awaited from here.
+        let moved = self.lb.rescue_stranded(pipe, pipes);
+        if let State::Waiting(out) = &mut self.state {
+            let gone = |p: PipeId| pipes.get(p).is_none_or(|p| p.outbound_len() == 0);
+            if out
+                .pipe
+                .is_some_and(|stuck| moved.contains(&stuck) && gone(stuck))
+            {
+                out.pipe = Some(pipe);
+            }
+        }
         if self.resend {
             self.try_resend(pipes);
-            self.rescue_queued(pipe, pipes);
         }
         Ok(())
     }
 
     fn peer_lost(&mut self, pipe: PipeId, pipes: &mut Pipes) {
-        let State::Waiting(out) = &mut self.state else {
-            return;
-        };
-        if out.pipe != Some(pipe) || out.lost.is_some() {
-            return;
-        }
-        // If the request had not been written yet, it must not go out after
-        // a reconnection: it is either abandoned or resent elsewhere.
-        pipes.clear_outbound(pipe);
-        let (endpoint, unread) = pipes.get(pipe).map_or((String::new(), 0), |p| {
-            (p.endpoint().to_owned(), p.inbound_len())
-        });
-        if unread > 0 {
-            // The reply may be among what the peer sent before it went:
-            // `recv` reads those first, then decides.
-            out.lost = Some(Lost { endpoint, unread });
-        } else {
-            self.connection_gone(endpoint, pipes, true);
-        }
+        self.request_lost(pipe, pipes);
+        self.lb.peer_lost(pipe, pipes);
     }
 
     fn detach(&mut self, pipe: PipeId, pipes: &mut Pipes) {
@@ -443,6 +441,7 @@ impl Pattern for Req {
         self.relaxed = opts.req_relaxed;
         self.correlate = opts.req_correlate;
         self.resend = opts.req_resend;
+        self.lb.set_immediate(opts.immediate);
     }
 }
 
@@ -1005,19 +1004,27 @@ mod tests {
     }
 
     #[test]
-    fn resend_moves_a_request_stuck_on_an_unconnected_pipe() {
-        let mut req = with(false, false, true);
-        let mut pipes = Pipes::new();
-        // Pipe 1 connects to a server that never comes up.
-        pipes.insert(PipeId(1), 0, 0);
-        req.attach(PipeId(1), &mut pipes);
-        req.send("q".into(), &mut pipes).expect("queued");
-        let b = connect(&mut req, &mut pipes, 2, 0);
-        assert_eq!(pipes.get(PipeId(1)).map(|p| p.outbound_len()), Some(0));
-        let (id, body) = take_request(&mut pipes, b);
-        assert_eq!((id, body), (Some(43), Message::from("q")));
-        pipes.deliver(b, reply_to(43, "r"));
-        assert_eq!(req.recv(&mut pipes).expect("reply"), Message::from("r"));
+    fn a_request_stuck_on_an_unconnected_pipe_moves_to_the_first_ready_peer() {
+        for (correlate, resend) in [(false, false), (true, false), (false, true)] {
+            let mut req = with(false, correlate, resend);
+            let mut pipes = Pipes::new();
+            // Pipe 1 connects to a server that never comes up.
+            pipes.insert(PipeId(1), 0, 0);
+            req.attach(PipeId(1), &mut pipes);
+            req.send("q".into(), &mut pipes).expect("queued");
+            let b = connect(&mut req, &mut pipes, 2, 0);
+            assert_eq!(pipes.get(PipeId(1)).map(|p| p.outbound_len()), Some(0));
+            // The same request, with the same id: nothing of it was sent.
+            let (id, body) = take_request(&mut pipes, b);
+            let want_id = (correlate || resend).then_some(42);
+            assert_eq!((id, body), (want_id, Message::from("q")));
+            let reply = match id {
+                Some(id) => reply_to(id, "r"),
+                None => Message::from_frames(["", "r"]),
+            };
+            pipes.deliver(b, reply);
+            assert_eq!(req.recv(&mut pipes).expect("reply"), Message::from("r"));
+        }
     }
 
     #[test]
