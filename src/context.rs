@@ -1,5 +1,6 @@
 //! [`Context`]: owns the I/O thread that serves all of its sockets.
 
+use crate::close::CloseReport;
 use crate::error::{Error, Result};
 use crate::io::{self, Command, Mailbox};
 use crate::shared::{ContextState, SocketShared};
@@ -41,6 +42,8 @@ struct ContextInner {
     io: Mutex<Option<IoHandle>>,
     state: Arc<ContextState>,
     sockets: Mutex<Vec<Weak<SocketShared>>>,
+    /// Held by the thread terminating the context.
+    term: Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -64,6 +67,7 @@ impl Context {
                     io: Mutex::new(None),
                     state: Arc::new(ContextState::new()),
                     sockets: Mutex::new(Vec::new()),
+                    term: Mutex::new(()),
                 }),
             }),
         }
@@ -82,9 +86,14 @@ impl Context {
     }
 
     /// Terminates the context now (see the type docs), even if other
-    /// handles to it exist. Idempotent.
-    pub fn term(&self) {
+    /// handles to it exist, and waits until its sockets have lingered.
+    /// Returns what became of the messages its sockets still had queued
+    /// when they closed: the [`CloseReport`]s of every socket of this
+    /// context closed so far, summed. Idempotent: a later call returns
+    /// the same, once the first has finished.
+    pub fn term(&self) -> CloseReport {
         self.handle.inner.terminate();
+        self.handle.inner.state.closed_total()
     }
 }
 
@@ -107,17 +116,24 @@ impl ContextInner {
     }
 
     fn terminate(&self) {
+        // Held throughout, so that a second caller returns only once the
+        // first has finished (and the close reports are in).
+        let _term = self.term.lock();
         if !self.state.set_terminated() {
             return;
         }
         // Wake every thread blocked on a socket so it sees the flag. Under
         // the socket's lock: a thread that checked the flag before it was
         // set has registered its waiter by the time we get the lock.
-        for s in self.sockets.lock().drain(..) {
-            if let Some(s) = s.upgrade() {
-                let _guard = s.core.lock();
-                s.wake();
-            }
+        let sockets: Vec<_> = self
+            .sockets
+            .lock()
+            .drain(..)
+            .filter_map(|s| s.upgrade())
+            .collect();
+        for s in &sockets {
+            let _guard = s.core.lock();
+            s.wake();
         }
         self.state.waiters.close();
         let handle = self.io.lock().take();
@@ -128,6 +144,11 @@ impl ContextInner {
                 // then exits; a panic there has already been reported.
                 let _ = t.join();
             }
+        }
+        // The I/O thread reported on every socket it served; one it never
+        // knew (no bind or connect) had nothing queued.
+        for s in &sockets {
+            s.publish_report(CloseReport::default());
         }
     }
 }

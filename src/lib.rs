@@ -53,6 +53,7 @@
 #![deny(missing_docs)]
 
 mod backoff;
+mod close;
 mod conn;
 mod context;
 pub mod endpoint;
@@ -84,6 +85,7 @@ mod waiter;
 #[doc(hidden)]
 pub mod zmtp;
 
+pub use close::{CloseHandle, CloseReport, PeerReport};
 pub use context::Context;
 pub use error::{Error, ProtocolError, Result, SendError};
 pub use message::Message;

@@ -9,6 +9,7 @@
 //! Run (see README.md for deeper runs):
 //! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --lib loom_models`
 
+use crate::close::{CloseReport, ReportSlot};
 use crate::conn::owner::{Edge, ReadOwner};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::wait::park::{should_arm, Seen};
@@ -413,5 +414,33 @@ fn a_waiting_reader_always_watches_a_handed_off_connection() {
         }
         holder.join().expect("holder");
         peer.join().expect("peer");
+    });
+}
+
+/// A close report, published by the I/O thread once, reaches every thread
+/// waiting for it, whether it waits before or after the publication, and
+/// a second publication changes nothing.
+#[test]
+fn a_close_report_reaches_every_thread_waiting_for_it() {
+    loom::model(|| {
+        let slot = Arc::new(ReportSlot::new());
+        let report = |n| CloseReport {
+            dropped_linger: n,
+            ..CloseReport::default()
+        };
+        let waiter = {
+            let slot = slot.clone();
+            thread::spawn(move || slot.wait(None).map(|r| r.dropped_linger))
+        };
+        let io = {
+            let slot = slot.clone();
+            thread::spawn(move || {
+                assert!(slot.publish(report(1)));
+                assert!(!slot.publish(report(2)));
+            })
+        };
+        assert_eq!(slot.wait(None).map(|r| r.dropped_linger), Some(1));
+        assert_eq!(waiter.join().ok().flatten(), Some(1));
+        let _ = io.join();
     });
 }

@@ -115,6 +115,11 @@ pub struct EndpointStatus {
     pub attempts: u64,
     /// The last connect failure, cleared by a successful handshake.
     pub last_error: Option<(ConnectFailure, String)>,
+    /// Messages queued for this endpoint and not yet written to the
+    /// kernel: for a connect endpoint, its pipe and connection; for a
+    /// bound one, the sum over the connections it accepted. A request
+    /// that "hangs" while this is non-zero has not left this process.
+    pub queued: u64,
 }
 
 /// The state of one endpoint.

@@ -7,6 +7,7 @@
 //! notices on themselves, which keeps this module below both the I/O
 //! thread and the application-thread code in the module graph.
 
+use crate::close::{CloseReport, ReportSlot};
 use crate::conn::EngineShared;
 use crate::error::{Error, Result};
 use crate::events::Events;
@@ -30,6 +31,9 @@ pub(crate) struct ContextState {
     /// a blocking call does not make an `eventfd` each time; closed with
     /// the context.
     pub(crate) waiters: WaiterPool,
+    /// The close reports of this context's sockets, summed, for
+    /// `Context::term`.
+    closed: Mutex<CloseReport>,
 }
 
 impl ContextState {
@@ -38,6 +42,7 @@ impl ContextState {
             terminated: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             waiters: WaiterPool::default(),
+            closed: Mutex::new(CloseReport::default()),
         }
     }
 
@@ -47,6 +52,11 @@ impl ContextState {
 
     pub(crate) fn is_terminated(&self) -> bool {
         self.terminated.load(Ordering::Acquire)
+    }
+
+    /// The sum of the close reports of every socket closed so far.
+    pub(crate) fn closed_total(&self) -> CloseReport {
+        self.closed.lock().clone()
     }
 
     /// Marks the context terminated; true for the first caller only.
@@ -114,6 +124,9 @@ pub(crate) struct SocketShared {
     /// `Socket::close` was called (maybe from another thread than the
     /// ones blocked on it).
     closed: AtomicBool,
+    /// What became of the queued messages, once the socket has closed
+    /// and lingered (`crate::close`).
+    pub(crate) report: Arc<ReportSlot>,
 }
 
 impl SocketShared {
@@ -135,6 +148,16 @@ impl SocketShared {
             waiters: WaiterList::new(),
             ctx,
             closed: AtomicBool::new(false),
+            report: Arc::new(ReportSlot::new()),
+        }
+    }
+
+    /// Leaves the socket's close report, once, and adds it to its
+    /// context's total.
+    pub(crate) fn publish_report(&self, report: CloseReport) {
+        let mut total = self.ctx.closed.lock();
+        if self.report.publish(report.clone()) {
+            total.absorb(&report);
         }
     }
 

@@ -2,6 +2,7 @@
 //! the I/O thread is in `crate::shared`; how its calls wait is in
 //! `crate::wait`.
 
+use crate::close::CloseHandle;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result, SendError};
 use crate::io::{Command, Mailbox};
@@ -527,11 +528,19 @@ impl Socket {
     /// return [`Error::SocketClosed`], and so does every later call. Takes
     /// `&self` so that one thread can close a socket that others share.
     /// Idempotent.
-    pub fn close(&self) {
+    ///
+    /// The returned handle tells, once lingering is over, what became of
+    /// the messages still queued: `sock.close().wait()` is a close that
+    /// reports (delivered, dropped, per peer). Ignoring the handle closes
+    /// in the background, as dropping the socket does; messages dropped
+    /// when `linger` runs out are still counted in
+    /// `stats().dropped_linger` and logged as a warning.
+    pub fn close(&self) -> CloseHandle {
         if self.shared.close() {
             // The I/O thread lingers over whatever is still queued.
-            self.mailbox.send(Command::CloseSocket(self.shared.id));
+            self.mailbox.send(Command::CloseSocket(self.shared.clone()));
         }
+        CloseHandle::new(self.shared.report.clone())
     }
 
     /// How many threads are blocked on this socket right now (in `send`,

@@ -3,8 +3,9 @@
 //! model-checked versions (as tokio and crossbeam do).
 //!
 //! Only the protocol's own state goes through here: [`crate::waiter`]
-//! (one wake-up per blocked thread) and [`crate::conn::owner`] (who reads
-//! a connection). Everything else uses `std` and `parking_lot` directly.
+//! (one wake-up per blocked thread), [`crate::conn::owner`] (who reads
+//! a connection) and [`crate::close`] (the report a closing thread waits
+//! for). Everything else uses `std` and `parking_lot` directly.
 //! Under loom the rest of the crate still compiles, but only the loom
 //! models (`cargo test --lib loom`) may run: loom's types panic outside
 //! `loom::model`.

@@ -318,6 +318,7 @@ impl IoThread {
             Origin {
                 pipe: Some(c.pipe),
                 connecter: Some(id),
+                listener: None,
                 peer,
             },
             self.now,
@@ -468,6 +469,16 @@ impl IoThread {
             state,
             attempts: c.attempts,
             last_error: c.last_error.clone(),
+            queued: match &c.state {
+                State::Connected(token) => self.engine_queued(*token),
+                _ => c
+                    .socket
+                    .core
+                    .lock()
+                    .pipes
+                    .get(c.pipe)
+                    .map_or(0, |p| p.outbound_len() as u64),
+            },
         })
     }
 
@@ -486,7 +497,7 @@ impl IoThread {
             let mut guard = c.socket.core.lock();
             let core = &mut *guard;
             let dropped = core.pipes.clear_outbound(c.pipe) as u64;
-            core.pipes.stats.dropped_peer_gone += dropped;
+            self.count_dropped(c.socket.id, &mut core.pipes.stats, c.pipe, &c.name, dropped);
             core.direct.remove(&c.pipe);
             core.pattern.detach(c.pipe, &mut core.pipes);
             core.pipes.remove(c.pipe);

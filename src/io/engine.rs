@@ -61,6 +61,8 @@ pub(super) struct Origin {
     pub(super) pipe: Option<PipeId>,
     /// The connecter, for connections it made.
     pub(super) connecter: Option<u64>,
+    /// The listener, for connections it accepted.
+    pub(super) listener: Option<Token>,
     /// The peer's address.
     pub(super) peer: String,
 }
@@ -75,12 +77,17 @@ pub(super) struct Engine {
     pub(super) pipe: Option<PipeId>,
     /// The connecter that made this connection, if any.
     pub(super) connecter: Option<u64>,
+    /// The listener that accepted this connection, if any.
+    pub(super) listener: Option<Token>,
     /// The peer's address, for events.
     pub(super) peer: String,
     sndhwm: usize,
     rcvhwm: usize,
     pub(super) ready: bool,
     timer: Option<(Instant, TimerKey)>,
+    /// Messages the session had written when its socket closed: what it
+    /// writes beyond that was delivered while lingering.
+    pub(super) written_at_close: u64,
 }
 
 impl Engine {
@@ -95,6 +102,7 @@ impl Engine {
         let Origin {
             pipe,
             connecter,
+            listener,
             peer,
         } = origin;
         stream.set_nodelay(true)?;
@@ -113,11 +121,13 @@ impl Engine {
             socket,
             pipe,
             connecter,
+            listener,
             peer,
             sndhwm: options.sndhwm,
             rcvhwm: options.rcvhwm,
             ready: false,
             timer: None,
+            written_at_close: 0,
         })
     }
 
@@ -660,7 +670,6 @@ impl IoThread {
                 error: None,
             },
         };
-        Self::emit(&e.socket, &endpoint, kind);
         let socket = e.socket.clone();
         if let Some(pipe) = e.pipe {
             if self.pipe_engine.get(&pipe) == Some(&token) {
@@ -674,7 +683,17 @@ impl IoThread {
             if e.ready {
                 io.deliver_pending(&mut &mut c.pipes, pipe, self.now);
             }
+            // Messages the session took from the pipe: written, or lost
+            // with the connection.
+            let mut dropped = io.session.unsent_messages() as u64;
+            let written = io.session.messages_written();
             drop(io);
+            self.count_delivered(
+                socket.id,
+                pipe,
+                &endpoint,
+                written.saturating_sub(e.written_at_close),
+            );
             if c.direct
                 .get(&pipe)
                 .is_some_and(|d| Arc::ptr_eq(d, &e.shared))
@@ -692,17 +711,20 @@ impl IoThread {
                 if e.ready {
                     c.pattern.peer_lost(pipe, &mut c.pipes);
                 }
-                let dropped = c.pipes.clear_outbound(pipe) as u64;
-                c.pipes.stats.dropped_peer_gone += dropped;
+                dropped += c.pipes.clear_outbound(pipe) as u64;
                 if c.pipes.orphan(pipe) {
                     c.pattern.detach(pipe, &mut c.pipes);
                     c.pipes.remove(pipe);
                 }
             }
+            self.count_dropped(socket.id, &mut c.pipes.stats, pipe, &endpoint, dropped);
             let (io, wake) = c.settle();
             drop(core);
             self.after_change(&socket, io, wake);
         }
+        // After the pipe has what the peer sent: whoever hears of the
+        // disconnection can read all of it at once.
+        Self::emit(&socket, &endpoint, kind);
         if let Some(entry) = self.sockets.get_mut(&socket.id) {
             entry.accepted.remove(&token);
         }
@@ -724,6 +746,21 @@ impl IoThread {
         if closing && e.drained() {
             self.close_engine(token, Close::Local);
         }
+    }
+
+    /// Messages for this engine's peer not yet written: those its session
+    /// holds and those still in its pipe. For `Socket::endpoints()`.
+    pub(super) fn engine_queued(&self, token: Token) -> u64 {
+        let Some(e) = self.engines.get(&token) else {
+            return 0;
+        };
+        // Lock order: the engine's `io` first, released before the core.
+        let unsent = e.shared.io.lock().session.unsent_messages();
+        let queued = e
+            .pipe
+            .and_then(|p| e.socket.core.lock().pipes.get(p).map(|p| p.outbound_len()))
+            .unwrap_or(0);
+        (unsent + queued) as u64
     }
 
     /// Used by linger: true when this engine has nothing left to send.

@@ -117,11 +117,24 @@ impl IoThread {
 
     pub(super) fn listener_status(&self, token: Token) -> Option<EndpointStatus> {
         let l = self.listeners.get(&token)?;
+        let queued = self.sockets.get(&l.socket.id).map_or(0, |entry| {
+            entry
+                .accepted
+                .iter()
+                .filter(|t| {
+                    self.engines
+                        .get(t)
+                        .is_some_and(|e| e.listener == Some(token))
+                })
+                .map(|t| self.engine_queued(*t))
+                .sum()
+        });
         Some(EndpointStatus {
             endpoint: l.bound.clone(),
             state: EndpointState::Listening,
             attempts: 0,
             last_error: None,
+            queued,
         })
     }
 
@@ -146,6 +159,7 @@ impl IoThread {
                     let options = l.options.clone();
                     let peer = Endpoint::from_addr(peer).to_string();
                     Self::emit(&socket, &peer, EventKind::Accepted);
+                    let listener = token;
                     let token = self.token();
                     let engine = Engine::new(
                         stream,
@@ -154,6 +168,7 @@ impl IoThread {
                         Origin {
                             pipe: None,
                             connecter: None,
+                            listener: Some(listener),
                             peer,
                         },
                         self.now,

@@ -50,7 +50,7 @@ pub(crate) enum Command {
     /// left bytes unread: the I/O thread should look at it.
     EngineCheck(mio::Token),
     /// The application dropped its socket.
-    CloseSocket(u64),
+    CloseSocket(Arc<SocketShared>),
     /// A host name resolved (from the resolver thread).
     Resolved {
         connecter: u64,

@@ -103,6 +103,10 @@ struct SocketEntry {
 #[derive(Debug)]
 struct Closing {
     timer: Option<TimerKey>,
+    /// Linger ran out: what is still queued is dropped.
+    expired: bool,
+    /// What became of the queued messages so far, per pipe.
+    tally: linger::Tally,
 }
 
 pub(crate) struct IoThread {
@@ -259,7 +263,7 @@ impl IoThread {
                 }
             }
             Command::EngineCheck(token) => self.engine_check(token),
-            Command::CloseSocket(id) => self.close_socket(id),
+            Command::CloseSocket(socket) => self.close_socket(&socket),
             Command::Resolved { connecter, result } => self.resolved(connecter, result),
             Command::Status { socket, reply } => {
                 let _ = reply.send(Ok(self.status(socket)));

@@ -67,6 +67,10 @@ pub struct Stats {
     /// delivered once its last byte is written to the kernel; whether
     /// the peer read it is not known.
     pub dropped_linger: u64,
+    /// Not a drop: REQ requests sent again (`req_resend`) because the
+    /// connection carrying them was lost. Each resend abandons a copy
+    /// that may still be answered late (and is then discarded).
+    pub requests_resent: u64,
 }
 
 /// Options that change pattern behaviour.

@@ -170,6 +170,7 @@ impl Req {
         }
         let id = self.next_id();
         if let Ok(pipe) = self.lb.send(envelope(Some(id), body), pipes) {
+            pipes.stats.requests_resent += 1;
             if let State::Waiting(out) = &mut self.state {
                 out.pipe = Some(pipe);
                 out.id = Some(id);
@@ -1047,6 +1048,7 @@ mod tests {
         pipes.deliver(a, reply_to(47, "r"));
         assert_eq!(req.recv(&mut pipes).expect("reply"), Message::from("r"));
         assert_eq!(pipes.stats.dropped_unexpected, 5);
+        assert_eq!(pipes.stats.requests_resent, 5);
     }
 
     // ----- req_correlate -----
