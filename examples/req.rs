@@ -3,14 +3,21 @@
 //! ```text
 //! cargo run --release --example req -- <endpoint> [--count N] [--size BYTES]
 //!     [--timeout-ms MS] [--reconnect-ivl-ms MS] [--reconnect-ivl-max-ms MS]
-//!     [--connect-timeout-ms MS]
+//!     [--connect-timeout-ms MS] [--req-resend] [--immediate] [--progress]
 //! ```
 //! Prints one summary line with the number of round trips and the mean
 //! round-trip time, and exits 0. Exits non-zero with a message on a timeout
 //! or a mismatched reply.
+//!
+//! `--req-resend` and `--immediate` set the socket options of those names.
+//! `--progress` prints, once a second on stderr, how far the run is: round
+//! trips done, requests resent, and each endpoint's state with the
+//! messages queued for it.
 
-use ferrozmq::{Context, Message, SocketType};
+use ferrozmq::{Context, Message, Socket, SocketType};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 struct Args {
@@ -21,6 +28,9 @@ struct Args {
     reconnect_ivl: Option<Duration>,
     reconnect_ivl_max: Option<Duration>,
     connect_timeout: Option<Duration>,
+    req_resend: bool,
+    immediate: bool,
+    progress: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -33,6 +43,9 @@ fn parse_args() -> Result<Args, String> {
         reconnect_ivl: None,
         reconnect_ivl_max: None,
         connect_timeout: None,
+        req_resend: false,
+        immediate: false,
+        progress: false,
     };
     let ms = |v: Option<String>, name: &str| -> Result<Duration, String> {
         v.and_then(|s| s.parse::<u64>().ok())
@@ -61,6 +74,9 @@ fn parse_args() -> Result<Args, String> {
             "--connect-timeout-ms" => {
                 args.connect_timeout = Some(ms(it.next(), "--connect-timeout-ms")?)
             }
+            "--req-resend" => args.req_resend = true,
+            "--immediate" => args.immediate = true,
+            "--progress" => args.progress = true,
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             s if args.endpoint.is_empty() => args.endpoint = s.to_owned(),
             s => return Err(format!("unexpected argument {s}")),
@@ -77,7 +93,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             eprintln!("req: {e}");
-            eprintln!("usage: req <endpoint> [--count N] [--size BYTES] [--timeout-ms MS] [--reconnect-ivl-ms MS] [--reconnect-ivl-max-ms MS] [--connect-timeout-ms MS]");
+            eprintln!("usage: req <endpoint> [--count N] [--size BYTES] [--timeout-ms MS] [--reconnect-ivl-ms MS] [--reconnect-ivl-max-ms MS] [--connect-timeout-ms MS] [--req-resend] [--immediate] [--progress]");
             return ExitCode::from(2);
         }
     };
@@ -92,7 +108,9 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), String> {
     let ctx = Context::new();
-    let req = ctx.socket(SocketType::Req).map_err(|e| e.to_string())?;
+    let req = Arc::new(ctx.socket(SocketType::Req).map_err(|e| e.to_string())?);
+    req.set_req_resend(args.req_resend);
+    req.set_immediate(args.immediate);
     req.set_rcvtimeo(args.timeout);
     req.set_sndtimeo(args.timeout);
     // Nothing worth keeping is left once we give up.
@@ -110,6 +128,25 @@ fn run(args: &Args) -> Result<(), String> {
     let body: Vec<u8> = (0..args.size).map(|i| (i % 251) as u8).collect();
     let request = Message::from(body);
     let mut total = Duration::ZERO;
+    let done = Arc::new(AtomicU64::new(0));
+    // Dropped at the end of the run, which stops the progress thread.
+    let (_running, stopped) = crossbeam_channel::bounded::<()>(0);
+    if args.progress {
+        let (req, done) = (req.clone(), done.clone());
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let tick = || stopped.recv_timeout(Duration::from_secs(1));
+            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = tick() {
+                eprintln!(
+                    "req: {:>4.0} s: {} round trips, {} requests resent\n{}",
+                    start.elapsed().as_secs_f64(),
+                    done.load(Ordering::Relaxed),
+                    req.stats().requests_resent,
+                    status(&req)
+                );
+            }
+        });
+    }
     for n in 0..args.count {
         let t0 = Instant::now();
         req.send(request.clone()).map_err(|e| match e.error {
@@ -133,6 +170,7 @@ fn run(args: &Args) -> Result<(), String> {
         if reply != request {
             return Err(format!("request {n}: reply does not match the request"));
         }
+        done.fetch_add(1, Ordering::Relaxed);
     }
     let mean_us = total.as_secs_f64() * 1e6 / args.count.max(1) as f64;
     println!(
@@ -143,7 +181,7 @@ fn run(args: &Args) -> Result<(), String> {
 }
 
 /// What the connecter is doing: the answer to "why is it hanging?".
-fn status(req: &ferrozmq::Socket) -> String {
+fn status(req: &Socket) -> String {
     let now = Instant::now();
     match req.endpoints() {
         Ok(list) => list
@@ -162,8 +200,8 @@ fn status(req: &ferrozmq::Socket) -> String {
                     .map(|(cause, text)| format!(", last error: {cause:?} ({text})"))
                     .unwrap_or_default();
                 format!(
-                    "  {}: {state}, {} connect attempts{last}",
-                    s.endpoint, s.attempts
+                    "  {}: {state}, {} queued, {} connect attempts{last}",
+                    s.endpoint, s.queued, s.attempts
                 )
             })
             .collect::<Vec<_>>()
