@@ -23,6 +23,8 @@ pub mod pipe;
 #[allow(dead_code)]
 mod dist;
 #[allow(dead_code)]
+mod pair;
+#[allow(dead_code)]
 mod trie;
 
 mod dealer;
