@@ -655,7 +655,11 @@ impl MTrie {
                 }
             }
         }
-        seen.clear();
+        // Clearing costs the set's capacity, so a set grown by one large
+        // match is cleared only after a match that used it.
+        if !seen.is_empty() {
+            seen.clear();
+        }
     }
 
     /// The total length of `pipe`'s distinct prefixes, maintained as they
