@@ -54,6 +54,8 @@ pub enum ProtocolError {
     PeerError(String),
     /// A ROUTER already has a peer with this routing id.
     DuplicateRoutingId,
+    /// A PAIR socket already has a connected peer; it takes one at a time.
+    AlreadyPaired,
 }
 
 impl fmt::Display for ProtocolError {
@@ -83,6 +85,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::HeartbeatTimeout => write!(f, "peer stopped answering heartbeats"),
             ProtocolError::PeerError(reason) => write!(f, "peer sent ERROR: {reason}"),
             ProtocolError::DuplicateRoutingId => write!(f, "duplicate routing id"),
+            ProtocolError::AlreadyPaired => write!(f, "the PAIR socket already has a peer"),
         }
     }
 }

@@ -1,8 +1,10 @@
-//! ZMTP commands (RFC 23 and 37) and READY metadata.
+//! ZMTP commands (RFC 23 and 37), READY metadata, and subscription changes
+//! in both their ZMTP 3.1 command form and their ZMTP 3.0 message form.
 //!
 //! A command body is a one-byte name length, the name, and command data.
-//! Parsing works on the frame body as [`Bytes`], so property values and
-//! ping contexts are zero-copy slices of the received buffer.
+//! Parsing works on the frame body as [`Bytes`], so property values, ping
+//! contexts and subscription topics are zero-copy slices of the received
+//! buffer.
 
 use super::frame;
 use crate::error::ProtocolError;
@@ -12,6 +14,8 @@ const READY: &[u8] = b"READY";
 const ERROR: &[u8] = b"ERROR";
 const PING: &[u8] = b"PING";
 const PONG: &[u8] = b"PONG";
+const SUBSCRIBE: &[u8] = b"SUBSCRIBE";
+const CANCEL: &[u8] = b"CANCEL";
 
 /// The longest ping context a peer may send (RFC 37); longer ones are
 /// truncated when echoed, as libzmq does.
@@ -41,6 +45,11 @@ pub enum Command {
         /// The context of the PING it answers.
         context: Bytes,
     },
+    /// Subscribe to messages starting with this prefix (ZMTP 3.1, sent by
+    /// SUB and XSUB to publishers). An empty prefix matches everything.
+    Subscribe(Bytes),
+    /// Withdraw one earlier [`Command::Subscribe`] of this prefix (ZMTP 3.1).
+    Cancel(Bytes),
     /// A command we do not implement; RFC 37 says to ignore these.
     Unknown {
         /// The command name.
@@ -89,6 +98,8 @@ impl Command {
             PONG => Command::Pong {
                 context: body.slice(name_end..),
             },
+            SUBSCRIBE => Command::Subscribe(body.slice(name_end..)),
+            CANCEL => Command::Cancel(body.slice(name_end..)),
             _ => Command::Unknown {
                 name: body.slice(1..name_end),
                 data: body.slice(name_end..),
@@ -103,6 +114,8 @@ impl Command {
             Command::Error(_) => ERROR,
             Command::Ping { .. } => PING,
             Command::Pong { .. } => PONG,
+            Command::Subscribe(_) => SUBSCRIBE,
+            Command::Cancel(_) => CANCEL,
             Command::Unknown { name, .. } => name,
         }
     }
@@ -122,6 +135,7 @@ impl Command {
             Command::Error(_) => 1 + reason.len(),
             Command::Ping { context, .. } => 2 + context.len().min(MAX_PING_CONTEXT),
             Command::Pong { context } => context.len(),
+            Command::Subscribe(topic) | Command::Cancel(topic) => topic.len(),
             Command::Unknown { data, .. } => data.len(),
         };
         let body_len = 1 + name.len() + data_len;
@@ -140,6 +154,7 @@ impl Command {
                 out.put_slice(&context[..context.len().min(MAX_PING_CONTEXT)]);
             }
             Command::Pong { context } => out.put_slice(context),
+            Command::Subscribe(topic) | Command::Cancel(topic) => out.put_slice(topic),
             Command::Unknown { data, .. } => out.put_slice(data),
         }
     }
@@ -148,6 +163,82 @@ impl Command {
     pub fn to_frame_bytes(&self) -> Bytes {
         let mut out = BytesMut::new();
         self.encode(&mut out);
+        out.freeze()
+    }
+}
+
+/// One subscription change, whichever form it travelled in.
+///
+/// ZMTP 3.1 peers send [`Command::Subscribe`] and [`Command::Cancel`]; ZMTP
+/// 3.0 peers (and XSUB applications, whatever the wire version) send a
+/// one-frame message whose first byte is 1 (subscribe) or 0 (cancel),
+/// followed by the topic prefix. Both are accepted from either kind of
+/// peer, so publishers handle this one type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubscriptionChange {
+    /// Add one subscription to this prefix.
+    Subscribe(Bytes),
+    /// Remove one subscription to this prefix.
+    Cancel(Bytes),
+}
+
+/// First byte of a ZMTP 3.0 subscribe message.
+pub const MSG_SUBSCRIBE: u8 = 1;
+/// First byte of a ZMTP 3.0 cancel message.
+pub const MSG_CANCEL: u8 = 0;
+
+impl SubscriptionChange {
+    /// Reads the ZMTP 3.0 message form from a message's only frame. `None`
+    /// when the frame is empty or starts with another byte: then it is an
+    /// ordinary message, which XPUB hands to the application as it is.
+    /// The topic is a slice of `frame`, not a copy.
+    pub fn from_message_frame(frame: &Bytes) -> Option<SubscriptionChange> {
+        match *frame.first()? {
+            MSG_SUBSCRIBE => Some(SubscriptionChange::Subscribe(frame.slice(1..))),
+            MSG_CANCEL => Some(SubscriptionChange::Cancel(frame.slice(1..))),
+            _ => None,
+        }
+    }
+
+    /// The change carried by a ZMTP 3.1 command, if it is one.
+    pub fn from_command(cmd: &Command) -> Option<SubscriptionChange> {
+        match cmd {
+            Command::Subscribe(topic) => Some(SubscriptionChange::Subscribe(topic.clone())),
+            Command::Cancel(topic) => Some(SubscriptionChange::Cancel(topic.clone())),
+            _ => None,
+        }
+    }
+
+    /// The topic prefix.
+    pub fn topic(&self) -> &Bytes {
+        match self {
+            SubscriptionChange::Subscribe(t) | SubscriptionChange::Cancel(t) => t,
+        }
+    }
+
+    /// True for [`SubscriptionChange::Subscribe`].
+    pub fn is_subscribe(&self) -> bool {
+        matches!(self, SubscriptionChange::Subscribe(_))
+    }
+
+    /// The ZMTP 3.1 command form, for peers that announced 3.1 or later.
+    pub fn to_command(&self) -> Command {
+        match self {
+            SubscriptionChange::Subscribe(t) => Command::Subscribe(t.clone()),
+            SubscriptionChange::Cancel(t) => Command::Cancel(t.clone()),
+        }
+    }
+
+    /// The ZMTP 3.0 message form: the flag byte, then the topic. This is a
+    /// copy of the topic, as the flag byte must precede it in one frame.
+    pub fn to_message_frame(&self) -> Bytes {
+        let (flag, topic) = match self {
+            SubscriptionChange::Subscribe(t) => (MSG_SUBSCRIBE, t),
+            SubscriptionChange::Cancel(t) => (MSG_CANCEL, t),
+        };
+        let mut out = BytesMut::with_capacity(1 + topic.len());
+        out.put_u8(flag);
+        out.put_slice(topic);
         out.freeze()
     }
 }
@@ -363,15 +454,105 @@ mod tests {
 
     #[test]
     fn unknown_commands_parse() {
-        let c = Command::parse(Bytes::from_static(b"\x09SUBSCRIBEtopic")).unwrap();
+        let c = Command::parse(Bytes::from_static(b"\x05JOINXtopic")).unwrap();
         assert_eq!(
             c,
             Command::Unknown {
-                name: Bytes::from_static(b"SUBSCRIBE"),
+                name: Bytes::from_static(b"JOINX"),
                 data: Bytes::from_static(b"topic")
             }
         );
-        assert_eq!(c.name(), b"SUBSCRIBE");
+        assert_eq!(c.name(), b"JOINX");
+    }
+
+    #[test]
+    fn subscribe_and_cancel_commands() {
+        // RFC 37: flags, size, name length, name, then the raw topic.
+        let sub = Command::Subscribe(Bytes::from_static(b"weather"));
+        let frame = sub.to_frame_bytes();
+        assert_eq!(&frame[..], b"\x04\x11\x09SUBSCRIBEweather");
+        assert_eq!(Command::parse(body(&frame)).unwrap(), sub);
+
+        // The empty prefix (subscribe to everything) has no data at all.
+        let all = Command::Subscribe(Bytes::new());
+        assert_eq!(&all.to_frame_bytes()[..], b"\x04\x0a\x09SUBSCRIBE");
+        let cancel = Command::Cancel(Bytes::new());
+        let frame = cancel.to_frame_bytes();
+        assert_eq!(&frame[..], b"\x04\x07\x06CANCEL");
+        assert_eq!(Command::parse(body(&frame)).unwrap(), cancel);
+
+        let cancel = Command::Cancel(Bytes::from_static(b"ab"));
+        assert_eq!(&cancel.to_frame_bytes()[..], b"\x04\x09\x06CANCELab");
+    }
+
+    #[test]
+    fn long_subscribe_uses_a_long_command_frame() {
+        let topic = Bytes::from(vec![b'x'; 300]);
+        let frame = Command::Subscribe(topic.clone()).to_frame_bytes();
+        // 1 + 9 + 300 = 310 = 0x136 bytes of body, in an 8-byte size.
+        let mut expected = vec![0x06, 0, 0, 0, 0, 0, 0, 0x01, 0x36, 9];
+        expected.extend_from_slice(b"SUBSCRIBE");
+        expected.extend_from_slice(&topic);
+        assert_eq!(&frame[..], &expected[..]);
+        assert_eq!(
+            Command::parse(frame.slice(9..)).unwrap(),
+            Command::Subscribe(topic)
+        );
+    }
+
+    #[test]
+    fn parsed_topic_is_a_slice_of_the_frame() {
+        let b = Bytes::from(b"\x09SUBSCRIBEtopic".to_vec());
+        let Command::Subscribe(topic) = Command::parse(b.clone()).unwrap() else {
+            panic!("not SUBSCRIBE");
+        };
+        assert_eq!(&topic[..], b"topic");
+        assert_eq!(topic.as_ptr(), b[10..].as_ptr());
+    }
+
+    #[test]
+    fn subscription_message_form() {
+        // ZMTP 3.0 / XSUB form: 1 = subscribe, 0 = cancel, then the topic.
+        let sub = SubscriptionChange::Subscribe(Bytes::from_static(b"abc"));
+        assert_eq!(&sub.to_message_frame()[..], b"\x01abc");
+        let cancel = SubscriptionChange::Cancel(Bytes::new());
+        assert_eq!(&cancel.to_message_frame()[..], b"\x00");
+
+        let frame = Bytes::from(b"\x01abc".to_vec());
+        let parsed = SubscriptionChange::from_message_frame(&frame).unwrap();
+        assert_eq!(parsed, sub);
+        assert!(parsed.is_subscribe());
+        assert_eq!(parsed.topic().as_ptr(), frame[1..].as_ptr(), "zero-copy");
+        assert_eq!(
+            SubscriptionChange::from_message_frame(&Bytes::from_static(b"\x00")),
+            Some(SubscriptionChange::Cancel(Bytes::new()))
+        );
+        // Anything else is an ordinary message.
+        assert_eq!(SubscriptionChange::from_message_frame(&Bytes::new()), None);
+        assert_eq!(
+            SubscriptionChange::from_message_frame(&Bytes::from_static(b"\x02abc")),
+            None
+        );
+    }
+
+    #[test]
+    fn subscription_command_form_round_trips() {
+        for change in [
+            SubscriptionChange::Subscribe(Bytes::from_static(b"a.b")),
+            SubscriptionChange::Cancel(Bytes::from_static(b"a.b")),
+            SubscriptionChange::Subscribe(Bytes::new()),
+        ] {
+            let cmd = change.to_command();
+            let frame = cmd.to_frame_bytes();
+            let back = Command::parse(body(&frame)).unwrap();
+            assert_eq!(SubscriptionChange::from_command(&back), Some(change));
+        }
+        assert_eq!(
+            SubscriptionChange::from_command(&Command::Pong {
+                context: Bytes::new()
+            }),
+            None
+        );
     }
 
     #[test]

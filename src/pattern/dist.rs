@@ -1,0 +1,233 @@
+//! Fan-out: one message to many pipes, for PUB and XPUB (the idea of
+//! libzmq's `dist_t`).
+//!
+//! A publisher must never block or fail because one subscriber is slow: a
+//! pipe at its send HWM is skipped, and the drop is counted, socket-wide in
+//! [`Stats::dropped_hwm`](super::Stats::dropped_hwm) and per pipe here, so
+//! that a user can find out *which* subscriber is slow. The per-pipe
+//! counters stay in [`Dist`] rather than in [`Stats`](super::Stats): that
+//! is a `Copy` struct of socket-wide totals, and a map keyed by pipe does
+//! not fit its shape.
+//!
+//! Every pipe gets a clone of the message. Clones share their frames'
+//! [`Bytes`](bytes::Bytes), so a body is never copied per subscriber.
+
+use super::{PipeId, Pipes};
+use crate::id_map::IdMap;
+use crate::message::Message;
+
+/// What one [`Dist::send_to_matching`] did with the message.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DistOutcome {
+    /// Pipes that queued a copy.
+    pub delivered: usize,
+    /// Pipes skipped at their send HWM.
+    pub dropped_hwm: usize,
+    /// Pipes skipped because their peer is gone for good (an orphaned or
+    /// removed pipe), counted in `Stats::dropped_peer_gone`.
+    pub dropped_peer_gone: usize,
+}
+
+/// The pipes a publisher sends to, with the messages each one missed.
+#[derive(Debug, Default)]
+pub struct Dist {
+    /// Attached pipes, each with the messages dropped at its HWM since it
+    /// was attached.
+    dropped: IdMap<PipeId, u64>,
+}
+
+impl Dist {
+    /// No pipes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a pipe. Attaching twice keeps its count.
+    pub fn attach(&mut self, pipe: PipeId) {
+        self.dropped.entry(pipe).or_insert(0);
+    }
+
+    /// Removes a pipe, returning how many messages it missed at its HWM, so
+    /// that the caller can report the total when the peer leaves.
+    pub fn detach(&mut self, pipe: PipeId) -> u64 {
+        self.dropped.remove(&pipe).unwrap_or(0)
+    }
+
+    /// True when `pipe` is attached.
+    pub fn is_attached(&self, pipe: PipeId) -> bool {
+        self.dropped.contains_key(&pipe)
+    }
+
+    /// The attached pipes, in no particular order.
+    pub fn pipes(&self) -> impl Iterator<Item = PipeId> + '_ {
+        self.dropped.keys().copied()
+    }
+
+    /// Number of attached pipes.
+    pub fn len(&self) -> usize {
+        self.dropped.len()
+    }
+
+    /// True when no pipe is attached.
+    pub fn is_empty(&self) -> bool {
+        self.dropped.is_empty()
+    }
+
+    /// Messages dropped for `pipe` at its send HWM since it was attached
+    /// (0 for a pipe not attached).
+    pub fn dropped_for(&self, pipe: PipeId) -> u64 {
+        self.dropped.get(&pipe).copied().unwrap_or(0)
+    }
+
+    /// Queues a clone of `msg` on each attached pipe of `matching` (the
+    /// pipes whose subscriptions match, each listed once). A pipe at its
+    /// send HWM, or whose peer is gone for good, is skipped and the drop
+    /// counted; the others are unaffected. Pipes not attached (detached
+    /// since they matched) are ignored.
+    pub fn send_to_matching(
+        &mut self,
+        msg: Message,
+        matching: impl IntoIterator<Item = PipeId>,
+        pipes: &mut Pipes,
+    ) -> DistOutcome {
+        let mut outcome = DistOutcome::default();
+        for id in matching {
+            let Some(dropped) = self.dropped.get_mut(&id) else {
+                continue;
+            };
+            if pipes.get(id).is_none_or(|p| p.is_orphan()) {
+                outcome.dropped_peer_gone += 1;
+                pipes.stats.dropped_peer_gone += 1;
+                continue;
+            }
+            match pipes.write(id, msg.clone()) {
+                Ok(()) => outcome.delivered += 1,
+                Err(_) => {
+                    outcome.dropped_hwm += 1;
+                    pipes.stats.dropped_hwm += 1;
+                    *dropped += 1;
+                }
+            }
+        }
+        outcome
+    }
+
+    /// True when every attached pipe of `matching` can take a message now:
+    /// with `xpub_nodrop`, a send goes out only then, and otherwise waits
+    /// (or is `WouldBlock`). Pipes whose peer is gone for good do not hold
+    /// a send back: they never will have room.
+    pub fn can_send_all(&self, matching: impl IntoIterator<Item = PipeId>, pipes: &Pipes) -> bool {
+        matching.into_iter().all(|id| {
+            !self.is_attached(id)
+                || pipes.get(id).is_none_or(|p| p.is_orphan())
+                || pipes.can_write(id)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn setup(hwms: &[usize]) -> (Dist, Pipes) {
+        let mut dist = Dist::new();
+        let mut pipes = Pipes::new();
+        for (i, &hwm) in hwms.iter().enumerate() {
+            let id = PipeId(i as u64 + 1);
+            pipes.insert(id, hwm, hwm);
+            dist.attach(id);
+        }
+        (dist, pipes)
+    }
+
+    #[test]
+    fn every_matching_pipe_gets_the_same_bodies() {
+        let (mut dist, mut pipes) = setup(&[0, 0, 0]);
+        let body = Bytes::from(vec![7u8; 64 * 1024]);
+        let msg = Message::from_frames([Bytes::from_static(b"topic"), body.clone()]);
+        let outcome = dist.send_to_matching(msg, [PipeId(1), PipeId(3)], &mut pipes);
+        assert_eq!(
+            outcome,
+            DistOutcome {
+                delivered: 2,
+                ..Default::default()
+            }
+        );
+        for id in [PipeId(1), PipeId(3)] {
+            let got = pipes.pop_outbound(id).expect("queued");
+            let frames: Vec<&Bytes> = got.iter().collect();
+            assert_eq!(frames.len(), 2);
+            assert_eq!(frames[1].as_ptr(), body.as_ptr(), "the body was copied");
+        }
+        assert_eq!(pipes.pop_outbound(PipeId(2)), None, "not matching");
+
+        // The common one-frame message too.
+        let msg = Message::from(body.clone());
+        dist.send_to_matching(msg, [PipeId(1), PipeId(2), PipeId(3)], &mut pipes);
+        for id in [PipeId(1), PipeId(2), PipeId(3)] {
+            let got = pipes.pop_outbound(id).expect("queued");
+            assert_eq!(got.first().map(|f| f.as_ptr()), Some(body.as_ptr()));
+        }
+    }
+
+    #[test]
+    fn a_full_pipe_is_skipped_and_counted_for_it_alone() {
+        let (mut dist, mut pipes) = setup(&[1, 2]);
+        let all = [PipeId(1), PipeId(2)];
+        assert_eq!(
+            dist.send_to_matching("a".into(), all, &mut pipes).delivered,
+            2
+        );
+        let outcome = dist.send_to_matching("b".into(), all, &mut pipes);
+        assert_eq!((outcome.delivered, outcome.dropped_hwm), (1, 1));
+        assert_eq!(dist.dropped_for(PipeId(1)), 1);
+        assert_eq!(dist.dropped_for(PipeId(2)), 0);
+        assert_eq!(pipes.stats.dropped_hwm, 1);
+        assert!(!dist.can_send_all(all, &pipes));
+        assert!(
+            dist.can_send_all(std::iter::empty(), &pipes),
+            "nobody matches: nothing to wait for"
+        );
+        pipes.pop_outbound(PipeId(1));
+        assert!(!dist.can_send_all(all, &pipes), "pipe 2 is full now");
+        pipes.pop_outbound(PipeId(2));
+        assert!(dist.can_send_all(all, &pipes));
+        assert_eq!(dist.detach(PipeId(1)), 1);
+        assert_eq!(dist.dropped_for(PipeId(1)), 0);
+    }
+
+    #[test]
+    fn gone_and_unattached_pipes() {
+        let (mut dist, mut pipes) = setup(&[1, 0]);
+        pipes.orphan(PipeId(2));
+        pipes.insert(PipeId(9), 0, 0);
+        let outcome = dist.send_to_matching(
+            "m".into(),
+            [PipeId(1), PipeId(2), PipeId(9), PipeId(42)],
+            &mut pipes,
+        );
+        assert_eq!(
+            outcome,
+            DistOutcome {
+                delivered: 1,
+                dropped_hwm: 0,
+                dropped_peer_gone: 1
+            }
+        );
+        assert_eq!(pipes.stats.dropped_peer_gone, 1);
+        assert_eq!(
+            pipes.get(PipeId(9)).map(|p| p.outbound_len()),
+            Some(0),
+            "not attached"
+        );
+        // An orphan never has room again, so it cannot hold nodrop back.
+        pipes.pop_outbound(PipeId(1));
+        assert!(dist.can_send_all([PipeId(1), PipeId(2)], &pipes));
+        dist.attach(PipeId(1));
+        assert_eq!(dist.len(), 2, "attaching twice is a no-op");
+        let mut ids: Vec<_> = dist.pipes().collect();
+        ids.sort();
+        assert_eq!(ids, [PipeId(1), PipeId(2)]);
+    }
+}
