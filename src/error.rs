@@ -54,6 +54,14 @@ pub enum ProtocolError {
     PeerError(String),
     /// A ROUTER already has a peer with this routing id.
     DuplicateRoutingId,
+    /// The socket's `inbound_budget` was overdrawn and this connection
+    /// held the most of it, in a message still arriving.
+    InboundBudget {
+        /// Bytes this connection held for its message.
+        held: u64,
+        /// The socket's budget.
+        budget: u64,
+    },
     /// A PAIR socket already has a connected peer; it takes one at a time.
     AlreadyPaired,
 }
@@ -85,6 +93,11 @@ impl fmt::Display for ProtocolError {
             ProtocolError::HeartbeatTimeout => write!(f, "peer stopped answering heartbeats"),
             ProtocolError::PeerError(reason) => write!(f, "peer sent ERROR: {reason}"),
             ProtocolError::DuplicateRoutingId => write!(f, "duplicate routing id"),
+            ProtocolError::InboundBudget { held, budget } => write!(
+                f,
+                "inbound budget of {budget} bytes overdrawn; this peer held {held} bytes of a \
+                 message still arriving"
+            ),
             ProtocolError::AlreadyPaired => write!(f, "the PAIR socket already has a peer"),
         }
     }

@@ -13,6 +13,14 @@ use std::time::Duration;
 /// this long and then drops them (see README, "Differences from libzmq").
 pub const DEFAULT_LINGER: Duration = Duration::from_millis(1000);
 
+/// The default `inbound_budget`: what one socket may hold of messages
+/// still arriving, summed over its connections (and, separately, of
+/// messages waiting to be read). A 256 MiB message passes with a quarter
+/// to spare for other peers' messages in flight; any number of peers
+/// announcing huge messages cost at most this, plus the copy of the
+/// largest one's buffer as it grows (see ARCHITECTURE.md, "Invariants").
+pub const DEFAULT_INBOUND_BUDGET: u64 = 320 * 1024 * 1024;
+
 /// All options of one socket.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -58,6 +66,10 @@ pub struct Options {
     /// REQ, DEALER, PUSH: queue messages only to peers whose handshake has
     /// completed (`ZMQ_IMMEDIATE`).
     pub immediate: bool,
+    /// Bytes the socket may hold of messages still arriving, summed over
+    /// its connections, and of messages waiting to be read; `None` is
+    /// unlimited. Not in libzmq.
+    pub inbound_budget: Option<u64>,
     /// Send a ZMTP PING this often; `None` disables heartbeats.
     pub heartbeat_ivl: Option<Duration>,
     /// Drop the peer if nothing arrives this long after a PING; `None`
@@ -110,6 +122,7 @@ impl Default for Options {
             req_correlate: false,
             req_resend: false,
             immediate: false,
+            inbound_budget: Some(DEFAULT_INBOUND_BUDGET),
             heartbeat_ivl: None,
             heartbeat_timeout: None,
             heartbeat_ttl: None,

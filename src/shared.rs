@@ -8,6 +8,7 @@
 //! thread and the application-thread code in the module graph.
 
 use crate::close::{CloseReport, ReportSlot};
+use crate::conn::budget::InboundBudget;
 use crate::conn::EngineShared;
 use crate::error::{Error, Result};
 use crate::events::Events;
@@ -80,6 +81,9 @@ pub(crate) struct SocketCore {
     /// (or the next request), not part of a stream.
     pub(crate) last_was_recv: bool,
     pub(crate) last_endpoint: Option<String>,
+    /// The socket's inbound budget (the same as `SocketShared::inbound`),
+    /// for option changes.
+    inbound: Arc<InboundBudget>,
 }
 
 impl SocketCore {
@@ -105,9 +109,11 @@ impl SocketCore {
         }
     }
 
-    /// Applies the options the pattern reads.
+    /// Applies the options the pattern and the inbound budget read.
     pub(crate) fn configure_pattern(&mut self) {
         self.pattern.configure(&pattern_options(&self.options));
+        self.inbound.set_limit(self.options.inbound_budget);
+        self.pipes.set_byte_limit(self.options.inbound_budget);
     }
 }
 
@@ -127,28 +133,36 @@ pub(crate) struct SocketShared {
     /// What became of the queued messages, once the socket has closed
     /// and lingered (`crate::close`).
     pub(crate) report: Arc<ReportSlot>,
+    /// What the socket's connections and pipes hold of inbound messages
+    /// (`conn::budget`).
+    pub(crate) inbound: Arc<InboundBudget>,
 }
 
 impl SocketShared {
     pub(crate) fn new(id: u64, ty: SocketType, ctx: Arc<ContextState>) -> Self {
         let options = Options::default();
         let seed = crate::seed::random_seed();
+        let inbound = Arc::new(InboundBudget::new(options.inbound_budget));
+        let mut pipes = Pipes::new();
+        pipes.set_byte_limit(options.inbound_budget);
         SocketShared {
             id,
             ty,
             core: Mutex::new(SocketCore {
                 pattern: pattern::new_pattern(ty, &pattern_options(&options), seed),
-                pipes: Pipes::new(),
+                pipes,
                 options,
                 monitor: None,
                 direct: IdMap::default(),
                 last_was_recv: false,
                 last_endpoint: None,
+                inbound: inbound.clone(),
             }),
             waiters: WaiterList::new(),
             ctx,
             closed: AtomicBool::new(false),
             report: Arc::new(ReportSlot::new()),
+            inbound,
         }
     }
 

@@ -456,6 +456,14 @@ option_accessors! {
     /// Largest inbound message accepted (`ZMQ_MAXMSGSIZE`); a peer that
     /// sends a larger one is disconnected. `None` is unlimited.
     maxmsgsize, set_maxmsgsize: Option<u64>;
+    /// Bytes this socket may hold of messages still arriving, summed over
+    /// its connections (default 320 MiB; `None` is unlimited; not in
+    /// libzmq). When they overdraw it, the connection that holds the
+    /// most is dropped (`stats().disconnected_over_budget`, and a
+    /// `Disconnected` event with `ProtocolError::InboundBudget`). The
+    /// same figure bounds complete messages waiting to be read, by
+    /// pausing reading as the receive HWM does. Takes effect at once.
+    inbound_budget, set_inbound_budget: Option<u64>;
     /// ROUTER: fail sends to unknown peers with [`Error::HostUnreachable`]
     /// and block at the HWM, instead of dropping (`ZMQ_ROUTER_MANDATORY`).
     router_mandatory, set_router_mandatory: bool;

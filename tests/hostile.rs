@@ -16,6 +16,12 @@
 //!
 //! The two attacks run one after the other (see [`SERIAL`]) so that each
 //! one's memory figures are its own.
+//!
+//! Then the streaming attack of issue 16: peers that complete the
+//! handshake, send an empty delimiter, announce a 2^40-byte body and
+//! stream it. The socket's `inbound_budget` must drop them (the one that
+//! holds the most first) while the server's memory stays within the
+//! budget plus a fixed overhead, and the good client is served all along.
 
 use ferrozmq::{Context, Error, EventKind, Message, MonitorEvent, ProtocolError, SocketType};
 use std::collections::HashMap;
@@ -120,6 +126,181 @@ fn ready_and_oversized_frame_in_one_read_count_as_handshaken() {
         )),
         "expected Disconnected(MessageTooLarge), got {kinds:?}"
     );
+}
+
+/// The server's `inbound_budget` in the streaming attacks: small, so that
+/// the attack is quick, and far above what the good client needs.
+const STREAM_BUDGET: u64 = 32 << 20;
+/// What one streaming attacker sends at most before the test gives up on
+/// the server ever dropping it: without the budget, the server would hold
+/// all of it.
+const STREAM_CAP: usize = 512 << 20;
+
+#[test]
+fn one_streaming_attacker_is_dropped_at_the_budget() {
+    stream_attack(1);
+}
+
+#[test]
+fn many_streaming_attackers_cost_at_most_the_budget() {
+    stream_attack(8);
+}
+
+/// A peer that completes its handshake and a round trip, then sends an
+/// empty delimiter, announces a 2^40-byte body and streams zeros until
+/// the server drops it. Returns its address, the bytes it sent and how
+/// it learnt of the end.
+fn streamer(server: SocketAddr) -> Result<(String, usize, Ended), String> {
+    let (mut s, peer) = dial(server)?;
+    let hello = concat(&[&greeting(), &ready(Some("REQ")), &REQUEST_PING]);
+    if let Some(kind) = write_lenient(&mut s, &hello)? {
+        return Err(format!("reset during the handshake: {kind:?}"));
+    }
+    await_reply(&mut s, b"ping")?;
+    let mut head = vec![0x01, 0x00, 0x02]; // delimiter (MORE), LONG header
+    head.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    let mut sent = 0;
+    let chunk = vec![0u8; 64 * 1024];
+    let mut next: &[u8] = &head;
+    while sent < STREAM_CAP {
+        if let Some(kind) = write_lenient(&mut s, next)? {
+            return Ok((peer, sent, Ended::Reset(kind)));
+        }
+        sent += next.len();
+        next = &chunk;
+    }
+    Err(format!("{peer}: not dropped after streaming {sent} bytes"))
+}
+
+fn stream_attack(attackers: usize) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let ctx = Context::new();
+    let server = ctx.socket(SocketType::Rep).expect("server socket");
+    server.set_inbound_budget(Some(STREAM_BUDGET));
+    server.set_linger(Some(Duration::ZERO));
+    let mon = server.monitor();
+    let endpoint = server.bind("tcp://127.0.0.1:*").expect("bind");
+    let addr: SocketAddr = endpoint
+        .trim_start_matches("tcp://")
+        .parse()
+        .expect("bound address");
+    let server = Arc::new(server);
+    let server_stop = Arc::new(AtomicBool::new(false));
+    let server_thread = {
+        let (server, stop) = (server.clone(), server_stop.clone());
+        thread::spawn(move || -> Result<u64, String> {
+            let mut served = 0;
+            while !stop.load(Ordering::Relaxed) {
+                match server.recv_timeout(Duration::from_millis(50)) {
+                    Ok(m) => {
+                        server
+                            .send_timeout(m, STEP)
+                            .map_err(|e| format!("reply: {}", e.error))?;
+                        served += 1;
+                    }
+                    Err(Error::TimedOut) => {}
+                    Err(e) => return Err(format!("server recv: {e}")),
+                }
+            }
+            Ok(served)
+        })
+    };
+    let good_stop = Arc::new(AtomicBool::new(false));
+    let (progress_tx, progress) = mpsc::channel();
+    let good = spawn_good_client(endpoint.clone(), good_stop.clone(), progress_tx);
+    let mut round_trips = 0;
+    wait_progress(&progress, &mut round_trips, 1, Instant::now() + PHASE);
+    assert!(round_trips >= 1, "good client never got a first reply");
+
+    // The peak from here on is this attack's (Linux resets VmHWM to the
+    // current RSS on "5").
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let rss_before = proc_kib("VmRSS:");
+    let at_start = round_trips;
+    let start = Instant::now();
+    let streams: Vec<_> = (0..attackers)
+        .map(|_| thread::spawn(move || streamer(addr)))
+        .collect();
+    let results: Vec<_> = streams
+        .into_iter()
+        .map(|t| t.join().unwrap_or_else(|_| Err("streamer panicked".into())))
+        .collect();
+    let took = start.elapsed();
+    let hwm_after = proc_kib("VmHWM:");
+    wait_progress(
+        &progress,
+        &mut round_trips,
+        at_start + GOOD_ROUND_TRIPS,
+        Instant::now() + PHASE,
+    );
+    let mut outcomes = Vec::new();
+    for r in results {
+        outcomes.push(r.unwrap_or_else(|e| panic!("attacker: {e}")));
+    }
+    let peers: Vec<String> = outcomes.iter().map(|(p, _, _)| p.clone()).collect();
+    let mut events = Events::new();
+    let complete = collect_events(&mon, &mut events, &peers, Instant::now() + PHASE);
+    // Only now: its own disconnection is not part of the attack.
+    good_stop.store(true, Ordering::Relaxed);
+    let good_result = good.join().expect("good client thread");
+    server_stop.store(true, Ordering::Relaxed);
+    let served = server_thread.join().expect("server thread");
+    let sent: usize = outcomes.iter().map(|(_, n, _)| n).sum();
+    eprintln!(
+        "[{attackers} streaming attacker(s), budget {} MiB] dropped after {:.1} MiB sent \
+         in all, in {took:?}; VmRSS before {:?} KiB, VmHWM during {:?} KiB; good client: \
+         {} round trips during the attack",
+        STREAM_BUDGET >> 20,
+        sent as f64 / f64::from(1 << 20),
+        rss_before,
+        hwm_after,
+        round_trips - at_start
+    );
+
+    assert!(complete, "not every attacker got a terminal monitor event");
+    for peer in &peers {
+        let kinds = &events[peer];
+        assert!(
+            kinds.iter().any(|k| matches!(
+                k,
+                EventKind::Disconnected {
+                    reason: Some(ProtocolError::InboundBudget {
+                        budget: STREAM_BUDGET,
+                        ..
+                    }),
+                    ..
+                }
+            )),
+            "{peer}: {kinds:?}"
+        );
+    }
+    assert_eq!(
+        server.stats().disconnected_over_budget,
+        attackers as u64,
+        "each attacker dropped once"
+    );
+    for (ep, kinds) in &events {
+        assert!(
+            peers.contains(ep) || !kinds.iter().any(is_terminal),
+            "non-attacker {ep} was dropped: {kinds:?}"
+        );
+    }
+    let good_total = good_result.unwrap_or_else(|e| panic!("good client failed: {e}"));
+    assert!(
+        good_total - at_start >= GOOD_ROUND_TRIPS,
+        "good client made only {} round trips after the attack began",
+        good_total - at_start
+    );
+    served.unwrap_or_else(|e| panic!("server failed: {e}"));
+    if let (Some(before), Some(peak)) = (rss_before, hwm_after) {
+        let growth = peak.saturating_sub(before);
+        let limit = (STREAM_BUDGET >> 10) + RSS_LIMIT_KIB;
+        assert!(
+            growth < limit,
+            "VmRSS grew by {growth} KiB under the attack (budget {} KiB + {RSS_LIMIT_KIB} KiB)",
+            STREAM_BUDGET >> 10
+        );
+    }
 }
 
 // ----- helpers: randomness, ZMTP bytes, /proc -----
@@ -709,6 +890,7 @@ fn reason_name(r: &ProtocolError) -> &'static str {
         ProtocolError::HeartbeatTimeout => "HeartbeatTimeout",
         ProtocolError::PeerError(_) => "PeerError",
         ProtocolError::DuplicateRoutingId => "DuplicateRoutingId",
+        ProtocolError::InboundBudget { .. } => "InboundBudget",
         _ => "other",
     }
 }

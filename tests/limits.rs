@@ -651,3 +651,26 @@ fn router_unroutable_is_counted_or_refused() {
     assert_eq!(router.stats().dropped_unroutable, 2);
     assert_eq!(router.stats().dropped_hwm, 0);
 }
+
+/// A legitimate 256 MiB message arrives whole with default options: the
+/// default inbound budget (320 MiB) leaves room for it.
+#[test]
+fn a_256_mib_message_arrives_whole_with_default_options() {
+    let ctx = Context::new();
+    let pull = sock(&ctx, SocketType::Pull);
+    let ep = bind_local(&pull);
+    let push = sock(&ctx, SocketType::Push);
+    push.set_linger(Some(TIMEOUT));
+    push.connect(&ep).expect("connect");
+    let body = Bytes::from(vec![0x5a; 256 << 20]);
+    if let Err(e) = push.send_timeout(Message::from(body.clone()), TIMEOUT) {
+        panic!("send: {:?}", e.error);
+    }
+    let got = match pull.recv_timeout(TIMEOUT * 3) {
+        Ok(m) => m,
+        Err(e) => panic!("the 256 MiB message did not arrive: {e:?}"),
+    };
+    assert_eq!(got.len(), 1);
+    assert!(got.first() == Some(&body), "the message arrived changed");
+    assert_eq!(pull.stats().disconnected_over_budget, 0);
+}

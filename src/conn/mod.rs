@@ -17,11 +17,13 @@
 //! Writing: messages move from the pipe into the session's output in
 //! batches of up to [`WRITE_BATCH`] bytes, one `write` per batch.
 
+pub(crate) mod budget;
 pub(crate) mod owner;
 
 use crate::error::ProtocolError;
 use crate::pattern::{PipeId, Pipes};
 use crate::zmtp::{Session, SessionEvent};
+use budget::{InboundBudget, Share};
 use bytes::{BufMut, BytesMut};
 use mio::net::TcpStream;
 use mio::Token;
@@ -30,6 +32,7 @@ use parking_lot::Mutex;
 use std::io::{self, IoSlice, Write};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The largest read. Reads start at [`MIN_READ`] and double while they
@@ -85,7 +88,12 @@ pub(crate) struct EngineShared {
 
 impl EngineShared {
     /// A connection that has not started its handshake.
-    pub(crate) fn new(stream: TcpStream, session: Session, token: Token) -> EngineShared {
+    pub(crate) fn new(
+        stream: TcpStream,
+        session: Session,
+        token: Token,
+        budget: Arc<InboundBudget>,
+    ) -> EngineShared {
         use std::os::fd::AsRawFd;
         EngineShared {
             fd: stream.as_raw_fd(),
@@ -99,6 +107,9 @@ impl EngineShared {
                 broken: None,
                 armed: None,
                 last_direct_write: None,
+                budget,
+                share: Share::default(),
+                overdrawn: false,
             }),
             token,
             owner: ReadOwner::new(),
@@ -131,6 +142,12 @@ pub(crate) struct EngineIo {
     pub(crate) armed: Option<Instant>,
     /// When a sending thread last wrote directly; see `wait::borrow`.
     pub(crate) last_direct_write: Option<Instant>,
+    /// The socket's inbound budget, and this connection's share of it.
+    budget: Arc<InboundBudget>,
+    share: Share,
+    /// Reading stopped because the budget is overdrawn, until the I/O
+    /// thread has dropped the connection that holds the most.
+    pub(crate) overdrawn: bool,
 }
 
 /// How a read pass reaches the socket's pipes.
@@ -157,6 +174,9 @@ pub(crate) enum ReadStop {
     Budget,
     /// The connection failed; see `EngineIo::broken`.
     Broken,
+    /// The socket's inbound budget is overdrawn (`EngineIo::overdrawn`):
+    /// the I/O thread must drop the connection that holds the most.
+    Overdrawn,
 }
 
 impl EngineIo {
@@ -189,7 +209,32 @@ impl EngineIo {
     /// Runs the session's decoder over what has been read (the I/O
     /// thread's handshake path; `read_ready` does this past it).
     pub(crate) fn decode(&mut self, now: Instant) -> Result<(), ProtocolError> {
-        self.session.handle_input(&mut self.read_buf, now)
+        let decoded = self.session.handle_input(&mut self.read_buf, now);
+        self.account();
+        decoded
+    }
+
+    /// Reports what this connection holds for a message still arriving:
+    /// the unparsed input and the frames of the message so far. Sets
+    /// `overdrawn` when that overdraws the socket's budget.
+    fn account(&mut self) -> bool {
+        let held =
+            (self.read_buf.len() as u64).saturating_add(self.session.partial_message_bytes());
+        if self.share.update(&self.budget, held) {
+            self.overdrawn = true;
+        }
+        self.overdrawn
+    }
+
+    /// What this connection holds for a message still arriving, as its
+    /// socket's budget counts it.
+    pub(crate) fn held(&self) -> u64 {
+        self.share.reported()
+    }
+
+    /// The connection is closing: its share of the budget goes back.
+    pub(crate) fn release_budget(&mut self) {
+        self.share.release(&self.budget);
     }
 
     /// Gives back an empty read buffer, so that an idle connection holds
@@ -218,6 +263,9 @@ impl EngineIo {
             if self.read_paused {
                 return ReadStop::Paused;
             }
+            if self.overdrawn {
+                return ReadStop::Overdrawn;
+            }
             let short = match self.fill() {
                 Ok((0, _)) => {
                     self.broken = Some(Close::Eof);
@@ -240,6 +288,9 @@ impl EngineIo {
             if let Err(p) = decoded {
                 self.broken = Some(Close::Protocol(p));
                 return ReadStop::Broken;
+            }
+            if self.account() {
+                return ReadStop::Overdrawn;
             }
             if short && !self.peer_closed {
                 self.release_idle_buffer();

@@ -449,6 +449,14 @@ impl IoThread {
         Some(c)
     }
 
+    /// The engine of a connecter's connection, if it has one.
+    pub(super) fn connecter_engine(&self, id: u64) -> Option<Token> {
+        match self.connecters.get(&id)?.state {
+            State::Connected(token) => Some(token),
+            _ => None,
+        }
+    }
+
     /// The status of one connecter, for `Socket::endpoints()`.
     pub(super) fn connecter_status(&self, id: u64) -> Option<EndpointStatus> {
         let c = self.connecters.get(&id)?;

@@ -117,7 +117,12 @@ impl Engine {
             heartbeat_ttl: options.heartbeat_ttl,
         };
         Ok(Engine {
-            shared: Arc::new(EngineShared::new(stream, Session::new(config, now), token)),
+            shared: Arc::new(EngineShared::new(
+                stream,
+                Session::new(config, now),
+                token,
+                socket.inbound.clone(),
+            )),
             socket,
             pipe,
             connecter,
@@ -203,7 +208,7 @@ impl IoThread {
             if e.ready {
                 return self.engine_read_ready(token);
             }
-            let shared = e.shared.clone();
+            let (shared, socket) = (e.shared.clone(), e.socket.id);
             let mut io = shared.io.lock();
             match io.fill() {
                 Ok((0, _)) => {
@@ -224,7 +229,16 @@ impl IoThread {
                 }
             }
             let decoded = io.decode(self.now);
+            let overdrawn = io.overdrawn;
             drop(io);
+            if overdrawn {
+                // Mid-handshake too: a command frame may announce a huge
+                // body when `maxmsgsize` is unset.
+                self.enforce_budget(socket);
+                if !self.engines.contains_key(&token) {
+                    return;
+                }
+            }
             // Events completed before an error (READY, messages) still
             // count: the peer did finish its handshake, and its messages
             // were whole.
@@ -273,6 +287,7 @@ impl IoThread {
                     self.close_engine(token, why);
                 }
             }
+            ReadStop::Overdrawn => self.enforce_budget(socket.id),
             ReadStop::Budget => {
                 self.deferred.push(token);
                 self.engine_after_io(token);
@@ -335,7 +350,7 @@ impl IoThread {
     /// reports a connection that is already readable, so bytes waiting
     /// in the kernel are read on the next turn. Returns false if the
     /// engine is still handed off.
-    fn take_back_reads(&mut self, token: Token) -> bool {
+    pub(super) fn take_back_reads(&mut self, token: Token) -> bool {
         let Some(e) = self.engines.get(&token) else {
             return true;
         };
@@ -585,12 +600,16 @@ impl IoThread {
     /// A borrower met a failure or left bytes unread: let the I/O thread
     /// look at the engine.
     pub(super) fn engine_check(&mut self, token: Token) {
-        let broken = match self.engines.get(&token) {
-            Some(e) => e.shared.io.lock().broken.take(),
+        let (broken, overdrawn, socket) = match self.engines.get(&token) {
+            Some(e) => {
+                let mut io = e.shared.io.lock();
+                (io.broken.take(), io.overdrawn, e.socket.id)
+            }
             None => return,
         };
         match broken {
             Some(why) => self.close_engine(token, why),
+            None if overdrawn => self.enforce_budget(socket),
             None => {
                 self.engine_read(token);
                 self.engine_rearm(token);
@@ -642,10 +661,11 @@ impl IoThread {
         let Some(mut e) = self.engines.remove(&token) else {
             return;
         };
-        let _ = self
-            .poll
-            .registry()
-            .deregister(&mut e.shared.io.lock().stream);
+        {
+            let mut io = e.shared.io.lock();
+            let _ = self.poll.registry().deregister(&mut io.stream);
+            io.release_budget();
+        }
         if let Some((_, key)) = e.timer.take() {
             self.timers.cancel(key);
         }

@@ -63,18 +63,7 @@ impl IoThread {
             tally: Tally::default(),
         });
         // What the engines wrote until now was delivered before the close.
-        let engines: Vec<_> = entry
-            .accepted
-            .iter()
-            .copied()
-            .chain(entry.connecters.iter().filter_map(|c| {
-                match self.connecters.get(c).map(|c| &c.state) {
-                    Some(State::Connected(token)) => Some(*token),
-                    _ => None,
-                }
-            }))
-            .collect();
-        for token in engines {
+        for token in self.socket_engines(id) {
             if let Some(e) = self.engines.get_mut(&token) {
                 e.written_at_close = e.shared.io.lock().session.messages_written();
             }

@@ -11,8 +11,11 @@
 //! - `engine.rs`: each connection's lifecycle (handshake, registration,
 //!   timers, closing) and the policy of handing its reads to application
 //!   threads; the connection itself is `crate::conn`;
-//! - `linger.rs`: closing sockets and terminating the context.
+//! - `linger.rs`: closing sockets and terminating the context;
+//! - `budget.rs`: which connection to drop when a socket's inbound
+//!   budget is overdrawn.
 
+mod budget;
 mod connecter;
 mod engine;
 mod linger;
@@ -299,6 +302,25 @@ impl IoThread {
             .iter()
             .filter_map(|id| self.connecter_status(*id));
         listeners.chain(connecters).collect()
+    }
+
+    /// Every connection of a socket: those it accepted and those its
+    /// connecters made.
+    fn socket_engines(&self, socket: u64) -> Vec<Token> {
+        let Some(entry) = self.sockets.get(&socket) else {
+            return Vec::new();
+        };
+        entry
+            .accepted
+            .iter()
+            .copied()
+            .chain(
+                entry
+                    .connecters
+                    .iter()
+                    .filter_map(|c| self.connecter_engine(*c)),
+            )
+            .collect()
     }
 
     /// The entry for a socket, created on its first bind or connect.

@@ -79,6 +79,10 @@ pub struct Stats {
     /// connection carrying them was lost. Each resend abandons a copy
     /// that may still be answered late (and is then discarded).
     pub requests_resent: u64,
+    /// Not a message count: connections dropped because the socket's
+    /// `inbound_budget` was overdrawn and they held the most of it (each
+    /// with the message it was sending).
+    pub disconnected_over_budget: u64,
 }
 
 /// Options that change pattern behaviour.

@@ -100,8 +100,11 @@ impl Pipe {
         self.ever_connected
     }
 
-    fn low_water(&self) -> usize {
-        self.rcvhwm / 2
+    /// Whether the queue is short enough for reading to resume after a
+    /// pause: at half the HWM (or any length when there is no HWM, so
+    /// that a pause for the byte limit alone ends with it).
+    fn below_low_water(&self) -> bool {
+        self.rcvhwm == 0 || self.inbound.len() <= self.rcvhwm / 2
     }
 }
 
@@ -118,6 +121,16 @@ pub struct Pipes {
     /// Orphaned pipes that have been drained; the socket detaches them.
     dead: Vec<PipeId>,
     wake_app: bool,
+    /// Body bytes of every message in every `inbound` queue.
+    inbound_bytes: u64,
+    /// Reading pauses when `inbound_bytes` reaches this (the socket's
+    /// inbound budget): a byte HWM over all pipes, on top of each pipe's
+    /// `rcvhwm` in messages, so that queued messages never make the
+    /// budget drop a connection.
+    byte_limit: Option<u64>,
+    /// Pipes paused because of `byte_limit`, resumed when the queued
+    /// bytes fall to half of it.
+    byte_paused: Vec<PipeId>,
     /// Counters of messages dropped where ZeroMQ semantics drop them.
     pub stats: Stats,
 }
@@ -152,10 +165,29 @@ impl Pipes {
     /// Removes a pipe, returning it with whatever it still held.
     pub fn remove(&mut self, id: PipeId) -> Option<Pipe> {
         let pipe = self.pipes.remove(&id).map(|b| *b);
-        if pipe.is_some() {
+        if let Some(p) = &pipe {
             self.wake_app = true;
+            let bytes: u64 = p.inbound.iter().map(|m| m.byte_len() as u64).sum();
+            self.inbound_bytes = self.inbound_bytes.saturating_sub(bytes);
         }
         pipe
+    }
+
+    /// Sets the socket's inbound budget, which bounds the bytes queued in
+    /// all `inbound` queues together (see `byte_limit`); `None` is none.
+    pub fn set_byte_limit(&mut self, limit: Option<u64>) {
+        self.byte_limit = limit;
+    }
+
+    /// Body bytes of all messages waiting to be read.
+    pub fn inbound_bytes(&self) -> u64 {
+        self.inbound_bytes
+    }
+
+    /// Whether the queued bytes are above half the byte limit: paused
+    /// pipes stay paused until they are not.
+    fn bytes_above_low_water(&self) -> bool {
+        self.byte_limit.is_some_and(|l| self.inbound_bytes > l / 2)
     }
 
     /// The pipe with this id.
@@ -219,13 +251,18 @@ impl Pipes {
         let Some(p) = self.pipes.get_mut(&id) else {
             return false;
         };
+        self.inbound_bytes = self.inbound_bytes.saturating_add(msg.byte_len() as u64);
         p.inbound.push_back(msg);
         if !p.in_ring {
             p.in_ring = true;
             self.readable.push_back(id);
         }
         self.wake_app = true;
-        if p.rcvhwm != 0 && p.inbound.len() >= p.rcvhwm {
+        let over_bytes = self.byte_limit.is_some_and(|l| self.inbound_bytes >= l);
+        if over_bytes && !self.byte_paused.contains(&id) {
+            self.byte_paused.push(id);
+        }
+        if over_bytes || (p.rcvhwm != 0 && p.inbound.len() >= p.rcvhwm) {
             p.read_paused = true;
             false
         } else {
@@ -358,6 +395,7 @@ impl Pipes {
     pub fn read_from(&mut self, id: PipeId) -> Option<Message> {
         let p = self.pipes.get_mut(&id)?;
         let msg = p.inbound.pop_front()?;
+        self.inbound_bytes = self.inbound_bytes.saturating_sub(msg.byte_len() as u64);
         if p.inbound.is_empty() {
             // An idle pipe holds no buffer: with thousands of mostly idle
             // peers this is most of a pipe's memory. Only small queues are
@@ -370,11 +408,42 @@ impl Pipes {
                 self.dead.push(id);
             }
         }
-        if p.read_paused && p.inbound.len() <= p.low_water() {
-            p.read_paused = false;
-            self.io_requests.push(IoRequest::ResumeRead(id));
+        let resumable = self
+            .pipes
+            .get(&id)
+            .is_some_and(|p| p.read_paused && p.below_low_water());
+        if self.bytes_above_low_water() {
+            // Its own queue allows reading, the socket's bytes not yet:
+            // it goes on waiting with those paused for the bytes.
+            if resumable && !self.byte_paused.contains(&id) {
+                self.byte_paused.push(id);
+            }
+        } else {
+            self.resume_byte_paused();
+            if let Some(p) = self.pipes.get_mut(&id) {
+                if p.read_paused && p.below_low_water() {
+                    p.read_paused = false;
+                    self.io_requests.push(IoRequest::ResumeRead(id));
+                }
+            }
         }
         Some(msg)
+    }
+
+    /// The queued bytes fell to half the byte limit: pipes paused for it
+    /// read again, unless their own HWM still holds them.
+    fn resume_byte_paused(&mut self) {
+        if self.byte_paused.is_empty() {
+            return;
+        }
+        for id in std::mem::take(&mut self.byte_paused) {
+            if let Some(p) = self.pipes.get_mut(&id) {
+                if p.read_paused && p.below_low_water() {
+                    p.read_paused = false;
+                    self.io_requests.push(IoRequest::ResumeRead(id));
+                }
+            }
+        }
     }
 
     /// Fair-queued read: the next message from the pipes that have input,
@@ -475,6 +544,111 @@ mod tests {
         assert!(pipes.take_io_requests().is_empty());
         pipes.read_next();
         assert_eq!(pipes.take_io_requests(), vec![IoRequest::ResumeRead(id)]);
+    }
+
+    #[test]
+    fn queued_bytes_pause_every_pipe_and_resume_at_half() {
+        let mut pipes = Pipes::new();
+        let (a, b) = (PipeId(1), PipeId(2));
+        pipes.insert(a, 0, 1000);
+        pipes.insert(b, 0, 0);
+        pipes.set_byte_limit(Some(100));
+        let msg = || Message::from(vec![0u8; 30]);
+        assert!(pipes.deliver(a, msg()));
+        assert!(pipes.deliver(b, msg()));
+        assert!(pipes.deliver(a, msg()));
+        assert!(!pipes.deliver(b, msg()), "120 bytes queued: b pauses");
+        assert!(!pipes.deliver(a, msg()), "and so does a");
+        assert_eq!(pipes.inbound_bytes(), 150);
+        pipes.read_next();
+        pipes.read_next();
+        pipes.read_next();
+        assert_eq!(pipes.take_io_requests(), vec![], "60 bytes: above half");
+        pipes.read_next();
+        let mut resumed = pipes.take_io_requests();
+        resumed.sort_by_key(|r| match r {
+            IoRequest::ResumeRead(p) | IoRequest::Flush(p) => *p,
+        });
+        assert_eq!(
+            resumed,
+            vec![IoRequest::ResumeRead(a), IoRequest::ResumeRead(b)],
+            "30 bytes: both read again"
+        );
+        pipes.remove(b);
+        assert_eq!(pipes.inbound_bytes(), 30, "b's queue went with it");
+    }
+
+    /// Over random deliveries, reads, disconnections (the pipe removed)
+    /// and reconnections (a new pipe), in any order: the queued bytes are
+    /// exactly the bodies queued, the byte limit is passed by at most one
+    /// message per pipe, and once the application has read everything no
+    /// pipe is left paused.
+    #[test]
+    fn queued_bytes_follow_any_order_of_events() {
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..100 {
+            let mut pipes = Pipes::new();
+            pipes.set_byte_limit(Some(1000));
+            let mut live: Vec<PipeId> = Vec::new();
+            let mut paused: Vec<PipeId> = Vec::new();
+            let mut next_id = 1;
+            for _ in 0..500 {
+                match next() % 6 {
+                    0 => {
+                        let id = PipeId(next_id);
+                        next_id += 1;
+                        pipes.insert(id, 0, (next() % 8) as usize);
+                        live.push(id);
+                    }
+                    1 if !live.is_empty() => {
+                        let id = live.swap_remove((next() as usize) % live.len());
+                        pipes.remove(id);
+                        paused.retain(|p| *p != id);
+                    }
+                    2 | 3 if !live.is_empty() => {
+                        let id = live[(next() as usize) % live.len()];
+                        if !paused.contains(&id) {
+                            let len = (next() % 300) as usize;
+                            if !pipes.deliver(id, Message::from(vec![0u8; len])) {
+                                paused.push(id);
+                            }
+                        }
+                    }
+                    _ => {
+                        pipes.read_next();
+                    }
+                }
+                for r in pipes.take_io_requests() {
+                    if let IoRequest::ResumeRead(id) = r {
+                        paused.retain(|p| *p != id);
+                    }
+                }
+                let queued: u64 = live
+                    .iter()
+                    .filter_map(|id| pipes.get(*id))
+                    .flat_map(|p| p.inbound.iter())
+                    .map(|m| m.byte_len() as u64)
+                    .sum();
+                assert_eq!(pipes.inbound_bytes(), queued, "round {round}");
+                // Each pipe stops at its own next delivery past the limit.
+                let bound = 1000 + 300 * live.len() as u64;
+                assert!(queued < bound, "round {round}: {queued} bytes queued");
+            }
+            while pipes.read_next().is_some() {}
+            for r in pipes.take_io_requests() {
+                if let IoRequest::ResumeRead(id) = r {
+                    paused.retain(|p| *p != id);
+                }
+            }
+            assert_eq!(pipes.inbound_bytes(), 0);
+            assert!(paused.is_empty(), "round {round}: {paused:?} left paused");
+        }
     }
 
     #[test]

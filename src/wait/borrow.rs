@@ -117,7 +117,7 @@ pub(crate) fn read_engine(
         }
         return None;
     };
-    if io.read_paused || io.broken.is_some() {
+    if io.read_paused || io.overdrawn || io.broken.is_some() {
         return Some(false);
     }
     if revents & libc::POLLRDHUP != 0 {
@@ -132,8 +132,10 @@ pub(crate) fn read_engine(
             io.broken = Some(Close::Io(e));
         }
     }
-    let check = matches!(stop, ReadStop::Broken | ReadStop::Budget)
-        || io.broken.is_some()
+    let check = matches!(
+        stop,
+        ReadStop::Broken | ReadStop::Budget | ReadStop::Overdrawn
+    ) || io.broken.is_some()
         || io.deadline_moved_earlier();
     drop(io);
     if check {

@@ -157,7 +157,7 @@ impl ParkSet {
         if read && self.has_fd() && can_park(core) {
             for (pipe, engine) in core.direct.iter() {
                 let seen = engine.io.try_lock().map(|io| Seen {
-                    needs_no_reader: io.read_paused || io.broken.is_some(),
+                    needs_no_reader: io.read_paused || io.overdrawn || io.broken.is_some(),
                     streaming: io.is_streaming(),
                 });
                 let wanted = should_arm(engine.owner.is_handed_off(), seen);

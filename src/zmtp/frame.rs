@@ -153,6 +153,12 @@ impl FrameDecoder {
         self.wanted
     }
 
+    /// Body bytes of the frames decoded so far of a message not yet
+    /// complete (frames with MORE); 0 between messages.
+    pub fn message_bytes(&self) -> u64 {
+        self.msg_bytes
+    }
+
     /// Takes the next whole frame from the front of `input`, or returns
     /// `Ok(None)` and leaves `input` untouched when it is incomplete.
     ///

@@ -469,6 +469,14 @@ impl Session {
         self.msg_ends.len() + self.early_ends.len()
     }
 
+    /// Body bytes received of the message not yet complete: its frames
+    /// decoded so far. With the unparsed input the caller still holds,
+    /// what this connection makes us hold for a message still arriving
+    /// (the inbound budget, `conn::budget`).
+    pub fn partial_message_bytes(&self) -> u64 {
+        self.decoder.message_bytes()
+    }
+
     /// Messages wholly written so far (handed to the kernel; whether the
     /// peer read them is not known).
     pub fn messages_written(&self) -> u64 {
