@@ -1,9 +1,12 @@
 //! Frame headers (RFC 23, "Framing") and the incremental frame decoder.
 //!
 //! A frame is a flags byte, a size (one byte, or eight big-endian bytes
-//! when the LONG flag is set) and a body. The decoder never consumes a
-//! partial frame: it looks at the front of the caller's buffer and, once a
-//! whole frame is there, splits the body off as a zero-copy [`Bytes`].
+//! when the LONG flag is set) and a body. The decoder looks at the front
+//! of the caller's buffer and, once a whole frame is there, splits the
+//! body off as a zero-copy [`Bytes`]. A body of [`LARGE_BODY`] or more is
+//! the exception: it is taken out of the buffer as it arrives, in the
+//! chunks it arrives in, and copied into one buffer once complete (see
+//! [`FrameDecoder`]).
 
 use crate::error::ProtocolError;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -24,6 +27,14 @@ pub const MAX_SHORT_BODY: usize = 255;
 /// handshake (libzmq applies `maxmsgsize` to READY too, which makes very
 /// small limits unusable).
 pub const MIN_COMMAND_LIMIT: u64 = 64 * 1024;
+
+/// Bodies at least this large are gathered in chunks as they arrive
+/// instead of waiting, whole, in the caller's read buffer. Growing that
+/// buffer to the body's size reallocated it again and again, and every
+/// copy stayed in the process's footprint: a hundred peers streaming
+/// huge bodies cost more than twice what they had sent. In chunks, a
+/// body costs what has arrived of it, plus one copy when it completes.
+pub const LARGE_BODY: usize = 1024 * 1024;
 
 /// Bytes/Vec cannot hold more than `isize::MAX` bytes, so a larger frame
 /// can never be received whatever the configured limit.
@@ -134,6 +145,21 @@ pub struct FrameDecoder {
     msg_bytes: u64,
     /// Bytes missing for the next frame after the last `decode` call.
     wanted: usize,
+    /// A large body being gathered (header already consumed).
+    large: Option<LargeBody>,
+}
+
+/// A body of [`LARGE_BODY`] or more, gathered as it arrives.
+#[derive(Clone, Debug)]
+struct LargeBody {
+    more: bool,
+    command: bool,
+    /// The chunks so far, in order.
+    chunks: Vec<Bytes>,
+    /// Their total length.
+    got: usize,
+    /// The body's announced length (its header was checked).
+    len: usize,
 }
 
 impl FrameDecoder {
@@ -143,6 +169,7 @@ impl FrameDecoder {
             max_msg_size,
             msg_bytes: 0,
             wanted: 2,
+            large: None,
         }
     }
 
@@ -153,10 +180,18 @@ impl FrameDecoder {
         self.wanted
     }
 
-    /// Body bytes of the frames decoded so far of a message not yet
-    /// complete (frames with MORE); 0 between messages.
+    /// Whether a large body is being gathered: its header and what has
+    /// arrived of it have been taken from the input.
+    pub fn is_gathering(&self) -> bool {
+        self.large.is_some()
+    }
+
+    /// Body bytes received of a message not yet complete: its frames
+    /// decoded so far (with MORE) and what has arrived of a large body
+    /// being gathered; 0 between messages.
     pub fn message_bytes(&self) -> u64 {
-        self.msg_bytes
+        let gathering = self.large.as_ref().map_or(0, |l| l.got as u64);
+        self.msg_bytes.saturating_add(gathering)
     }
 
     /// Takes the next whole frame from the front of `input`, or returns
@@ -166,6 +201,9 @@ impl FrameDecoder {
     /// the body has arrived, so an oversized frame is refused without
     /// buffering it.
     pub fn decode(&mut self, input: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
+        if self.large.is_some() {
+            return Ok(self.gather(input));
+        }
         let Some(h) = FrameHeader::parse(input)? else {
             self.wanted = if input.first().is_some_and(|f| f & FLAG_LONG != 0) {
                 9usize.saturating_sub(input.len())
@@ -184,24 +222,68 @@ impl FrameDecoder {
             .checked_add(body_len)
             .ok_or_else(|| too_large(h.body_len))?;
         if input.len() < total {
+            if body_len >= LARGE_BODY {
+                input.advance(h.header_len);
+                self.large = Some(LargeBody {
+                    more: h.more,
+                    command: h.command,
+                    chunks: Vec::new(),
+                    got: 0,
+                    len: body_len,
+                });
+                return Ok(self.gather(input));
+            }
             self.wanted = total - input.len();
             return Ok(None);
         }
         input.advance(h.header_len);
         let body = input.split_to(body_len).freeze();
-        if !h.command {
-            self.msg_bytes = if h.more {
-                self.msg_bytes.saturating_add(h.body_len)
+        Ok(Some(self.finish(h.more, h.command, body)))
+    }
+
+    /// Takes what `input` has of the large body being gathered; the frame
+    /// once it is complete.
+    fn gather(&mut self, input: &mut BytesMut) -> Option<Frame> {
+        let large = self.large.as_mut()?;
+        let take = input.len().min(large.len - large.got);
+        if take > 0 {
+            large.chunks.push(input.split_to(take).freeze());
+            large.got += take;
+        }
+        if large.got < large.len {
+            self.wanted = large.len - large.got;
+            return None;
+        }
+        let large = self.large.take()?;
+        let body = match <[Bytes; 1]>::try_from(large.chunks) {
+            Ok([one]) => one,
+            Err(chunks) => {
+                // Every byte is here: the length is no longer a claim.
+                let mut body = BytesMut::with_capacity(large.len);
+                for c in chunks {
+                    body.extend_from_slice(&c);
+                }
+                body.freeze()
+            }
+        };
+        Some(self.finish(large.more, large.command, body))
+    }
+
+    /// A whole frame: keeps the message's running size and resets.
+    fn finish(&mut self, more: bool, command: bool, body: Bytes) -> Frame {
+        if !command {
+            self.msg_bytes = if more {
+                self.msg_bytes.saturating_add(body.len() as u64)
             } else {
                 0
             };
         }
         self.wanted = 2;
-        Ok(Some(Frame {
-            more: h.more,
-            command: h.command,
+        Frame {
+            more,
+            command,
             body,
-        }))
+        }
     }
 
     fn check_size(&self, h: &FrameHeader) -> Result<(), ProtocolError> {
@@ -409,9 +491,13 @@ mod tests {
         let cap = buf.capacity();
         let mut d = FrameDecoder::new(None);
         assert_eq!(d.decode(&mut buf), Ok(None));
-        assert_eq!(buf.len(), 12);
-        assert_eq!(buf.capacity(), cap);
-        assert_eq!(d.wanted() as u64, (1u64 << 62) + 9 - 12);
+        // The header and what arrived of the body were taken, nothing was
+        // reserved: a large body is gathered as it arrives.
+        assert!(d.is_gathering());
+        assert_eq!(buf.len(), 0);
+        assert!(buf.capacity() <= cap);
+        assert_eq!(d.message_bytes(), 3);
+        assert_eq!(d.wanted() as u64, (1u64 << 62) - 3);
     }
 
     #[test]
@@ -421,6 +507,59 @@ mod tests {
         buf.extend_from_slice(&u64::MAX.to_be_bytes());
         assert!(matches!(
             FrameDecoder::new(None).decode(&mut buf),
+            Err(ProtocolError::MessageTooLarge { .. })
+        ));
+    }
+
+    /// A large body is taken out of the input as it arrives, so the input
+    /// never holds more than one read; it comes out whole, after a frame
+    /// header split anywhere, followed by the next frame.
+    #[test]
+    fn large_bodies_are_gathered_in_chunks() {
+        let body: Vec<u8> = (0..LARGE_BODY + 1000).map(|i| (i % 251) as u8).collect();
+        let mut wire = header(body.len(), true, false);
+        wire.extend_from_slice(&body);
+        wire.extend_from_slice(&header(3, false, false));
+        wire.extend_from_slice(b"end");
+        for step in [1, 7, 4096, 300_000, wire.len()] {
+            let mut d = FrameDecoder::new(None);
+            let mut input = BytesMut::new();
+            let mut frames = Vec::new();
+            let mut most_held = 0;
+            for piece in wire.chunks(step) {
+                input.extend_from_slice(piece);
+                while let Some(f) = d.decode(&mut input).expect("valid") {
+                    frames.push(f);
+                }
+                most_held = most_held.max(input.len());
+                if frames.is_empty() {
+                    let arrived = d.message_bytes() as usize + input.len();
+                    assert!(
+                        arrived <= body.len() + 9,
+                        "counts what arrived, step {step}"
+                    );
+                }
+            }
+            assert_eq!(frames.len(), 2, "step {step}");
+            assert!(frames[0].more && !frames[0].command);
+            assert_eq!(&frames[0].body[..], &body[..], "step {step}");
+            assert_eq!(&frames[1].body[..], b"end");
+            assert_eq!(d.message_bytes(), 0);
+            if step < LARGE_BODY {
+                assert!(
+                    most_held <= step + 9,
+                    "step {step}: the input held {most_held}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_body_over_maxmsgsize_is_refused_at_its_header() {
+        let mut d = FrameDecoder::new(Some(LARGE_BODY as u64));
+        let mut input = BytesMut::from(&header(LARGE_BODY + 1, false, false)[..]);
+        assert!(matches!(
+            d.decode(&mut input),
             Err(ProtocolError::MessageTooLarge { .. })
         ));
     }
