@@ -661,11 +661,10 @@ impl IoThread {
         let Some(mut e) = self.engines.remove(&token) else {
             return;
         };
-        {
-            let mut io = e.shared.io.lock();
-            let _ = self.poll.registry().deregister(&mut io.stream);
-            io.release_budget();
-        }
+        let _ = self
+            .poll
+            .registry()
+            .deregister(&mut e.shared.io.lock().stream);
         if let Some((_, key)) = e.timer.take() {
             self.timers.cancel(key);
         }
@@ -742,6 +741,7 @@ impl IoThread {
             drop(core);
             self.after_change(&socket, io, wake);
         }
+        e.shared.io.lock().retire();
         // After the pipe has what the peer sent: whoever hears of the
         // disconnection can read all of it at once.
         Self::emit(&socket, &endpoint, kind);

@@ -4,8 +4,8 @@
 //! when the LONG flag is set) and a body. The decoder looks at the front
 //! of the caller's buffer and, once a whole frame is there, splits the
 //! body off as a zero-copy [`Bytes`]. A body of [`LARGE_BODY`] or more is
-//! the exception: it is taken out of the buffer as it arrives, in the
-//! chunks it arrives in, and copied into one buffer once complete (see
+//! the exception: it is copied out of the buffer as it arrives, in the
+//! chunks it arrives in, and into one buffer once complete (see
 //! [`FrameDecoder`]).
 
 use crate::error::ProtocolError;
@@ -33,8 +33,12 @@ pub const MIN_COMMAND_LIMIT: u64 = 64 * 1024;
 /// buffer to the body's size reallocated it again and again, and every
 /// copy stayed in the process's footprint: a hundred peers streaming
 /// huge bodies cost more than twice what they had sent. In chunks, a
-/// body costs what has arrived of it, plus one copy when it completes.
+/// body costs what has arrived of it, plus one copy when it completes;
+/// copying each read costs a memcpy, far below what the network took to
+/// bring it.
 pub const LARGE_BODY: usize = 1024 * 1024;
+/// The size of the chunks a large body is gathered in.
+const GATHER_CHUNK: usize = 64 * 1024;
 
 /// Bytes/Vec cannot hold more than `isize::MAX` bytes, so a larger frame
 /// can never be received whatever the configured limit.
@@ -154,8 +158,10 @@ pub struct FrameDecoder {
 struct LargeBody {
     more: bool,
     command: bool,
-    /// The chunks so far, in order.
+    /// The full chunks so far, in order, each [`GATHER_CHUNK`] bytes.
     chunks: Vec<Bytes>,
+    /// The chunk being filled.
+    tail: BytesMut,
     /// Their total length.
     got: usize,
     /// The body's announced length (its header was checked).
@@ -178,6 +184,14 @@ impl FrameDecoder {
     /// caller must cap it before reserving anything.
     pub fn wanted(&self) -> usize {
         self.wanted
+    }
+
+    /// Forgets the frame and message in progress, freeing what was
+    /// gathered of them: the connection is gone.
+    pub fn discard(&mut self) {
+        self.large = None;
+        self.msg_bytes = 0;
+        self.wanted = 2;
     }
 
     /// Whether a large body is being gathered: its header and what has
@@ -228,6 +242,7 @@ impl FrameDecoder {
                     more: h.more,
                     command: h.command,
                     chunks: Vec::new(),
+                    tail: BytesMut::new(),
                     got: 0,
                     len: body_len,
                 });
@@ -245,27 +260,37 @@ impl FrameDecoder {
     /// once it is complete.
     fn gather(&mut self, input: &mut BytesMut) -> Option<Frame> {
         let large = self.large.as_mut()?;
-        let take = input.len().min(large.len - large.got);
-        if take > 0 {
-            large.chunks.push(input.split_to(take).freeze());
-            large.got += take;
+        let mut take = input.len().min(large.len - large.got);
+        large.got += take;
+        // Copied, not split off: a split would pin the caller's whole read
+        // buffer (up to twice the bytes it holds) and make it allocate a
+        // new one for every read. Copied into chunks of one size, so that
+        // what a dropped peer's body freed is what the next one reuses.
+        while take > 0 {
+            if large.tail.capacity() == large.tail.len() {
+                if !large.tail.is_empty() {
+                    let full = std::mem::take(&mut large.tail);
+                    large.chunks.push(full.freeze());
+                }
+                large.tail = BytesMut::with_capacity(GATHER_CHUNK);
+            }
+            let n = take.min(large.tail.capacity() - large.tail.len());
+            large.tail.extend_from_slice(&input[..n]);
+            input.advance(n);
+            take -= n;
         }
         if large.got < large.len {
             self.wanted = large.len - large.got;
             return None;
         }
         let large = self.large.take()?;
-        let body = match <[Bytes; 1]>::try_from(large.chunks) {
-            Ok([one]) => one,
-            Err(chunks) => {
-                // Every byte is here: the length is no longer a claim.
-                let mut body = BytesMut::with_capacity(large.len);
-                for c in chunks {
-                    body.extend_from_slice(&c);
-                }
-                body.freeze()
-            }
-        };
+        // Every byte is here: the length is no longer a claim.
+        let mut body = BytesMut::with_capacity(large.len);
+        for c in &large.chunks {
+            body.extend_from_slice(c);
+        }
+        body.extend_from_slice(&large.tail);
+        let body = body.freeze();
         Some(self.finish(large.more, large.command, body))
     }
 

@@ -469,6 +469,13 @@ impl Session {
         self.msg_ends.len() + self.early_ends.len()
     }
 
+    /// Frees what was received of a message not yet complete: the
+    /// connection is closed, and it will never complete.
+    pub fn discard_partial(&mut self) {
+        self.decoder.discard();
+        self.partial = Vec::new();
+    }
+
     /// Body bytes received of the message not yet complete: its frames
     /// decoded so far. With the unparsed input the caller still holds,
     /// what this connection makes us hold for a message still arriving
