@@ -20,6 +20,7 @@
 //! within a measurement the implementations take turns (in an order that
 //! rotates each round), so that machine noise is spread over all of them.
 
+mod attack;
 mod child;
 mod ferro;
 mod libzmq;
@@ -212,6 +213,13 @@ enum Kind {
         n: usize,
     },
     Idle,
+    /// `attackers` raw peers complete the handshake with a REP server (all
+    /// options at their defaults), announce a 2^34-byte body and stream it,
+    /// each until dropped or `cap_mib` sent.
+    Attack {
+        attackers: usize,
+        cap_mib: usize,
+    },
 }
 
 /// One measurement: a few metrics, each measured for several
@@ -304,6 +312,15 @@ fn measurements() -> Vec<Meas> {
             impls: &[Impl::Ferro, Impl::Libzmq],
         },
         Meas {
+            id: "attack100",
+            title: "100 peers streaming a 2^34-byte announced body to a REP with default options",
+            kind: Kind::Attack {
+                attackers: 100,
+                cap_mib: 24,
+            },
+            impls: &[Impl::Ferro, Impl::Libzmq],
+        },
+        Meas {
             id: "conn1000",
             title: "1,000 connections to one ROUTER",
             kind: Kind::Conn { n: 1000 },
@@ -344,6 +361,10 @@ fn metrics(kind: Kind) -> Vec<Metric> {
             m("TcpExtListenOverflows during the connects", "count", true),
         ],
         Kind::Idle => vec![m("CPU used over 5 s", "ms", true)],
+        Kind::Attack { .. } => vec![
+            m("server peak RSS", "MiB", true),
+            m("attackers dropped", "count", false),
+        ],
     }
 }
 
@@ -625,6 +646,18 @@ fn run_one(kind: Kind, imp: Impl, timing: &Timing) -> Result<Vec<f64>, String> {
                 all_in_ns.saturating_sub(start_ns) as f64 / 1e6,
                 overflows,
             ])
+        }
+        Kind::Attack { attackers, cap_mib } => {
+            let mut server = Proc::spawn(&["server", me, "rep", BIND, "64", "0"])?;
+            let ep = server.get("endpoint", short)?;
+            let addr = ep.trim_start_matches("tcp://").to_owned();
+            let attack = attack::start(&addr, attackers, cap_mib << 20);
+            attack.wait_streamed()?;
+            // Give the server time to read what the kernel still holds.
+            std::thread::sleep(Duration::from_millis(500));
+            let hwm = server.finish()?;
+            let dropped = attack.finish()?;
+            Ok(vec![hwm as f64 / 1024.0, dropped as f64])
         }
         Kind::Idle => {
             let idle = timing.idle_secs;
