@@ -318,7 +318,7 @@ fn measurements() -> Vec<Meas> {
                 attackers: 100,
                 cap_mib: 24,
             },
-            impls: &[Impl::Ferro, Impl::Libzmq],
+            impls: PEERS,
         },
         Meas {
             id: "conn1000",
