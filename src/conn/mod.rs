@@ -11,8 +11,9 @@
 //!
 //! Reading: bytes go straight into `read_buf` (no intermediate copy); the
 //! session splits frames off it, so large bodies are zero-copy slices. At
-//! the pipe's receive HWM reading pauses (TCP then pushes back on the
-//! peer) until the application drains below the low-water mark.
+//! the pipe's receive HWM, or at [`READ_AHEAD`] queued bytes, reading
+//! pauses (TCP then pushes back on the peer) until the application drains
+//! below the low-water mark.
 //!
 //! Writing: messages move from the pipe into the session's output in
 //! batches of up to [`WRITE_BATCH`] bytes, one `write` per batch.
@@ -21,6 +22,7 @@ pub(crate) mod budget;
 pub(crate) mod owner;
 
 use crate::error::ProtocolError;
+use crate::pattern::pipe::READ_AHEAD;
 use crate::pattern::{PipeId, Pipes};
 use crate::zmtp::{Session, SessionEvent};
 use budget::{InboundBudget, Share};
@@ -102,6 +104,7 @@ impl EngineShared {
                 session,
                 read_buf: BytesMut::new(),
                 read_size: MIN_READ,
+                read_room: READ_AHEAD,
                 read_paused: false,
                 peer_closed: false,
                 broken: None,
@@ -126,6 +129,10 @@ pub(crate) struct EngineIo {
     read_buf: BytesMut,
     /// How much the next read asks for; see [`MAX_READ`].
     read_size: usize,
+    /// Bytes the pipe had room for at the last delivery
+    /// ([`Pipes::read_room`]); reads ask for no more, so that one read
+    /// cannot carry the queue far past `rcvhwm` or [`READ_AHEAD`].
+    read_room: usize,
     /// Reading stopped at the pipe's receive HWM.
     pub(crate) read_paused: bool,
     /// The peer's FIN is in (epoll's EPOLLRDHUP, poll's POLLRDHUP). Reads
@@ -186,15 +193,20 @@ impl EngineIo {
     /// that would only say `WouldBlock`: bytes arriving after it raise a
     /// new readable edge (and make `poll` report them).
     pub(crate) fn fill(&mut self) -> io::Result<(usize, bool)> {
-        if self.read_buf.capacity() - self.read_buf.len() < self.read_size / 2 {
-            self.read_buf.reserve(self.read_size);
-        }
+        // The frame in progress may always be completed; beyond it, the
+        // read stops where the pipe would be full. The room is as of the
+        // last delivery: the application has only made more since.
+        let want = self
+            .read_room
+            .max(self.session.bytes_wanted())
+            .clamp(MIN_READ, self.read_size);
+        self.make_room(want);
         let sock = socket2::SockRef::from(&self.stream);
         let spare = self.read_buf.chunk_mut();
-        let offered = spare.len();
+        let offered = spare.len().min(want);
         // SAFETY: `recv` only writes into the slice, never reads it, so
         // handing it uninitialised memory is sound.
-        let n = sock.recv(unsafe { spare.as_uninit_slice_mut() })?;
+        let n = sock.recv(unsafe { spare[..offered].as_uninit_slice_mut() })?;
         // SAFETY: the kernel initialised the first `n` bytes of the spare
         // capacity, and `n` is at most its length.
         unsafe { self.read_buf.advance_mut(n) };
@@ -204,6 +216,26 @@ impl EngineIo {
             self.read_size = (self.read_size / 2).max(MIN_READ);
         }
         Ok((n, n < offered))
+    }
+
+    /// Makes at least half of `want` spare in the read buffer. A buffer
+    /// whose every message has been taken is reused; otherwise the
+    /// partial frame moves to a new buffer of exactly its size plus
+    /// `want`, rather than one that `reserve` would double.
+    fn make_room(&mut self, want: usize) {
+        let spare = self.read_buf.capacity() - self.read_buf.len();
+        if spare >= want / 2 || self.read_buf.try_reclaim(want) {
+            return;
+        }
+        let len = self.read_buf.len();
+        if len <= MAX_READ {
+            let mut fresh = BytesMut::with_capacity(len + want);
+            fresh.extend_from_slice(&self.read_buf);
+            self.read_buf = fresh;
+        } else {
+            // A frame longer than a read: amortised growth, as a `Vec`.
+            self.read_buf.reserve(want);
+        }
     }
 
     /// Runs the session's decoder over what has been read (the I/O
@@ -334,6 +366,7 @@ impl EngineIo {
                     }
                 }
             }
+            self.read_room = pipes.read_room(pipe);
         });
     }
 
@@ -343,6 +376,15 @@ impl EngineIo {
     pub(crate) fn pause_reading(&mut self, now: Instant) {
         self.read_paused = true;
         self.session.set_input_paused(true, now);
+    }
+
+    /// Reading again after [`pause_reading`](Self::pause_reading): the
+    /// pipe asks for it only once its queue is at most half of
+    /// [`READ_AHEAD`], so at least that much is room.
+    pub(crate) fn resume_reading(&mut self, now: Instant) {
+        self.read_paused = false;
+        self.read_room = self.read_room.max(READ_AHEAD / 2);
+        self.session.set_input_paused(false, now);
     }
 
     /// Whether the session's next deadline is earlier than the I/O

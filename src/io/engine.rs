@@ -577,8 +577,7 @@ impl IoThread {
             let mut io = e.shared.io.lock();
             let was = io.read_paused;
             if was {
-                io.read_paused = false;
-                io.session.set_input_paused(false, self.now);
+                io.resume_reading(self.now);
             }
             was
         };
