@@ -66,6 +66,17 @@ pub struct Options {
     /// REQ, DEALER, PUSH: queue messages only to peers whose handshake has
     /// completed (`ZMQ_IMMEDIATE`).
     pub immediate: bool,
+    /// XPUB: pass duplicate subscriptions up (`ZMQ_XPUB_VERBOSE`).
+    pub xpub_verbose: bool,
+    /// XPUB: pass every unsubscription up too (`ZMQ_XPUB_VERBOSER`).
+    pub xpub_verboser: bool,
+    /// XPUB: the application decides subscriptions (`ZMQ_XPUB_MANUAL`).
+    pub xpub_manual: bool,
+    /// XPUB: block at a subscriber's HWM instead of dropping
+    /// (`ZMQ_XPUB_NODROP`).
+    pub xpub_nodrop: bool,
+    /// XPUB: sent to each new subscriber first (`ZMQ_XPUB_WELCOME_MSG`).
+    pub xpub_welcome_msg: Option<Bytes>,
     /// Bytes the socket may hold of messages still arriving, summed over
     /// its connections, and of messages waiting to be read; `None` is
     /// unlimited. Not in libzmq.
@@ -123,6 +134,11 @@ impl Default for Options {
             req_resend: false,
             immediate: false,
             inbound_budget: Some(DEFAULT_INBOUND_BUDGET),
+            xpub_verbose: false,
+            xpub_verboser: false,
+            xpub_manual: false,
+            xpub_nodrop: false,
+            xpub_welcome_msg: None,
             heartbeat_ivl: None,
             heartbeat_timeout: None,
             heartbeat_ttl: None,

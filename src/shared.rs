@@ -234,5 +234,10 @@ fn pattern_options(o: &Options) -> PatternOptions {
         req_correlate: o.req_correlate,
         req_resend: o.req_resend,
         immediate: o.immediate,
+        xpub_verbose: o.xpub_verbose,
+        xpub_verboser: o.xpub_verboser,
+        xpub_manual: o.xpub_manual,
+        xpub_nodrop: o.xpub_nodrop,
+        xpub_welcome_msg: o.xpub_welcome_msg.clone(),
     }
 }

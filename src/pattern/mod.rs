@@ -104,6 +104,21 @@ pub struct PatternOptions {
     /// REQ, DEALER, PUSH: queue messages only to peers whose handshake
     /// has completed (`ZMQ_IMMEDIATE`).
     pub immediate: bool,
+    /// XPUB: pass every subscription up, duplicates included
+    /// (`ZMQ_XPUB_VERBOSE`).
+    pub xpub_verbose: bool,
+    /// XPUB: pass every unsubscription up too (`ZMQ_XPUB_VERBOSER`).
+    pub xpub_verboser: bool,
+    /// XPUB: the application decides what is subscribed, by sending
+    /// subscription messages itself (`ZMQ_XPUB_MANUAL`).
+    pub xpub_manual: bool,
+    /// XPUB: at a subscriber's HWM, `send` blocks or returns `WouldBlock`
+    /// instead of dropping the message for that subscriber
+    /// (`ZMQ_XPUB_NODROP`).
+    pub xpub_nodrop: bool,
+    /// XPUB: a message sent to every new subscriber first
+    /// (`ZMQ_XPUB_WELCOME_MSG`).
+    pub xpub_welcome_msg: Option<Bytes>,
 }
 
 /// Socket-type logic over pipes. See the module docs for the pipe lifecycle.
@@ -149,6 +164,21 @@ pub trait Pattern: Send + std::fmt::Debug {
     /// Applies changed options.
     fn configure(&mut self, opts: &PatternOptions) {
         let _ = opts;
+    }
+
+    /// SUB: adds (`subscribe`) or removes one count of a subscription to
+    /// messages starting with `prefix` (`Socket::subscribe`). Subscriptions
+    /// travel to peers as single-frame messages in the ZMTP 3.0 form
+    /// (`1` or `0`, then the prefix), which the session turns into
+    /// SUBSCRIBE/CANCEL commands for ZMTP 3.1 peers. Other types refuse.
+    fn set_subscription(
+        &mut self,
+        prefix: &[u8],
+        subscribe: bool,
+        pipes: &mut Pipes,
+    ) -> Result<(), Error> {
+        let _ = (prefix, subscribe, pipes);
+        Err(Error::InvalidState("only SUB sockets subscribe"))
     }
 }
 
