@@ -18,14 +18,16 @@
 
 mod lb;
 pub mod pipe;
-// The building blocks of issue 12 (PUB, SUB, XPUB, XSUB, PAIR), tested on
-// their own; the socket types that use them are wired in later.
+// The building blocks of issue 12 (PUB, SUB, XPUB, XSUB, PAIR). Some of
+// their API serves only tests and the wiring to come (per-pipe drop
+// counts, subscription sizes for the per-peer bound).
 #[allow(dead_code)]
 mod dist;
-#[allow(dead_code)]
 mod pair;
 #[allow(dead_code)]
 mod trie;
+mod xpub;
+mod xsub;
 
 mod dealer;
 mod pull;
@@ -66,6 +68,11 @@ pub struct Stats {
     pub dropped_malformed: u64,
     /// REQ replies from a peer other than the one asked, or stale replies.
     pub dropped_unexpected: u64,
+    /// SUB messages whose first frame matches none of the socket's
+    /// subscriptions (a publisher filters too, but one that does not, or
+    /// a message published before an unsubscribe reached it, lands here).
+    /// A multipart message counts once.
+    pub dropped_unsubscribed: u64,
     /// Replies (REP) or queued outbound messages whose peer disconnected
     /// before they could be written (with `immediate`, also those queued
     /// for a connecter whose connection dropped).
@@ -170,7 +177,10 @@ pub trait Pattern: Send + std::fmt::Debug {
     /// messages starting with `prefix` (`Socket::subscribe`). Subscriptions
     /// travel to peers as single-frame messages in the ZMTP 3.0 form
     /// (`1` or `0`, then the prefix), which the session turns into
-    /// SUBSCRIBE/CANCEL commands for ZMTP 3.1 peers. Other types refuse.
+    /// SUBSCRIBE/CANCEL commands for ZMTP 3.1 peers. An XPUB with
+    /// `xpub_manual` subscribes (or unsubscribes) the peer whose
+    /// subscription it received last, as libzmq's `ZMQ_SUBSCRIBE` option
+    /// does on such a socket. Other types refuse.
     fn set_subscription(
         &mut self,
         prefix: &[u8],
@@ -195,6 +205,74 @@ pub fn new_pattern(ty: SocketType, opts: &PatternOptions, seed: u64) -> Box<dyn 
     };
     p.configure(opts);
     p
+}
+
+/// The publish-subscribe family and PAIR (issue 12), built by
+/// [`pubsub_pattern`] until `SocketType` has their variants and
+/// [`new_pattern`] builds them itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PubSubKind {
+    /// PUB: fan-out to matching subscribers, never receives.
+    Pub,
+    /// SUB: fair-queues what matches its subscriptions, never sends.
+    Sub,
+    /// XPUB: a PUB whose application receives the subscriptions.
+    XPub,
+    /// XSUB: a SUB that subscribes by sending messages and filters nothing.
+    XSub,
+    /// PAIR: one peer at a time.
+    Pair,
+}
+
+/// Creates the pattern of a publish-subscribe socket type or PAIR, with
+/// `opts` applied.
+pub fn pubsub_pattern(kind: PubSubKind, opts: &PatternOptions) -> Box<dyn Pattern> {
+    let mut p: Box<dyn Pattern> = match kind {
+        PubSubKind::Pub => Box::new(xpub::XPub::publisher()),
+        PubSubKind::Sub => Box::new(xsub::XSub::subscriber()),
+        PubSubKind::XPub => Box::new(xpub::XPub::new()),
+        PubSubKind::XSub => Box::new(xsub::XSub::new()),
+        PubSubKind::Pair => Box::new(pair::Pair::new()),
+    };
+    p.configure(opts);
+    p
+}
+
+/// First byte of a subscribe in the message form (ZMTP 3.0, and how
+/// subscriptions travel through pipes in both directions).
+const SUBSCRIBE: u8 = 1;
+/// First byte of a cancel in the message form.
+const CANCEL: u8 = 0;
+
+/// The message form of a subscription change: one frame, the flag byte
+/// and then the prefix. (`zmtp::command` has the same form, but `zmtp`
+/// depends on `pattern`, not the other way round.)
+fn subscription_message(subscribe: bool, prefix: &[u8]) -> Message {
+    let mut frame = Vec::with_capacity(1 + prefix.len());
+    frame.push(if subscribe { SUBSCRIBE } else { CANCEL });
+    frame.extend_from_slice(prefix);
+    Message::from(frame)
+}
+
+/// Reads the message form: `Some((subscribe, prefix))` for a single frame
+/// starting with 1 or 0, the prefix a slice of it, not a copy. Anything
+/// else (several frames, an empty frame, another first byte) is data.
+fn parse_subscription(msg: &Message) -> Option<(bool, Bytes)> {
+    if msg.len() != 1 {
+        return None;
+    }
+    let frame = msg.first()?;
+    match *frame.first()? {
+        SUBSCRIBE => Some((true, frame.slice(1..))),
+        CANCEL => Some((false, frame.slice(1..))),
+        _ => None,
+    }
+}
+
+/// The frame a message is matched against subscriptions by: its first,
+/// or nothing for a message without frames.
+fn topic_of(msg: &Message) -> &[u8] {
+    msg.first().map_or(&[][..], |f| &f[..])
 }
 
 /// Rejects messages with no frames, which ZMTP cannot express.

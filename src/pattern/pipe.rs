@@ -345,6 +345,29 @@ impl Pipes {
         n
     }
 
+    /// Drops the queued outbound messages for which `keep` is false, keeping
+    /// the others in order (an XSUB's stale subscriptions after a lost
+    /// connection, which are resent in full, while its data stays queued).
+    /// Returns how many were dropped.
+    pub fn retain_outbound(&mut self, id: PipeId, mut keep: impl FnMut(&Message) -> bool) -> usize {
+        let Some(p) = self.pipes.get_mut(&id) else {
+            return 0;
+        };
+        let was_full = !p.writable();
+        let before = p.outbound.len();
+        p.outbound.retain(|m| keep(m));
+        let n = before - p.outbound.len();
+        if p.outbound.is_empty() {
+            // A pending flush notice finds nothing to do; the next write
+            // must send a new one.
+            p.output_signalled = false;
+        }
+        if n > 0 && was_full && p.writable() {
+            self.wake_app = true;
+        }
+        n
+    }
+
     /// Moves queued outbound messages from `from` to the back of `to`, in
     /// order, for as long as `to` has room. Returns how many moved. Only
     /// for messages no engine has taken yet: an engine drains its pipe
@@ -406,10 +429,22 @@ impl Pipes {
     /// Queues a message for the peer. Hands the message back when the pipe
     /// is at its send HWM or does not exist.
     pub fn write(&mut self, id: PipeId, msg: Message) -> Result<(), Message> {
+        if !self.can_write(id) {
+            return Err(msg);
+        }
+        self.write_forced(id, msg)
+    }
+
+    /// Queues a message for the peer whatever its send HWM. For what must
+    /// never be dropped at the HWM and is small and bounded by the socket's
+    /// own state, such as a SUB's subscriptions (libzmq drops those at the
+    /// HWM, its issue #2258). Hands the message back only when the pipe
+    /// does not exist or its peer is gone for good.
+    pub fn write_forced(&mut self, id: PipeId, msg: Message) -> Result<(), Message> {
         let Some(p) = self.pipes.get_mut(&id) else {
             return Err(msg);
         };
-        if !p.writable() {
+        if p.orphan {
             return Err(msg);
         }
         p.outbound.push_back(msg);
@@ -758,6 +793,42 @@ mod tests {
         assert_eq!(drain(&mut pipes, live), ["x", "a", "b"]);
         assert_eq!(drain(&mut pipes, dead), ["c", "d"]);
         assert_eq!(pipes.move_outbound(dead, dead), 0);
+    }
+
+    #[test]
+    fn forced_writes_pass_the_hwm_but_not_an_orphan() {
+        let mut pipes = Pipes::new();
+        let id = PipeId(1);
+        pipes.insert(id, 1, 1);
+        assert!(pipes.write(id, "a".into()).is_ok());
+        assert_eq!(pipes.write(id, "b".into()), Err(Message::from("b")));
+        assert!(pipes.write_forced(id, "b".into()).is_ok());
+        assert!(pipes.write_forced(id, "c".into()).is_ok());
+        assert_eq!(pipes.take_io_requests(), vec![IoRequest::Flush(id)]);
+        assert_eq!(pipes.get(id).map(Pipe::outbound_len), Some(3));
+        assert_eq!(pipes.write_forced(PipeId(2), "x".into()).ok(), None);
+        pipes.orphan(id);
+        assert_eq!(pipes.write_forced(id, "d".into()), Err(Message::from("d")));
+    }
+
+    #[test]
+    fn retain_outbound_keeps_order_and_resignals_when_emptied() {
+        let mut pipes = Pipes::new();
+        let id = PipeId(1);
+        pipes.insert(id, 2, 2);
+        for m in ["a", "x", "b", "x"] {
+            assert!(pipes.write_forced(id, m.into()).is_ok());
+        }
+        pipes.take_io_requests();
+        pipes.take_app_wakeup();
+        assert_eq!(pipes.retain_outbound(id, |m| m != &Message::from("x")), 2);
+        assert!(!pipes.take_app_wakeup(), "still at the HWM");
+        assert_eq!(pipes.retain_outbound(id, |m| m != &Message::from("a")), 1);
+        assert!(pipes.take_app_wakeup(), "room again");
+        assert_eq!(pipes.pop_outbound(id), Some(Message::from("b")));
+        assert_eq!(pipes.retain_outbound(id, |_| false), 0);
+        assert!(pipes.write(id, "c".into()).is_ok());
+        assert_eq!(pipes.take_io_requests(), vec![IoRequest::Flush(id)]);
     }
 
     #[test]

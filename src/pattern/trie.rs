@@ -513,7 +513,9 @@ struct PipeSubscriptions {
 
 /// The subscriptions of a PUB or XPUB: for each prefix, the pipes
 /// subscribed to it, each with a count (subscribing twice needs two
-/// cancels, as in libzmq).
+/// cancels). XPUB does not rely on the count: it adds a (prefix, pipe)
+/// only when [`MTrie::contains`] says it is absent, keeping libzmq's set
+/// semantics (see there why).
 ///
 /// Besides the tree, each pipe's distinct prefixes are kept in a set of
 /// their own. That doubles the bytes a subscription takes, but it makes
@@ -602,6 +604,17 @@ impl MTrie {
     /// last subscriber, in no particular order, so that XPUB can pass the
     /// cancels on. Costs the pipe's own subscriptions, not everyone's.
     pub fn remove_pipe(&mut self, pipe: PipeId, mut on_removed: impl FnMut(&[u8])) {
+        self.remove_pipe_each(pipe, |prefix, last| {
+            if last {
+                on_removed(prefix);
+            }
+        });
+    }
+
+    /// Like [`MTrie::remove_pipe`], but calls `on_each` with every prefix
+    /// the pipe held, and whether it was that prefix's last subscriber:
+    /// `xpub_verboser` passes every cancel on, not only the last ones.
+    pub fn remove_pipe_each(&mut self, pipe: PipeId, mut on_each: impl FnMut(&[u8], bool)) {
         let Some(mine) = self.by_pipe.remove(&pipe) else {
             return;
         };
@@ -616,11 +629,25 @@ impl MTrie {
             if subs.is_empty() {
                 self.len -= 1;
                 self.tree.prune(&prefix);
-                on_removed(&prefix);
-            } else if subs.capacity() > 2 * subs.len() + 4 {
-                subs.shrink_to_fit();
+                on_each(&prefix, true);
+            } else {
+                if subs.capacity() > 2 * subs.len() + 4 {
+                    subs.shrink_to_fit();
+                }
+                on_each(&prefix, false);
             }
         }
+    }
+
+    /// True when `pipe` holds a subscription to exactly `prefix`. A
+    /// publisher keeps at most one per (prefix, pipe), as libzmq's mtrie
+    /// does (a set of pipes per prefix): libzmq's SUB and every XSUB send
+    /// a subscribe each time, but a cancel only for the last unsubscribe,
+    /// so counting them here would keep subscriptions their peer dropped.
+    pub fn contains(&self, prefix: &[u8], pipe: PipeId) -> bool {
+        self.by_pipe
+            .get(&pipe)
+            .is_some_and(|m| m.prefixes.contains(prefix))
     }
 
     /// Calls `visit` once for each pipe subscribed to a prefix of `topic`,
@@ -895,6 +922,27 @@ mod tests {
         m.remove_pipe(p2, |_| {});
         assert!(m.is_empty());
         assert_eq!(m.tree.node_count(), 1);
+    }
+
+    #[test]
+    fn mtrie_remove_pipe_each_reports_every_prefix_and_contains() {
+        let (p1, p2) = (PipeId(1), PipeId(2));
+        let mut m = MTrie::new();
+        m.add(b"a", p1);
+        m.add(b"ab", p1);
+        m.add(b"ab", p2);
+        assert!(m.contains(b"ab", p1) && m.contains(b"ab", p2));
+        assert!(!m.contains(b"a", p2) && !m.contains(b"abc", p1));
+        let mut seen = BTreeSet::new();
+        m.remove_pipe_each(p1, |p, last| {
+            seen.insert((p.to_vec(), last));
+        });
+        assert_eq!(
+            seen,
+            BTreeSet::from([(b"a".to_vec(), true), (b"ab".to_vec(), false)])
+        );
+        assert!(!m.contains(b"a", p1));
+        assert_eq!(m.len(), 1);
     }
 
     #[test]
