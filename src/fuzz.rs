@@ -292,6 +292,11 @@ pub fn session(data: &[u8]) {
         SocketType::Rep => SocketType::Req,
         SocketType::Push => SocketType::Pull,
         SocketType::Pull => SocketType::Push,
+        SocketType::Pub => SocketType::Sub,
+        SocketType::Sub => SocketType::Pub,
+        SocketType::XPub => SocketType::XSub,
+        SocketType::XSub => SocketType::XPub,
+        SocketType::Pair => SocketType::Pair,
     };
     let heartbeats = cfg & 0x40 != 0;
     let limits = cfg & 0x80 != 0;

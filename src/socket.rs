@@ -354,6 +354,39 @@ impl Socket {
         }
     }
 
+    // ----- subscriptions -----
+
+    /// SUB: receive the messages whose first frame starts with `prefix`
+    /// (`ZMQ_SUBSCRIBE`); an empty prefix matches everything. Counted, as
+    /// in libzmq: subscribing twice needs two unsubscribes. Sent to every
+    /// publisher now, to those not connected yet when they connect, and
+    /// again after every reconnection, whatever the HWM.
+    pub fn subscribe(&self, prefix: impl AsRef<[u8]>) -> Result<()> {
+        self.set_subscription(prefix.as_ref(), true)
+    }
+
+    /// SUB: removes one count of a subscription made with
+    /// [`Socket::subscribe`] (`ZMQ_UNSUBSCRIBE`). Unsubscribing from a
+    /// prefix not subscribed to does nothing.
+    pub fn unsubscribe(&self, prefix: impl AsRef<[u8]>) -> Result<()> {
+        self.set_subscription(prefix.as_ref(), false)
+    }
+
+    fn set_subscription(&self, prefix: &[u8], subscribe: bool) -> Result<()> {
+        self.check_alive()?;
+        let (result, (io, wake)) = {
+            let mut core = self.shared.core.lock();
+            let c = &mut *core;
+            let result = c.pattern.set_subscription(prefix, subscribe, &mut c.pipes);
+            (result, c.settle())
+        };
+        self.notify_io(io);
+        if wake {
+            self.shared.wake();
+        }
+        result
+    }
+
     // ----- introspection -----
 
     /// The last endpoint bound (resolved) or connected, like
@@ -491,6 +524,20 @@ option_accessors! {
     /// message may wait for an endpoint that is still connecting (and
     /// moves to the first peer that connects, see README.md).
     immediate, set_immediate: bool;
+    /// XPUB: pass every subscription up to `recv`, duplicates included
+    /// (`ZMQ_XPUB_VERBOSE`; default: only new ones).
+    xpub_verbose, set_xpub_verbose: bool;
+    /// XPUB: pass every unsubscription up too (`ZMQ_XPUB_VERBOSER`).
+    xpub_verboser, set_xpub_verboser: bool;
+    /// XPUB: subscriptions are passed up but not applied; the application
+    /// applies them by sending them back (`ZMQ_XPUB_MANUAL`).
+    xpub_manual, set_xpub_manual: bool;
+    /// XPUB: at a subscriber's HWM, block (or `WouldBlock`) instead of
+    /// dropping the message for it (`ZMQ_XPUB_NODROP`).
+    xpub_nodrop, set_xpub_nodrop: bool;
+    /// XPUB: a message sent first to every new subscriber
+    /// (`ZMQ_XPUB_WELCOME_MSG`).
+    xpub_welcome_msg, set_xpub_welcome_msg: Option<Bytes>;
     /// Send a ZMTP PING this often (`ZMQ_HEARTBEAT_IVL`); `None` disables
     /// heartbeats. Applies to later connections.
     heartbeat_ivl, set_heartbeat_ivl: Option<Duration>;

@@ -18,6 +18,17 @@ pub enum SocketType {
     Push,
     /// Pipeline receiver: fair-queue in.
     Pull,
+    /// Publisher: sends each message to every subscriber whose
+    /// subscriptions match it; never receives.
+    Pub,
+    /// Subscriber: receives what it subscribed to, from every publisher.
+    Sub,
+    /// A publisher that also receives its subscribers' subscriptions.
+    XPub,
+    /// A subscriber whose subscriptions are messages the application sends.
+    XSub,
+    /// An exclusive connection to one peer.
+    Pair,
 }
 
 impl SocketType {
@@ -30,6 +41,11 @@ impl SocketType {
             SocketType::Router => "ROUTER",
             SocketType::Push => "PUSH",
             SocketType::Pull => "PULL",
+            SocketType::Pub => "PUB",
+            SocketType::Sub => "SUB",
+            SocketType::XPub => "XPUB",
+            SocketType::XSub => "XSUB",
+            SocketType::Pair => "PAIR",
         }
     }
 
@@ -43,6 +59,11 @@ impl SocketType {
             b"ROUTER" => SocketType::Router,
             b"PUSH" => SocketType::Push,
             b"PULL" => SocketType::Pull,
+            b"PUB" => SocketType::Pub,
+            b"SUB" => SocketType::Sub,
+            b"XPUB" => SocketType::XPub,
+            b"XSUB" => SocketType::XSub,
+            b"PAIR" => SocketType::Pair,
             _ => return None,
         })
     }
@@ -58,7 +79,21 @@ impl SocketType {
                 | (Router, Req | Dealer | Router)
                 | (Push, Pull)
                 | (Pull, Push)
+                | (Pub | XPub, Sub | XSub)
+                | (Sub | XSub, Pub | XPub)
+                | (Pair, Pair)
         )
+    }
+
+    /// True for the subscriber types, whose subscriptions travel upstream
+    /// as SUBSCRIBE/CANCEL commands (ZMTP 3.1) or messages (3.0).
+    pub fn subscribes(self) -> bool {
+        matches!(self, SocketType::Sub | SocketType::XSub)
+    }
+
+    /// True for the publisher types, which take those subscriptions in.
+    pub fn publishes(self) -> bool {
+        matches!(self, SocketType::Pub | SocketType::XPub)
     }
 
     /// True for the types that send the `Identity` property in READY, as
@@ -84,7 +119,9 @@ mod tests {
 
     #[test]
     fn compatibility_is_symmetric_and_matches_rfc() {
-        let all = [Req, Rep, Dealer, Router, Push, Pull];
+        let all = [
+            Req, Rep, Dealer, Router, Push, Pull, Pub, Sub, XPub, XSub, Pair,
+        ];
         for a in all {
             for b in all {
                 assert_eq!(a.is_compatible(b), b.is_compatible(a), "{a} {b}");
@@ -94,5 +131,7 @@ mod tests {
         assert!(!Req.is_compatible(Req));
         assert!(!Rep.is_compatible(Router));
         assert!(Dealer.is_compatible(Dealer));
+        assert!(Pub.is_compatible(Sub) && XPub.is_compatible(XSub) && Pub.is_compatible(XSub));
+        assert!(!Pub.is_compatible(Pub) && !Sub.is_compatible(Sub) && !Pair.is_compatible(Push));
     }
 }

@@ -202,37 +202,11 @@ pub fn new_pattern(ty: SocketType, opts: &PatternOptions, seed: u64) -> Box<dyn 
         SocketType::Router => Box::new(router::Router::new(seed)),
         SocketType::Push => Box::new(push::Push::new()),
         SocketType::Pull => Box::new(pull::Pull::new()),
-    };
-    p.configure(opts);
-    p
-}
-
-/// The publish-subscribe family and PAIR (issue 12), built by
-/// [`pubsub_pattern`] until `SocketType` has their variants and
-/// [`new_pattern`] builds them itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PubSubKind {
-    /// PUB: fan-out to matching subscribers, never receives.
-    Pub,
-    /// SUB: fair-queues what matches its subscriptions, never sends.
-    Sub,
-    /// XPUB: a PUB whose application receives the subscriptions.
-    XPub,
-    /// XSUB: a SUB that subscribes by sending messages and filters nothing.
-    XSub,
-    /// PAIR: one peer at a time.
-    Pair,
-}
-
-/// Creates the pattern of a publish-subscribe socket type or PAIR, with
-/// `opts` applied.
-pub fn pubsub_pattern(kind: PubSubKind, opts: &PatternOptions) -> Box<dyn Pattern> {
-    let mut p: Box<dyn Pattern> = match kind {
-        PubSubKind::Pub => Box::new(xpub::XPub::publisher()),
-        PubSubKind::Sub => Box::new(xsub::XSub::subscriber()),
-        PubSubKind::XPub => Box::new(xpub::XPub::new()),
-        PubSubKind::XSub => Box::new(xsub::XSub::new()),
-        PubSubKind::Pair => Box::new(pair::Pair::new()),
+        SocketType::Pub => Box::new(xpub::XPub::publisher()),
+        SocketType::Sub => Box::new(xsub::XSub::subscriber()),
+        SocketType::XPub => Box::new(xpub::XPub::new()),
+        SocketType::XSub => Box::new(xsub::XSub::new()),
+        SocketType::Pair => Box::new(pair::Pair::new()),
     };
     p.configure(opts);
     p

@@ -453,7 +453,7 @@ mod tests {
 
     #[test]
     fn sub_through_the_constructor_and_pair_too() {
-        let mut s = pubsub_pattern(PubSubKind::Sub, &PatternOptions::default());
+        let mut s = new_pattern(SocketType::Sub, &PatternOptions::default(), 0);
         let mut pipes = Pipes::new();
         let a = PipeId(1);
         pipes.insert(a, 0, 0);
@@ -462,14 +462,14 @@ mod tests {
         s.peer_ready(a, &mut pipes).expect("ready");
         s.set_subscription(b"", true, &mut pipes).expect("sub");
         assert_eq!(drain(&mut pipes, a), [sub("")]);
-        for kind in [PubSubKind::Pub, PubSubKind::XPub, PubSubKind::XSub] {
-            let mut p = pubsub_pattern(kind, &PatternOptions::default());
+        for kind in [SocketType::Pub, SocketType::XPub, SocketType::XSub] {
+            let mut p = new_pattern(kind, &PatternOptions::default(), 0);
             assert!(
                 p.set_subscription(b"", true, &mut pipes).is_err(),
                 "{kind:?}"
             );
         }
-        let pair = pubsub_pattern(PubSubKind::Pair, &PatternOptions::default());
+        let pair = new_pattern(SocketType::Pair, &PatternOptions::default(), 0);
         assert!(!pair.has_out(&Pipes::new()), "no peer yet");
     }
 }

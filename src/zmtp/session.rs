@@ -1,7 +1,9 @@
 //! One connection's ZMTP state machine: greeting, NULL handshake, traffic
 //! and timers. Sans-IO: bytes and `Instant`s in, bytes and events out.
 
-use super::command::{Command, Metadata, MAX_PING_CONTEXT, PROP_IDENTITY, PROP_SOCKET_TYPE};
+use super::command::{
+    Command, Metadata, SubscriptionChange, MAX_PING_CONTEXT, PROP_IDENTITY, PROP_SOCKET_TYPE,
+};
 use super::frame::{self, Frame, FrameDecoder};
 use super::greeting::{Greeting, GREETING_LEN};
 use crate::error::ProtocolError;
@@ -339,7 +341,10 @@ impl Session {
     pub fn send_message(&mut self, msg: &Message) {
         match self.state {
             State::Traffic { .. } => {
-                encode_message(&mut self.out, msg);
+                match self.subscription_command(msg) {
+                    Some(cmd) => cmd.encode(&mut self.out),
+                    None => encode_message(&mut self.out, msg),
+                }
                 self.message_queued();
             }
             State::Greeting | State::Handshake { .. } => {
@@ -348,6 +353,20 @@ impl Session {
             }
             State::Failed(_) => self.early_ends.push(0),
         }
+    }
+
+    /// A subscriber's subscription message (one frame: 1 or 0, then the
+    /// prefix) goes to a ZMTP 3.1 peer as a SUBSCRIBE or CANCEL command
+    /// (RFC 37); a 3.0 peer gets the message itself.
+    fn subscription_command(&self, msg: &Message) -> Option<Command> {
+        let State::Traffic { peer_version, .. } = &self.state else {
+            return None;
+        };
+        if !self.config.socket_type.subscribes() || *peer_version < (3, 1) || msg.len() != 1 {
+            return None;
+        }
+        let change = SubscriptionChange::from_message_frame(msg.first()?)?;
+        Some(change.to_command())
     }
 
     /// Records that a message now ends at the end of the output.
@@ -362,7 +381,8 @@ impl Session {
     /// [`output_chunks`](Self::output_chunks)). Before the handshake it
     /// copies, as `send_message` does.
     pub fn send_message_zero_copy(&mut self, msg: &Message, min_body: usize) {
-        if !matches!(self.state, State::Traffic { .. }) {
+        if !matches!(self.state, State::Traffic { .. }) || self.subscription_command(msg).is_some()
+        {
             return self.send_message(msg);
         }
         let frames = msg.frames();
@@ -689,10 +709,17 @@ impl Session {
                 Command::Error(reason) => Err(ProtocolError::PeerError(reason)),
                 // A second READY means the peer's state machine is broken.
                 ready @ Command::Ready(_) => Err(unexpected(&ready)),
-                // Ignored, as before RFC 37's subscription commands were
-                // parsed, until issue 12 hands them to the pattern.
-                Command::Subscribe(_) | Command::Cancel(_) => {
-                    log::debug!("ignoring a subscription change: not wired yet (issue 12)");
+                // A publisher takes subscriptions in as messages of the
+                // ZMTP 3.0 form, whichever form the peer used, so that the
+                // pattern sees one form (as libzmq's XPUB does).
+                cmd @ (Command::Subscribe(_) | Command::Cancel(_)) => {
+                    match SubscriptionChange::from_command(&cmd) {
+                        Some(change) if self.config.socket_type.publishes() => {
+                            let msg = Message::from(change.to_message_frame());
+                            self.events.push_back(SessionEvent::Message(msg));
+                        }
+                        _ => log::debug!("ignoring a subscription sent to a non-publisher"),
+                    }
                     Ok(())
                 }
                 Command::Unknown { name, .. } => {
@@ -879,6 +906,43 @@ mod tests {
     fn feed(s: &mut Session, bytes: &[u8]) -> Result<(), ProtocolError> {
         let mut input = BytesMut::from(bytes);
         s.handle_input(&mut input, base())
+    }
+
+    /// A SUB's subscription messages go to a ZMTP 3.1 peer as SUBSCRIBE
+    /// and CANCEL commands (golden bytes: RFC 37), other messages as
+    /// messages; and a PUB takes either form in as the 3.0 message.
+    #[test]
+    fn subscriptions_as_commands_to_31_peers_and_messages_in() {
+        let mut sub = ready_session(SocketType::Sub, "PUB", None);
+        sub.send_message(&Message::from(&b"\x01weather"[..]));
+        sub.send_message_zero_copy(&Message::from(&b"\x00"[..]), 1);
+        sub.send_message(&Message::from(&b"\x02data"[..]));
+        let mut want = b"\x04\x11\x09SUBSCRIBEweather".to_vec();
+        want.extend_from_slice(b"\x04\x07\x06CANCEL");
+        want.extend_from_slice(b"\x00\x05\x02data");
+        assert_eq!(sub.output(), &want[..]);
+        assert_eq!(sub.unsent_messages(), 3, "each counts as one message");
+
+        let mut publisher = ready_session(SocketType::XPub, "SUB", None);
+        feed(&mut publisher, b"\x04\x0c\x09SUBSCRIBEab").expect("SUBSCRIBE");
+        feed(&mut publisher, b"\x04\x09\x06CANCELab").expect("CANCEL");
+        feed(&mut publisher, b"\x00\x03\x01cd").expect("3.0 form");
+        let got: Vec<Message> = std::iter::from_fn(|| publisher.poll_event())
+            .filter_map(|e| match e {
+                SessionEvent::Message(m) => Some(m),
+                _ => None,
+            })
+            .collect();
+        let want: Vec<Message> = [&b"\x01ab"[..], b"\x00ab", b"\x01cd"]
+            .into_iter()
+            .map(Message::from)
+            .collect();
+        assert_eq!(got, want);
+
+        // Not a publisher: ignored, as RFC 37 allows.
+        let mut pull = ready_session(SocketType::Pull, "PUSH", None);
+        feed(&mut pull, b"\x04\x0c\x09SUBSCRIBEab").expect("ignored");
+        assert!(pull.poll_event().is_none());
     }
 
     #[test]
