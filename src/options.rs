@@ -66,6 +66,8 @@ pub struct Options {
     /// REQ, DEALER, PUSH: queue messages only to peers whose handshake has
     /// completed (`ZMQ_IMMEDIATE`).
     pub immediate: bool,
+    /// Keep only the newest inbound message of each peer (`ZMQ_CONFLATE`).
+    pub conflate: bool,
     /// XPUB: pass duplicate subscriptions up (`ZMQ_XPUB_VERBOSE`).
     pub xpub_verbose: bool,
     /// XPUB: pass every unsubscription up too (`ZMQ_XPUB_VERBOSER`).
@@ -134,6 +136,7 @@ impl Default for Options {
             req_resend: false,
             immediate: false,
             inbound_budget: Some(DEFAULT_INBOUND_BUDGET),
+            conflate: false,
             xpub_verbose: false,
             xpub_verboser: false,
             xpub_manual: false,

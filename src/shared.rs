@@ -114,6 +114,7 @@ impl SocketCore {
         self.pattern.configure(&pattern_options(&self.options));
         self.inbound.set_limit(self.options.inbound_budget);
         self.pipes.set_byte_limit(self.options.inbound_budget);
+        self.pipes.set_conflate(self.options.conflate);
     }
 }
 

@@ -524,6 +524,12 @@ option_accessors! {
     /// message may wait for an endpoint that is still connecting (and
     /// moves to the first peer that connects, see README.md).
     immediate, set_immediate: bool;
+    /// Keep only the newest message from each peer (`ZMQ_CONFLATE`, meant
+    /// for SUB, PULL and DEALER: the latest value of a telemetry stream).
+    /// An unread message is replaced by the next one from the same peer,
+    /// counted in `stats().dropped_conflated`. Unlike libzmq's, whole
+    /// multipart messages are kept. Takes effect at once.
+    conflate, set_conflate: bool;
     /// XPUB: pass every subscription up to `recv`, duplicates included
     /// (`ZMQ_XPUB_VERBOSE`; default: only new ones).
     xpub_verbose, set_xpub_verbose: bool;

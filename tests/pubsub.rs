@@ -219,3 +219,36 @@ fn pair_takes_one_peer_and_refuses_a_second() {
     send(&b, "still here", "b");
     assert_eq!(strs(&recv(&a, "a")), ["still here"]);
 }
+
+/// `conflate`: a SUB keeps only the newest message; every message is
+/// either received or counted as replaced, and the last one always
+/// arrives.
+#[test]
+fn conflate_keeps_the_newest_and_counts_the_rest() {
+    const N: u32 = 1_000;
+    let ctx = ctx();
+    let xpub = socket(&ctx, SocketType::XPub);
+    let ep = bind_local(&xpub);
+    let sub = socket(&ctx, SocketType::Sub);
+    sub.set_conflate(true);
+    sub.subscribe("").expect("all");
+    sub.connect(&ep).expect("connect");
+    subscriptions(&xpub, 1);
+    for i in 0..N {
+        send(
+            &xpub,
+            Message::from_frames([i.to_be_bytes().to_vec(), b"value".to_vec()]),
+            "publish",
+        );
+    }
+    let mut received = 0u64;
+    loop {
+        let m = recv(&sub, "conflated");
+        assert_eq!(m.len(), 2, "multipart messages stay whole");
+        received += 1;
+        if m.first().map(|f| f.to_vec()) == Some((N - 1).to_be_bytes().to_vec()) {
+            break;
+        }
+    }
+    assert_eq!(received + sub.stats().dropped_conflated, u64::from(N));
+}

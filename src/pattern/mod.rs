@@ -90,6 +90,9 @@ pub struct Stats {
     /// `inbound_budget` was overdrawn and they held the most of it (each
     /// with the message it was sending).
     pub disconnected_over_budget: u64,
+    /// Inbound messages replaced by a newer one from the same peer before
+    /// the application read them (`conflate`).
+    pub dropped_conflated: u64,
 }
 
 /// Options that change pattern behaviour.

@@ -149,6 +149,8 @@ pub struct Pipes {
     /// Pipes paused because of `byte_limit`, resumed when the queued
     /// bytes fall to half of it.
     byte_paused: Vec<PipeId>,
+    /// Keep only the newest inbound message of each pipe (`conflate`).
+    conflate: bool,
     /// Counters of messages dropped where ZeroMQ semantics drop them.
     pub stats: Stats,
 }
@@ -190,6 +192,12 @@ impl Pipes {
             self.inbound_bytes = self.inbound_bytes.saturating_sub(bytes);
         }
         pipe
+    }
+
+    /// Keeps only the newest inbound message of each pipe from now on
+    /// (`ZMQ_CONFLATE`); older unread ones are dropped and counted.
+    pub fn set_conflate(&mut self, on: bool) {
+        self.conflate = on;
     }
 
     /// Sets the socket's inbound budget, which bounds the bytes queued in
@@ -270,6 +278,14 @@ impl Pipes {
         let Some(p) = self.pipes.get_mut(&id) else {
             return false;
         };
+        if self.conflate {
+            // The newest replaces what the application has not read yet.
+            let superseded = p.inbound.len() as u64;
+            self.stats.dropped_conflated += superseded;
+            let bytes = std::mem::take(&mut p.inbound_bytes);
+            self.inbound_bytes = self.inbound_bytes.saturating_sub(bytes as u64);
+            p.inbound.clear();
+        }
         p.inbound_bytes += msg.byte_len();
         self.inbound_bytes = self.inbound_bytes.saturating_add(msg.byte_len() as u64);
         p.inbound.push_back(msg);
@@ -282,7 +298,14 @@ impl Pipes {
         if over_bytes && !self.byte_paused.contains(&id) {
             self.byte_paused.push(id);
         }
-        if over_bytes || p.inbound_full() {
+        // Conflating, the queue never holds more than one message: only
+        // its bytes can call for a pause.
+        let full = if self.conflate {
+            p.inbound_bytes >= READ_AHEAD
+        } else {
+            p.inbound_full()
+        };
+        if over_bytes || full {
             p.read_paused = true;
             false
         } else {
@@ -752,6 +775,28 @@ mod tests {
         pipes.read_next();
         assert_eq!(pipes.take_io_requests(), vec![IoRequest::ResumeRead(id)]);
         assert_eq!(pipes.read_room(id), READ_AHEAD);
+    }
+
+    #[test]
+    fn conflate_keeps_the_newest_message_of_each_pipe() {
+        let mut pipes = Pipes::new();
+        let (a, b) = (PipeId(1), PipeId(2));
+        pipes.insert(a, 0, 1);
+        pipes.insert(b, 0, 1);
+        pipes.set_conflate(true);
+        for m in ["a1", "a2", "a3"] {
+            assert!(pipes.deliver(a, m.into()), "never pauses");
+        }
+        pipes.deliver(b, Message::from_frames(["b1", "part"]));
+        let got: Vec<_> = std::iter::from_fn(|| pipes.read_next())
+            .map(|(_, m)| m)
+            .collect();
+        assert_eq!(
+            got,
+            [Message::from("a3"), Message::from_frames(["b1", "part"])]
+        );
+        assert_eq!(pipes.stats.dropped_conflated, 2);
+        assert_eq!(pipes.inbound_bytes(), 0);
     }
 
     #[test]
