@@ -54,6 +54,15 @@ pub enum ProtocolError {
     PeerError(String),
     /// A ROUTER already has a peer with this routing id.
     DuplicateRoutingId,
+    /// A subscriber's subscriptions grew past the publisher's
+    /// `subscription_limit`.
+    TooManySubscriptions {
+        /// What its subscriptions cost: their bytes, plus a fixed overhead
+        /// per subscription.
+        held: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// The socket's `inbound_budget` was overdrawn and this connection
     /// held the most of it, in a message still arriving.
     InboundBudget {
@@ -93,6 +102,10 @@ impl fmt::Display for ProtocolError {
             ProtocolError::HeartbeatTimeout => write!(f, "peer stopped answering heartbeats"),
             ProtocolError::PeerError(reason) => write!(f, "peer sent ERROR: {reason}"),
             ProtocolError::DuplicateRoutingId => write!(f, "duplicate routing id"),
+            ProtocolError::TooManySubscriptions { held, limit } => write!(
+                f,
+                "subscriptions cost {held} bytes, over the limit of {limit}"
+            ),
             ProtocolError::InboundBudget { held, budget } => write!(
                 f,
                 "inbound budget of {budget} bytes overdrawn; this peer held {held} bytes of a \

@@ -13,6 +13,11 @@ use std::time::Duration;
 /// this long and then drops them (see README, "Differences from libzmq").
 pub const DEFAULT_LINGER: Duration = Duration::from_millis(1000);
 
+/// The default `subscription_limit`: room for about 10,000 subscriptions
+/// of 40 bytes per subscriber, and a bound on what each stranger can make
+/// a publisher keep (libzmq has none).
+pub const DEFAULT_SUBSCRIPTION_LIMIT: u64 = 1024 * 1024;
+
 /// The default `inbound_budget`: what one socket may hold of messages
 /// still arriving, summed over its connections (and, separately, of
 /// messages waiting to be read). A 256 MiB message passes with a quarter
@@ -66,6 +71,10 @@ pub struct Options {
     /// REQ, DEALER, PUSH: queue messages only to peers whose handshake has
     /// completed (`ZMQ_IMMEDIATE`).
     pub immediate: bool,
+    /// PUB, XPUB: what one subscriber's subscriptions may cost (their
+    /// bytes plus a fixed overhead each) before it is disconnected;
+    /// `None` is unlimited. Not in libzmq.
+    pub subscription_limit: Option<u64>,
     /// Keep only the newest inbound message of each peer (`ZMQ_CONFLATE`).
     pub conflate: bool,
     /// XPUB: pass duplicate subscriptions up (`ZMQ_XPUB_VERBOSE`).
@@ -137,6 +146,7 @@ impl Default for Options {
             immediate: false,
             inbound_budget: Some(DEFAULT_INBOUND_BUDGET),
             conflate: false,
+            subscription_limit: Some(DEFAULT_SUBSCRIPTION_LIMIT),
             xpub_verbose: false,
             xpub_verboser: false,
             xpub_manual: false,

@@ -240,5 +240,6 @@ fn pattern_options(o: &Options) -> PatternOptions {
         xpub_manual: o.xpub_manual,
         xpub_nodrop: o.xpub_nodrop,
         xpub_welcome_msg: o.xpub_welcome_msg.clone(),
+        subscription_limit: o.subscription_limit,
     }
 }

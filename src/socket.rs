@@ -524,6 +524,13 @@ option_accessors! {
     /// message may wait for an endpoint that is still connecting (and
     /// moves to the first peer that connects, see README.md).
     immediate, set_immediate: bool;
+    /// PUB, XPUB: what one subscriber's subscriptions may cost before it
+    /// is disconnected (their bytes plus 64 bytes each; default 1 MiB,
+    /// about 10,000 subscriptions of 40 bytes; `None` is unlimited; not
+    /// in libzmq). The subscriber is dropped with a `Disconnected` event
+    /// carrying `ProtocolError::TooManySubscriptions`, as a peer that
+    /// breaks `maxmsgsize` is.
+    subscription_limit, set_subscription_limit: Option<u64>;
     /// Keep only the newest message from each peer (`ZMQ_CONFLATE`, meant
     /// for SUB, PULL and DEALER: the latest value of a telemetry stream).
     /// An unread message is replaced by the next one from the same peer,

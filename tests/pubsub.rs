@@ -252,3 +252,53 @@ fn conflate_keeps_the_newest_and_counts_the_rest() {
     }
     assert_eq!(received + sub.stats().dropped_conflated, u64::from(N));
 }
+
+/// A subscriber whose subscriptions cost more than the publisher's
+/// `subscription_limit` is disconnected and reported; the others are
+/// served all along.
+#[test]
+fn a_subscriber_over_the_subscription_limit_is_dropped() {
+    let ctx = ctx();
+    let xpub = socket(&ctx, SocketType::XPub);
+    xpub.set_subscription_limit(Some(2_000));
+    let monitor = xpub.monitor();
+    let ep = bind_local(&xpub);
+    let good = socket(&ctx, SocketType::Sub);
+    good.subscribe("news").expect("subscribe");
+    good.connect(&ep).expect("connect");
+    assert_eq!(subscriptions(&xpub, 1), [b"\x01news".to_vec()]);
+    let greedy = socket(&ctx, SocketType::Sub);
+    for i in 0..100 {
+        greedy
+            .subscribe(format!("prefix-{i:03}"))
+            .expect("subscribe");
+    }
+    greedy.connect(&ep).expect("connect");
+    // Drain what it managed to subscribe until it is refused.
+    let reader = {
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        let xpub = &xpub;
+        std::iter::from_fn(move || {
+            (std::time::Instant::now() < deadline)
+                .then(|| xpub.recv_timeout(Duration::from_millis(50)).ok())
+                .flatten()
+        })
+        .take(100)
+        .count()
+    };
+    assert!(
+        reader < 100,
+        "the greedy subscriber was cut off, {reader} subscriptions seen"
+    );
+    wait_event(&monitor, TIMEOUT, |e| {
+        matches!(
+            e.kind,
+            EventKind::Disconnected {
+                reason: Some(ProtocolError::TooManySubscriptions { limit: 2_000, .. }),
+                ..
+            }
+        )
+    });
+    send(&xpub, "news: still served", "publish");
+    assert_eq!(strs(&recv(&good, "good")), ["news: still served"]);
+}

@@ -265,6 +265,12 @@ impl IoThread {
                     self.engine_resume_read(token);
                 }
             }
+            Command::Pipe(IoRequest::Disconnect(pipe, reason)) => {
+                if let Some(&token) = self.pipe_engine.get(&pipe) {
+                    log::warn!("dropping a peer: {reason}");
+                    self.close_engine(token, crate::conn::Close::Protocol(reason));
+                }
+            }
             Command::EngineCheck(token) => self.engine_check(token),
             Command::CloseSocket(socket) => self.close_socket(&socket),
             Command::Resolved { connecter, result } => self.resolved(connecter, result),

@@ -129,6 +129,9 @@ pub struct PatternOptions {
     /// XPUB: a message sent to every new subscriber first
     /// (`ZMQ_XPUB_WELCOME_MSG`).
     pub xpub_welcome_msg: Option<Bytes>,
+    /// PUB, XPUB: what one subscriber's subscriptions may cost before it
+    /// is disconnected; `None` is unlimited.
+    pub subscription_limit: Option<u64>,
 }
 
 /// Socket-type logic over pipes. See the module docs for the pipe lifecycle.

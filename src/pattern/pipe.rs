@@ -37,13 +37,17 @@ pub const READ_AHEAD: usize = 256 * 1024;
 pub struct PipeId(pub u64);
 
 /// Something the I/O thread must be told after the pipes changed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IoRequest {
     /// `outbound` went from empty to non-empty: the engine should drain it.
     Flush(PipeId),
     /// `inbound` fell below its low-water mark after the engine had paused
     /// reading at the HWM: the engine should read again.
     ResumeRead(PipeId),
+    /// The pattern refuses the peer behind this pipe from now on (a
+    /// subscriber over its subscription limit): close its connection,
+    /// reporting why.
+    Disconnect(PipeId, crate::error::ProtocolError),
 }
 
 /// One peer's pair of queues.
@@ -192,6 +196,12 @@ impl Pipes {
             self.inbound_bytes = self.inbound_bytes.saturating_sub(bytes);
         }
         pipe
+    }
+
+    /// Asks the I/O thread to close the connection behind `id`: the
+    /// pattern will not deal with this peer any more.
+    pub fn request_disconnect(&mut self, id: PipeId, reason: crate::error::ProtocolError) {
+        self.io_requests.push(IoRequest::Disconnect(id, reason));
     }
 
     /// Keeps only the newest inbound message of each pipe from now on
@@ -657,7 +667,7 @@ mod tests {
         pipes.read_next();
         let mut resumed = pipes.take_io_requests();
         resumed.sort_by_key(|r| match r {
-            IoRequest::ResumeRead(p) | IoRequest::Flush(p) => *p,
+            IoRequest::ResumeRead(p) | IoRequest::Flush(p) | IoRequest::Disconnect(p, _) => *p,
         });
         assert_eq!(
             resumed,

@@ -48,7 +48,17 @@ pub struct XPub {
     manual: bool,
     nodrop: bool,
     welcome: Option<Bytes>,
+    /// What one pipe's subscriptions may cost (`subscription_limit`).
+    limit: Option<u64>,
+    /// Pipes found over the limit: their further subscriptions are
+    /// ignored while the I/O thread closes their connections.
+    refused: Vec<PipeId>,
 }
+
+/// What a subscription costs a publisher beyond its prefix bytes: trie
+/// nodes and the per-pipe set, roughly. Counted so that a subscriber
+/// cannot exhaust memory with very many very short prefixes.
+const SUBSCRIPTION_OVERHEAD: u64 = 64;
 
 impl XPub {
     /// An XPUB with no pipes yet.
@@ -66,6 +76,8 @@ impl XPub {
             manual: false,
             nodrop: false,
             welcome: None,
+            limit: None,
+            refused: Vec::new(),
         }
     }
 
@@ -90,12 +102,31 @@ impl XPub {
     fn take_inbound(&mut self, pipes: &mut Pipes) {
         while let Some((pipe, msg)) = pipes.read_next() {
             match parse_subscription(&msg) {
-                Some((subscribe, prefix)) => self.incoming(pipe, subscribe, &prefix, msg),
+                Some(_) if self.refused.contains(&pipe) => {}
+                Some((subscribe, prefix)) => {
+                    self.incoming(pipe, subscribe, &prefix, msg);
+                    if subscribe {
+                        self.check_limit(pipe, pipes);
+                    }
+                }
                 // PUB never processes user messages (libzmq neither), and
                 // a message without frames is nobody's.
                 None if self.publisher || msg.is_empty() => pipes.stats.dropped_malformed += 1,
                 None => self.pending.push_back((msg, None)),
             }
+        }
+    }
+
+    /// Refuses a subscriber whose subscriptions now cost more than the
+    /// limit: untrusted peers must not be able to make a publisher hold
+    /// unbounded state (libzmq has no such bound).
+    fn check_limit(&mut self, pipe: PipeId, pipes: &mut Pipes) {
+        let Some(limit) = self.limit else { return };
+        let held = self.subs.pipe_bytes(pipe) as u64
+            + SUBSCRIPTION_OVERHEAD * self.subs.pipe_prefix_count(pipe) as u64;
+        if held > limit {
+            self.refused.push(pipe);
+            pipes.request_disconnect(pipe, ProtocolError::TooManySubscriptions { held, limit });
         }
     }
 
@@ -190,11 +221,14 @@ impl Pattern for XPub {
 
     fn peer_lost(&mut self, pipe: PipeId, pipes: &mut Pipes) {
         self.drop_subscriptions(pipe, pipes);
+        // A reconnection starts from nothing, and is judged afresh.
+        self.refused.retain(|p| *p != pipe);
     }
 
     fn detach(&mut self, pipe: PipeId, pipes: &mut Pipes) {
         self.drop_subscriptions(pipe, pipes);
         self.dist.detach(pipe);
+        self.refused.retain(|p| *p != pipe);
     }
 
     fn configure(&mut self, opts: &PatternOptions) {
@@ -203,6 +237,7 @@ impl Pattern for XPub {
         // a socket that cannot receive.
         self.nodrop = opts.xpub_nodrop;
         self.welcome = opts.xpub_welcome_msg.clone();
+        self.limit = opts.subscription_limit;
         if !self.publisher {
             self.verbose = opts.xpub_verbose;
             self.verboser = opts.xpub_verboser;
@@ -713,5 +748,46 @@ mod tests {
             .send("2".into(), &mut pipes)
             .is_err_and(|e| e.error.is_would_block()));
         assert!(!p.has_in(&mut pipes));
+    }
+
+    #[test]
+    fn a_subscriber_over_the_limit_is_refused() {
+        let mut x = XPub::new();
+        x.configure(&PatternOptions {
+            subscription_limit: Some(1000),
+            ..PatternOptions::default()
+        });
+        let mut pipes = Pipes::new();
+        let (a, b) = (PipeId(1), PipeId(2));
+        for id in [a, b] {
+            pipes.insert(id, 0, 0);
+            x.attach(id, &mut pipes);
+        }
+        // Each costs 64 + its 10 bytes: the 14th pushes `a` over 1000.
+        for i in 0..20 {
+            pipes.deliver(a, Message::from(format!("\x01prefix-{i:03}").into_bytes()));
+        }
+        pipes.deliver(b, Message::from(&b"\x01ok"[..]));
+        x.has_out(&pipes);
+        let mut recv = Vec::new();
+        while let Ok(m) = x.recv(&mut pipes) {
+            recv.push(m);
+        }
+        assert_eq!(
+            recv.len(),
+            15,
+            "13 fit, the 14th tripped the limit, the rest ignored; b's one"
+        );
+        let refused: Vec<_> = pipes
+            .take_io_requests()
+            .into_iter()
+            .filter_map(|r| match r {
+                IoRequest::Disconnect(p, ProtocolError::TooManySubscriptions { limit, .. }) => {
+                    Some((p, limit))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(refused, [(a, 1000)]);
     }
 }
