@@ -395,3 +395,28 @@ fn plain_proxy_returns_the_terminal_error() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_destination_that_cannot_take_it_yet_holds_the_message() {
+    let ctx = ctx();
+    let pull = Arc::new(our_socket(&ctx, SocketType::Pull));
+    let front_ep = bind_local(&pull);
+    // A bound PUSH with no peer yet: every try_send would block.
+    let push = Arc::new(our_socket(&ctx, SocketType::Push));
+    let back_ep = bind_local(&push);
+    let running = Running::start(pull, push, None);
+    let producer = our_socket(&ctx, SocketType::Push);
+    producer.connect(&front_ep).expect("producer connects");
+    for i in 0..5 {
+        send(&producer, format!("m{i}").as_str(), "job");
+    }
+    // Connected only now: the proxy held the first message, waiting for
+    // the backend to become writable, and dropped none.
+    let consumer = our_socket(&ctx, SocketType::Pull);
+    consumer.connect(&back_ep).expect("consumer connects");
+    for i in 0..5 {
+        assert_eq!(strs(&recv(&consumer, "held job")), [format!("m{i}")]);
+    }
+    assert_eq!(running.control.stats().frontend_to_backend.messages, 5);
+    running.stop();
+}
