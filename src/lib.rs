@@ -73,6 +73,7 @@ pub mod options;
 #[doc(hidden)]
 pub mod pattern;
 mod poll;
+mod proxy;
 mod seed;
 mod shared;
 mod socket;
@@ -93,5 +94,6 @@ pub use monitor::{ConnectFailure, EndpointState, EndpointStatus, EventKind, Moni
 pub use options::ReconnectStop;
 pub use pattern::Stats as SocketStats;
 pub use poll::{Events, Poller};
+pub use proxy::{proxy, proxy_steerable, ProxyControl, ProxyStats, Traffic};
 pub use socket::Socket;
 pub use socket_type::SocketType;

@@ -9,7 +9,7 @@ use crate::error::Result;
 pub use crate::events::Events;
 use crate::socket::Socket;
 use crate::wait::park::{Armed, ParkSet};
-use crate::waiter::{Waiter, WaiterRef};
+use crate::waiter::{Waiter, WaiterRef, Wake};
 use std::time::{Duration, Instant};
 
 impl Socket {
@@ -78,6 +78,10 @@ pub struct Poller<'a> {
     /// (kept for its buffers).
     set: ParkSet,
     spare: ParkSet,
+    /// Crate-private: a wake-up from outside the sockets (the proxy's
+    /// control) and the generation of it last seen. `None` for every
+    /// public user, whose polls behave exactly as without it.
+    wake: Option<(&'a Wake, u64)>,
 }
 
 struct Item<'a> {
@@ -123,6 +127,16 @@ impl<'a> Poller<'a> {
         self.items.len() - 1
     }
 
+    /// Lets `wake` end this poller's waits too (crate-private; see
+    /// [`Wake`]). A `poll` then also returns, with whatever is ready
+    /// (possibly nothing), when `wake.wake()` was called since the last
+    /// `poll` returned or since this call; and sockets added with
+    /// [`Events::NONE`] still end it with an error when closed or
+    /// terminated, so that a proxy waiting paused notices that.
+    pub(crate) fn set_wake(&mut self, wake: &'a Wake) {
+        self.wake = Some((wake, wake.seq()));
+    }
+
     /// Changes what the socket at `index` is waited on for (`NONE` leaves
     /// it out of later polls).
     ///
@@ -164,6 +178,11 @@ impl<'a> Poller<'a> {
             Some(ctx) => ctx.waiters.take(),
             None => WaiterRef::new(Waiter::new()),
         };
+        // Registered for the whole call, before the first read of `seq`
+        // (the order `Wake` relies on).
+        if let Some((wake, _)) = self.wake {
+            wake.register(&waiter);
+        }
         let mut waited = false;
         let result = loop {
             // Wait once even for a zero timeout, so that bytes already in
@@ -176,13 +195,20 @@ impl<'a> Poller<'a> {
             // Before the scan re-checks every socket: a notification this
             // drops is about a change the scan sees.
             waiter.reset();
-            let ready = match self.scan(&waiter, timeout_ms.is_some()) {
+            let woken = match &mut self.wake {
+                Some((wake, seen)) => {
+                    let now = wake.seq();
+                    std::mem::replace(seen, now) != now
+                }
+                None => false,
+            };
+            let ready = match self.scan(&waiter, timeout_ms.is_some() && !woken) {
                 Ok(n) => n,
                 Err(e) => break Err(e),
             };
             // No socket lock is held here.
             self.spare.wait_for_busy();
-            let Some(ms) = timeout_ms.filter(|_| ready == 0) else {
+            let Some(ms) = timeout_ms.filter(|_| ready == 0 && !woken) else {
                 break Ok(ready);
             };
             self.set.wait(&waiter, ms);
@@ -198,6 +224,9 @@ impl<'a> Poller<'a> {
             }
         }
         self.set.wait_for_busy();
+        if let Some((wake, _)) = self.wake {
+            wake.unregister(&waiter);
+        }
         if let Some(ctx) = pool {
             ctx.waiters.give(waiter);
         }
@@ -223,11 +252,23 @@ impl<'a> Poller<'a> {
                 self.spare.disarm(armed, waiter, shared, mailbox, &mut core);
             }
             item.ready = Events::NONE;
-            if item.wanted.is_empty() || failed.is_some() {
+            // Without a wake hook a socket polled for nothing is left out
+            // entirely (as before); with one (the proxy, paused) it is
+            // still watched for closing and termination.
+            let watch_only = item.wanted.is_empty();
+            if (watch_only && self.wake.is_none()) || failed.is_some() {
                 continue;
             }
             if let Err(e) = shared.check_open() {
                 failed = Some(e);
+                continue;
+            }
+            if watch_only {
+                if ready == 0 && arm {
+                    // Registered only (no connections armed): closing and
+                    // termination notify the socket's waiters.
+                    item.armed = Some(self.set.arm(waiter, shared, &core, false));
+                }
                 continue;
             }
             let (now, io, wake) = shared.readiness(&mut core, item.wanted);

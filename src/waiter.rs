@@ -26,7 +26,7 @@
 //!
 //! The loom models in `crate::loom_models` check this sequence.
 
-use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 
 /// A shared handle to a [`Waiter`] (loom's `Arc` in the model).
 pub(crate) type WaiterRef = Arc<Waiter>;
@@ -159,6 +159,44 @@ impl WaiterList {
     /// How many threads are registered (tests and diagnostics).
     pub(crate) fn len(&self) -> usize {
         self.len.load(Ordering::SeqCst)
+    }
+}
+
+/// A wake-up for a [`crate::Poller`] that comes from no socket: the
+/// proxy's control handle (`crate::proxy::ProxyControl`) uses it to end
+/// the proxy's `poll` when it is paused, resumed or terminated.
+///
+/// It follows the waiter protocol: the poller registers its waiter in
+/// `list` for the whole call, then on each pass resets the waiter, reads
+/// `seq`, and sleeps only if `seq` is the value it last saw. `wake` bumps
+/// `seq` and then notifies the list. Both sides use SeqCst (the list's
+/// `len` too), so either the poller's read sees the new `seq`, or the
+/// notifier's read of `len` sees the registration and raises the waiter.
+#[derive(Debug, Default)]
+pub(crate) struct Wake {
+    list: WaiterList,
+    seq: AtomicU64,
+}
+
+impl Wake {
+    /// Ends the wait of every poller watching this (now or at its next
+    /// pass): each sees a new `seq`.
+    pub(crate) fn wake(&self) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        self.list.notify_all();
+    }
+
+    /// The current generation; a poller compares it with the one it saw.
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn register(&self, w: &Arc<Waiter>) {
+        self.list.register(w);
+    }
+
+    pub(crate) fn unregister(&self, w: &Arc<Waiter>) {
+        self.list.unregister(w);
     }
 }
 
