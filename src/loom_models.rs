@@ -13,7 +13,7 @@ use crate::close::{CloseReport, ReportSlot};
 use crate::conn::owner::{Edge, ReadOwner};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::wait::park::{should_arm, Seen};
-use crate::waiter::{Waiter, WaiterList};
+use crate::waiter::{Waiter, WaiterList, Wake};
 use loom::thread;
 
 /// A socket as the waiting protocol sees it: the core lock over what a
@@ -442,5 +442,33 @@ fn a_close_report_reaches_every_thread_waiting_for_it() {
         assert_eq!(slot.wait(None).map(|r| r.dropped_linger), Some(1));
         assert_eq!(waiter.join().ok().flatten(), Some(1));
         let _ = io.join();
+    });
+}
+
+/// The proxy's wake-up (`Wake`): a poller that registered once, and on
+/// each pass resets, reads the generation and sleeps only if it is the one
+/// it saw, always ends its wait when the control is used, whenever that
+/// happens (as `Poller::poll` does with `set_wake`).
+#[test]
+fn a_proxy_wake_always_ends_the_poll() {
+    loom::model(|| {
+        let wake = Arc::new(Wake::default());
+        let waiter = Arc::new(Waiter::new());
+        wake.register(&waiter);
+        let mut seen = wake.seq();
+        let control = {
+            let wake = wake.clone();
+            thread::spawn(move || wake.wake())
+        };
+        loop {
+            waiter.reset();
+            let now = wake.seq();
+            if std::mem::replace(&mut seen, now) != now {
+                break;
+            }
+            waiter.park(None);
+        }
+        wake.unregister(&waiter);
+        let _ = control.join();
     });
 }
