@@ -146,3 +146,31 @@ pub fn report_percentiles(mut ns: Vec<u64>) {
     report("p999_ns", rank(999));
     report("max_ns", ns[n - 1]);
 }
+
+/// Waits for the subscriber threads of a PUB/SUB row and reports `count`
+/// (bodies, all together) and `last_ns` (the latest end-marker arrival).
+/// The slow subscriber of a lossy run (the last) is neither counted nor
+/// waited for; a matching run's subscribers run until the parent lets go.
+pub fn join_subscribers(
+    threads: Vec<std::thread::JoinHandle<Result<(u64, u128), String>>>,
+    k: usize,
+    mode: crate::role::SubMode,
+) -> Result<(), String> {
+    use crate::role::SubMode;
+    let counted = match mode {
+        SubMode::Match => 0,
+        SubMode::Lossy { slow_rate } if slow_rate > 0.0 => k - 1,
+        _ => k,
+    };
+    let (mut count, mut last_ns) = (0u64, 0u128);
+    for t in threads.into_iter().take(counted) {
+        let (n, at) = t.join().map_err(|_| "subscriber thread panicked")??;
+        count += n;
+        last_ns = last_ns.max(at);
+    }
+    if counted > 0 {
+        report("count", count);
+        report("last_ns", last_ns);
+    }
+    park_forever()
+}

@@ -3,7 +3,10 @@
 use crate::child::{
     clock_batch, cpu_us, max_messages, now_ns, payload, report, status_kb, time_round_trips,
 };
-use crate::role::{Role, HEARTBEAT_TIMEOUT, SETTLE, WARMUP};
+use crate::role::{
+    end_marker, match_messages, topic, PubMode, Role, SubCount, SubMode, HEARTBEAT_TIMEOUT,
+    MATCH_PREFIXES, SETTLE, WARMUP,
+};
 use bytes::Bytes;
 use ferrozmq::{Context, Events, Message, Poller, Socket, SocketType};
 use std::sync::{Arc, Barrier};
@@ -303,6 +306,106 @@ pub fn run(role: &Role) -> Result<(), String> {
             std::thread::sleep(Duration::from_secs_f64(*secs));
             report("cpu_us", cpu_us() - before);
             crate::child::park_forever();
+        }
+        Role::Publisher {
+            bind,
+            size,
+            subscriptions,
+            secs,
+            mode,
+        } => {
+            let s = socket(&ctx, SocketType::XPub)?;
+            // Verbose: every subscriber's "subscribe to everything" reaches
+            // us, not just the first, so we can count them in.
+            s.set_xpub_verbose(true);
+            s.set_xpub_nodrop(*mode == PubMode::Fanout);
+            // A blocked send or a missing subscriber fails the run rather
+            // than hanging it.
+            s.set_sndtimeo(Some(Duration::from_secs(30)));
+            s.set_rcvtimeo(Some(Duration::from_secs(30)));
+            report("endpoint", s.bind(bind).map_err(err("bind"))?);
+            let mut seen = 0;
+            while seen < *subscriptions {
+                let m = s.recv().map_err(err("recv subscription"))?;
+                if m.first().and_then(|f| f.first()) == Some(&1) {
+                    seen += 1;
+                }
+            }
+            let bodies: Vec<Bytes> = match mode {
+                PubMode::Match => match_messages().into_iter().map(Bytes::from).collect(),
+                _ => vec![payload(*size)],
+            };
+            let (batch, limit) = (clock_batch(*size), Duration::from_secs_f64(*secs));
+            let max = max_messages(*size, *secs);
+            let (start_ns, cpu_before) = (now_ns(), cpu_us());
+            let t = Instant::now();
+            let mut n = 0u64;
+            while n < max && t.elapsed() < limit {
+                for i in n..n + batch {
+                    let body = &bodies[i as usize % bodies.len()];
+                    send(&s, Message::from(body.clone()))?;
+                }
+                n += batch;
+            }
+            let elapsed = t.elapsed().as_secs_f64();
+            let cpu = cpu_us() - cpu_before;
+            let dropped = s.stats().dropped_hwm;
+            if *mode != PubMode::Match {
+                send(&s, Message::from(Bytes::copy_from_slice(&end_marker(n))))?;
+            }
+            report("start_ns", start_ns);
+            report("count", n);
+            report("rate", n as f64 / elapsed);
+            report("cpu_us", cpu);
+            report("dropped_hwm", dropped);
+            if *mode == PubMode::Slow {
+                // Any copy of the end marker may be dropped at the HWM:
+                // repeat it until the parent has what it needs.
+                loop {
+                    std::thread::sleep(Duration::from_millis(1));
+                    send(&s, Message::from(Bytes::copy_from_slice(&end_marker(n))))?;
+                }
+            }
+            crate::child::park_forever();
+        }
+        Role::Subscribers { ep, k, size, mode } => {
+            let threads: Vec<_> = (0..*k)
+                .map(|i| {
+                    let (ctx, ep, size, mode, k) = (ctx.clone(), ep.clone(), *size, *mode, *k);
+                    std::thread::spawn(move || -> Result<(u64, u128), String> {
+                        let s = socket(&ctx, SocketType::Sub)?;
+                        match mode {
+                            SubMode::Match => {
+                                for j in 0..MATCH_PREFIXES {
+                                    s.subscribe(topic(i * MATCH_PREFIXES + j))
+                                        .map_err(err("subscribe"))?;
+                                }
+                            }
+                            _ => s.subscribe("").map_err(err("subscribe"))?,
+                        }
+                        s.connect(&ep).map_err(err("connect"))?;
+                        if mode == SubMode::Match {
+                            // Only the publisher is timed: just drain.
+                            loop {
+                                s.recv().map_err(err("recv"))?;
+                            }
+                        }
+                        s.set_rcvtimeo(Some(Duration::from_secs(30)));
+                        let mut c = SubCount::new(size, mode, i == k - 1);
+                        loop {
+                            let m = s.recv().map_err(err("recv"))?;
+                            let first = m.first().map_or(&[][..], |f| &f[..]);
+                            if c.take(m.byte_len(), first)? {
+                                return Ok((c.n, now_ns()));
+                            }
+                            if let Some(d) = c.pace() {
+                                std::thread::sleep(d);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            crate::child::join_subscribers(threads, *k, *mode)?;
         }
     }
     Ok(())

@@ -4,7 +4,10 @@
 use crate::child::{
     clock_batch, cpu_us, max_messages, now_ns, payload, report, status_kb, time_round_trips,
 };
-use crate::role::{Role, HEARTBEAT_TIMEOUT, SETTLE, WARMUP};
+use crate::role::{
+    end_marker, match_messages, topic, PubMode, Role, SubCount, SubMode, HEARTBEAT_TIMEOUT,
+    MATCH_PREFIXES, SETTLE, WARMUP,
+};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -43,6 +46,37 @@ fn echo(s: &zmq::Socket, msg: &mut zmq::Message) -> Result<(), String> {
         if !more {
             return Ok(());
         }
+    }
+}
+
+// The `zmq` crate has no setter for ZMQ_XPUB_NODROP; libzmq itself is
+// linked in through it, so we call the C function directly.
+extern "C" {
+    fn zmq_setsockopt(
+        socket: *mut libc::c_void,
+        option: libc::c_int,
+        value: *const libc::c_void,
+        len: libc::size_t,
+    ) -> libc::c_int;
+}
+
+/// ZMQ_XPUB_NODROP, from zmq.h.
+const ZMQ_XPUB_NODROP: libc::c_int = 69;
+
+fn set_xpub_nodrop(s: &mut zmq::Socket, on: bool) -> Result<(), String> {
+    let v: libc::c_int = on.into();
+    // SAFETY: a live socket, and a pointer to an int of the size given.
+    let rc = unsafe {
+        zmq_setsockopt(
+            s.as_mut_ptr(),
+            ZMQ_XPUB_NODROP,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>(),
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        _ => Err("libzmq xpub_nodrop: zmq_setsockopt failed".into()),
     }
 }
 
@@ -320,6 +354,104 @@ pub fn run(role: &Role) -> Result<(), String> {
             std::thread::sleep(Duration::from_secs_f64(*secs));
             report("cpu_us", cpu_us() - before);
             crate::child::park_forever();
+        }
+        Role::Publisher {
+            bind: ep,
+            size,
+            subscriptions,
+            secs,
+            mode,
+        } => {
+            let mut s = socket(&ctx, zmq::XPUB)?;
+            // Verbose: every subscriber's "subscribe to everything" reaches
+            // us, not just the first, so we can count them in.
+            s.set_xpub_verbose(true).map_err(err("xpub_verbose"))?;
+            set_xpub_nodrop(&mut s, *mode == PubMode::Fanout)?;
+            // A blocked send or a missing subscriber fails the run rather
+            // than hanging it.
+            s.set_sndtimeo(30_000).map_err(err("sndtimeo"))?;
+            s.set_rcvtimeo(30_000).map_err(err("rcvtimeo"))?;
+            report("endpoint", bind(&s, ep)?);
+            let mut seen = 0;
+            while seen < *subscriptions {
+                let m = s.recv_bytes(0).map_err(err("recv subscription"))?;
+                if m.first() == Some(&1) {
+                    seen += 1;
+                }
+            }
+            let bodies: Vec<Vec<u8>> = match mode {
+                PubMode::Match => match_messages(),
+                _ => vec![payload(*size).to_vec()],
+            };
+            let (batch, limit) = (clock_batch(*size), Duration::from_secs_f64(*secs));
+            let max = max_messages(*size, *secs);
+            let (start_ns, cpu_before) = (now_ns(), cpu_us());
+            let t = Instant::now();
+            let mut n = 0u64;
+            while n < max && t.elapsed() < limit {
+                for i in n..n + batch {
+                    let body = &bodies[i as usize % bodies.len()];
+                    s.send(&body[..], 0).map_err(err("send"))?;
+                }
+                n += batch;
+            }
+            let elapsed = t.elapsed().as_secs_f64();
+            let cpu = cpu_us() - cpu_before;
+            if *mode != PubMode::Match {
+                s.send(&end_marker(n)[..], 0).map_err(err("send"))?;
+            }
+            report("start_ns", start_ns);
+            report("count", n);
+            report("rate", n as f64 / elapsed);
+            report("cpu_us", cpu);
+            if *mode == PubMode::Slow {
+                // Any copy of the end marker may be dropped at the HWM:
+                // repeat it until the parent has what it needs.
+                loop {
+                    std::thread::sleep(Duration::from_millis(1));
+                    s.send(&end_marker(n)[..], 0).map_err(err("send"))?;
+                }
+            }
+            crate::child::park_forever();
+        }
+        Role::Subscribers { ep, k, size, mode } => {
+            let threads: Vec<_> = (0..*k)
+                .map(|i| {
+                    let (ctx, ep, size, mode, k) = (ctx.clone(), ep.clone(), *size, *mode, *k);
+                    std::thread::spawn(move || -> Result<(u64, u128), String> {
+                        let s = socket(&ctx, zmq::SUB)?;
+                        match mode {
+                            SubMode::Match => {
+                                for j in 0..MATCH_PREFIXES {
+                                    s.set_subscribe(topic(i * MATCH_PREFIXES + j).as_bytes())
+                                        .map_err(err("subscribe"))?;
+                                }
+                            }
+                            _ => s.set_subscribe(b"").map_err(err("subscribe"))?,
+                        }
+                        s.connect(&ep).map_err(err("connect"))?;
+                        let mut msg = zmq::Message::new();
+                        if mode == SubMode::Match {
+                            // Only the publisher is timed: just drain.
+                            loop {
+                                s.recv(&mut msg, 0).map_err(err("recv"))?;
+                            }
+                        }
+                        s.set_rcvtimeo(30_000).map_err(err("rcvtimeo"))?;
+                        let mut c = SubCount::new(size, mode, i == k - 1);
+                        loop {
+                            s.recv(&mut msg, 0).map_err(err("recv"))?;
+                            if c.take(msg.len(), &msg)? {
+                                return Ok((c.n, now_ns()));
+                            }
+                            if let Some(d) = c.pace() {
+                                std::thread::sleep(d);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            crate::child::join_subscribers(threads, *k, *mode)?;
         }
     }
     Ok(())

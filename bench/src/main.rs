@@ -220,6 +220,20 @@ enum Kind {
         attackers: usize,
         cap_mib: usize,
     },
+    /// XPUB → `subs` SUB, `size`-byte bodies, nothing dropped: delivered
+    /// messages/s end to end.
+    Fanout {
+        size: usize,
+        subs: usize,
+    },
+    /// XPUB with 10,000 subscriptions (100 SUB × 100 prefixes), 1 % of
+    /// topics matching: the publisher's sends/s and CPU per message.
+    Match,
+    /// XPUB → `subs` SUB of which one is slow (a tenth of the others'
+    /// rate), against the same run without it.
+    SlowSub {
+        subs: usize,
+    },
 }
 
 /// One measurement: a few metrics, each measured for several
@@ -332,6 +346,64 @@ fn measurements() -> Vec<Meas> {
             kind: Kind::Idle,
             impls: PEERS,
         },
+        Meas {
+            id: "fanout-64-1",
+            title: "PUB→SUB fan-out to 1 subscriber, 64 B",
+            kind: Kind::Fanout { size: 64, subs: 1 },
+            impls: PEERS,
+        },
+        Meas {
+            id: "fanout-64-8",
+            title: "PUB→SUB fan-out to 8 subscribers, 64 B",
+            kind: Kind::Fanout { size: 64, subs: 8 },
+            impls: PEERS,
+        },
+        Meas {
+            id: "fanout-64-32",
+            title: "PUB→SUB fan-out to 32 subscribers, 64 B",
+            kind: Kind::Fanout { size: 64, subs: 32 },
+            impls: PEERS,
+        },
+        Meas {
+            id: "fanout-1k-1",
+            title: "PUB→SUB fan-out to 1 subscriber, 1 KiB",
+            kind: Kind::Fanout {
+                size: 1024,
+                subs: 1,
+            },
+            impls: PEERS,
+        },
+        Meas {
+            id: "fanout-1k-8",
+            title: "PUB→SUB fan-out to 8 subscribers, 1 KiB",
+            kind: Kind::Fanout {
+                size: 1024,
+                subs: 8,
+            },
+            impls: PEERS,
+        },
+        Meas {
+            id: "fanout-1k-32",
+            title: "PUB→SUB fan-out to 32 subscribers, 1 KiB",
+            kind: Kind::Fanout {
+                size: 1024,
+                subs: 32,
+            },
+            impls: PEERS,
+        },
+        Meas {
+            id: "match10k",
+            title:
+                "PUB matching 10,000 subscriptions (100 SUB × 100 prefixes), 1 % of topics match",
+            kind: Kind::Match,
+            impls: PEERS,
+        },
+        Meas {
+            id: "slowsub",
+            title: "PUB→8 SUB, one reading at a tenth of the rate, 64 B",
+            kind: Kind::SlowSub { subs: 8 },
+            impls: PEERS,
+        },
     ]
 }
 
@@ -365,8 +437,30 @@ fn metrics(kind: Kind) -> Vec<Metric> {
             m("server peak RSS", "MiB", true),
             m("attackers dropped", "count", false),
         ],
+        Kind::Fanout { .. } => vec![
+            m("delivered, all subscribers, end to end", "msg/s", false),
+            m("publisher peak RSS", "MiB", true),
+        ],
+        Kind::Match => vec![
+            m("publisher sends", "msg/s", false),
+            m("publisher CPU per message", "µs", true),
+        ],
+        Kind::SlowSub { .. } => vec![
+            m("7 fast subscribers, without the slow one", "msg/s", false),
+            m("7 fast subscribers, with the slow one", "msg/s", false),
+            m("with ÷ without", "%", false),
+            m("publisher peak RSS, with the slow one", "MiB", true),
+            m(
+                "publisher's dropped_hwm (all subscribers' drops)",
+                "count",
+                true,
+            ),
+        ],
     }
 }
+
+/// In the slow-subscriber row, the metric only ferrozmq can report.
+const SLOWSUB_DROPPED: usize = 4;
 
 /// Why `imp` does not play `kind`, if it does not: the table says "n/a"
 /// with this reason instead of running it.
@@ -384,6 +478,12 @@ fn not_applicable(kind: Kind, imp: Impl) -> Option<&'static str> {
             },
             Impl::Tcp,
         ) => Some("no heartbeats in raw TCP"),
+        (Kind::SlowSub { .. }, Impl::ZmqRs) => Some(
+            "zmq.rs 0.7's XPUB blocks on a slow subscriber instead of dropping (not comparable)",
+        ),
+        (Kind::Fanout { .. } | Kind::Match | Kind::SlowSub { .. }, Impl::Tcp) => {
+            Some("no PUB/SUB in raw TCP")
+        }
         _ => None,
     }
 }
@@ -659,6 +759,67 @@ fn run_one(kind: Kind, imp: Impl, timing: &Timing) -> Result<Vec<f64>, String> {
             let dropped = attack.finish()?;
             Ok(vec![hwm as f64 / 1024.0, dropped as f64])
         }
+        Kind::Fanout { size, subs } => {
+            let k = subs as u64;
+            let (size, subs) = (size.to_string(), subs.to_string());
+            let secs = secs.to_string();
+            let mut publ =
+                Proc::spawn(&["server", me, "xpub", BIND, &size, &subs, &secs, "fanout"])?;
+            let ep = publ.get("endpoint", short)?;
+            let mut subp = Proc::spawn(&["client", me, "subs", &ep, &subs, &size, "exact"])?;
+            let start_ns: u128 = publ.get_num("start_ns", run_limit)?;
+            let sent: u64 = publ.get_num("count", run_limit)?;
+            let last_ns: u128 = subp.get_num("last_ns", run_limit)?;
+            let received: u64 = subp.get_num("count", short)?;
+            // Each subscriber checked its own count against the end
+            // marker; this checks that all of them reported.
+            let expected = sent * k;
+            if received != expected {
+                return Err(format!("{expected} deliveries expected, {received} made"));
+            }
+            subp.finish()?;
+            let pub_hwm = publ.finish()?;
+            let elapsed = last_ns.saturating_sub(start_ns).max(1) as f64 / 1e9;
+            Ok(vec![received as f64 / elapsed, pub_hwm as f64 / 1024.0])
+        }
+        Kind::Match => {
+            let subs = role::MATCH_SUBSCRIBERS.to_string();
+            let subscriptions = role::MATCH_SUBSCRIPTIONS.to_string();
+            let secs = secs.to_string();
+            let mut publ = Proc::spawn(&[
+                "server",
+                me,
+                "xpub",
+                BIND,
+                "64",
+                &subscriptions,
+                &secs,
+                "match",
+            ])?;
+            let ep = publ.get("endpoint", short)?;
+            let subp = Proc::spawn(&["client", me, "subs", &ep, &subs, "64", "match"])?;
+            let rate: f64 = publ.get_num("rate", run_limit)?;
+            let sent: f64 = publ.get_num("count", short)?;
+            let cpu_us: f64 = publ.get_num("cpu_us", short)?;
+            subp.finish()?;
+            publ.finish()?;
+            Ok(vec![rate, cpu_us / sent.max(1.0)])
+        }
+        Kind::SlowSub { subs } => {
+            // The same run twice: the fast subscribers alone, then with the
+            // slow one paced at a tenth of a fast one's rate in the first.
+            let fast = subs - 1;
+            let (without, _, _) = slowsub_run(me, fast, 0.0, secs, run_limit)?;
+            let slow_rate = without / fast as f64 / 10.0;
+            let (with, pub_hwm, dropped) = slowsub_run(me, subs, slow_rate, secs, run_limit)?;
+            Ok(vec![
+                without,
+                with,
+                100.0 * with / without,
+                pub_hwm as f64 / 1024.0,
+                dropped,
+            ])
+        }
         Kind::Idle => {
             let idle = timing.idle_secs;
             let mut p = Proc::spawn(&["solo", me, "idle", &idle.to_string()])?;
@@ -668,6 +829,39 @@ fn run_one(kind: Kind, imp: Impl, timing: &Timing) -> Result<Vec<f64>, String> {
             Ok(vec![cpu_us / 1e3 * 5.0 / idle])
         }
     }
+}
+
+/// One run of the slow-subscriber row: an XPUB dropping at the HWM, `k`
+/// subscribers in one process, the last paced at `slow_rate` msg/s if that
+/// is positive (and then neither counted nor waited for). Returns the
+/// counted subscribers' delivered msg/s, the publisher's peak RSS (KiB) and
+/// its `dropped_hwm` (NaN if it has none).
+fn slowsub_run(
+    me: &str,
+    k: usize,
+    slow_rate: f64,
+    secs: f64,
+    run_limit: Duration,
+) -> Result<(f64, u64, f64), String> {
+    let short = Duration::from_secs(20);
+    let (ks, secs) = (k.to_string(), secs.to_string());
+    let mut publ = Proc::spawn(&["server", me, "xpub", BIND, "64", &ks, &secs, "slow"])?;
+    let ep = publ.get("endpoint", short)?;
+    let rate = slow_rate.to_string();
+    let mut subp = Proc::spawn(&["client", me, "subs", &ep, &ks, "64", "lossy", &rate])?;
+    let start_ns: u128 = publ.get_num("start_ns", run_limit)?;
+    let last_ns: u128 = subp.get_num("last_ns", run_limit)?;
+    let received: u64 = subp.get_num("count", short)?;
+    // Only ferrozmq counts its drops.
+    let dropped = if me == Impl::Ferro.arg() {
+        publ.get_num("dropped_hwm", short)?
+    } else {
+        f64::NAN
+    };
+    subp.finish()?;
+    let pub_hwm = publ.finish()?;
+    let elapsed = last_ns.saturating_sub(start_ns).max(1) as f64 / 1e9;
+    Ok((received as f64 / elapsed, pub_hwm, dropped))
 }
 
 /// `TcpExtListenOverflows` now, if `nstat` (iproute2) is there.
@@ -891,6 +1085,8 @@ fn print_table(
                 let Some(v) = samples.get(&(mi, k, imp)) else {
                     let why = if matches!(m.kind, Kind::Conn { .. }) && k == 2 && !has_nstat {
                         "no nstat"
+                    } else if matches!(m.kind, Kind::SlowSub { .. }) && k == SLOWSUB_DROPPED {
+                        "n/a (no such counter)"
                     } else {
                         "FAILED"
                     };

@@ -65,6 +65,179 @@ pub enum Role {
     /// A context with a bound and a connected socket, idle for `secs`;
     /// reports `cpu_us` (user + system over that time).
     Idle { secs: f64 },
+    /// PUB side of the PUB/SUB rows, an XPUB (so that it can see the
+    /// subscriptions arrive: no slow joiner, no sleep): binds, reports
+    /// `endpoint`, waits for `subscriptions` subscription messages (verbose,
+    /// so duplicates count), then publishes for `secs` (see [`PubMode`]);
+    /// reports `start_ns` (wall clock before the first send), `count`,
+    /// `rate` (sends/s over the send loop) and `cpu_us` (user + system of
+    /// the whole process over the send loop); ferrozmq also `dropped_hwm`.
+    Publisher {
+        bind: String,
+        size: usize,
+        subscriptions: usize,
+        secs: f64,
+        mode: PubMode,
+    },
+    /// `k` SUB sockets in one process, each on its own thread (a task on
+    /// the one runtime thread for zmq.rs), connected to `ep`; see
+    /// [`SubMode`]. Reports `count` (messages received, all counted
+    /// subscribers together) and `last_ns` (wall clock at the last counted
+    /// subscriber's last message).
+    Subscribers {
+        ep: String,
+        k: usize,
+        size: usize,
+        mode: SubMode,
+    },
+}
+
+/// What a [`Role::Publisher`] publishes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PubMode {
+    /// `size`-byte bodies with `xpub_nodrop` (a send waits for room rather
+    /// than dropping), then one end marker: the 8-byte count sent.
+    Fanout,
+    /// 64-byte messages whose first [`TOPIC_DIGITS`] bytes are a random
+    /// number below 10^6 (1 % of them below [`MATCH_SUBSCRIPTIONS`], the
+    /// subscribed prefixes); drops at the HWM as PUB does; no end marker.
+    Match,
+    /// As `Fanout` but dropping at the HWM (PUB's default), and then the
+    /// end marker again every millisecond, since any one copy may be
+    /// dropped, until the parent lets go.
+    Slow,
+}
+
+/// What a [`Role::Subscribers`] process does with its `k` SUB sockets.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SubMode {
+    /// Subscribe to everything; each receives until the end marker and
+    /// must have received exactly the count it carries, or the run fails.
+    Exact,
+    /// Subscribe to everything; each receives until the first end marker
+    /// (drops allowed). With `slow_rate` > 0, the last of the `k` reads at
+    /// most that many messages per second (it sleeps to keep to it), is not
+    /// counted and not waited for.
+    Lossy { slow_rate: f64 },
+    /// Subscriber `i` subscribes to the [`MATCH_PREFIXES`] prefixes
+    /// `i × MATCH_PREFIXES + j`, in [`TOPIC_DIGITS`] digits, and receives
+    /// without counting until the parent lets go.
+    Match,
+}
+
+/// Prefixes each subscriber of the matching row subscribes to.
+pub const MATCH_PREFIXES: usize = 100;
+/// Subscribers of the matching row.
+pub const MATCH_SUBSCRIBERS: usize = 100;
+/// All subscriptions of the matching row: prefixes `000000` to `009999`.
+pub const MATCH_SUBSCRIPTIONS: usize = MATCH_PREFIXES * MATCH_SUBSCRIBERS;
+/// Topic digits in the matching row: topics are below 10^6, so 1 % of them
+/// start with a subscribed prefix.
+pub const TOPIC_DIGITS: usize = 6;
+
+/// A topic or prefix of the matching row.
+pub fn topic(n: usize) -> String {
+    format!("{n:0width$}", width = TOPIC_DIGITS)
+}
+
+/// The end marker of the PUB/SUB rows: the 8-byte count of messages
+/// published (bodies are 64 bytes or more, so it cannot be mistaken).
+pub fn end_marker(count: u64) -> [u8; 8] {
+    count.to_le_bytes()
+}
+
+/// The count an end marker carries, or `None` for a body.
+pub fn parse_end_marker(m: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(m.try_into().ok()?))
+}
+
+/// A small fast pseudo-random generator (xorshift64*): the matching row's
+/// topics, with no dependency and the same sequence for every
+/// implementation.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new() -> Rng {
+        Rng(0x9E37_79B9_7F4A_7C15)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) % n
+    }
+}
+
+/// The matching row's messages, made before timing so that the send loop
+/// measures the library and not formatting: 64 bytes each, a random topic
+/// then payload bytes; the publisher cycles through them.
+pub fn match_messages() -> Vec<Vec<u8>> {
+    let mut rng = Rng::new();
+    (0..1 << 16)
+        .map(|_| {
+            let mut m = topic(rng.below(1_000_000) as usize).into_bytes();
+            m.resize(64, b'.');
+            m
+        })
+        .collect()
+}
+
+/// One subscriber's bookkeeping in the PUB/SUB rows, shared by the
+/// implementations: counts bodies, checks sizes and the end marker, and
+/// paces the slow subscriber.
+pub struct SubCount {
+    size: usize,
+    exact: bool,
+    slow_rate: Option<f64>,
+    started: Option<std::time::Instant>,
+    /// Bodies received.
+    pub n: u64,
+}
+
+impl SubCount {
+    /// `slow`: this is the slow subscriber of a [`SubMode::Lossy`] run.
+    pub fn new(size: usize, mode: SubMode, slow: bool) -> SubCount {
+        let slow_rate = match mode {
+            SubMode::Lossy { slow_rate } if slow && slow_rate > 0.0 => Some(slow_rate),
+            _ => None,
+        };
+        SubCount {
+            size,
+            exact: mode == SubMode::Exact,
+            slow_rate,
+            started: None,
+            n: 0,
+        }
+    }
+
+    /// Takes one message of `len` bytes whose first frame is `first`;
+    /// `Ok(true)` at the end marker.
+    pub fn take(&mut self, len: usize, first: &[u8]) -> Result<bool, String> {
+        if let Some(count) = (len == 8).then(|| parse_end_marker(first)).flatten() {
+            if self.exact && count != self.n {
+                return Err(format!(
+                    "a subscriber received {} of the {count} messages published",
+                    self.n
+                ));
+            }
+            return Ok(true);
+        }
+        if len != self.size {
+            return Err(format!("message {} has {len} bytes", self.n));
+        }
+        self.n += 1;
+        Ok(false)
+    }
+
+    /// For the slow subscriber: how long to sleep now to stay at its rate
+    /// (sleeping until the n-th message is due, rather than a fixed sleep
+    /// per message, keeps the rate right whatever the sleep granularity).
+    pub fn pace(&mut self) -> Option<Duration> {
+        let rate = self.slow_rate?;
+        let started = *self.started.get_or_insert_with(std::time::Instant::now);
+        Duration::from_secs_f64(self.n as f64 / rate).checked_sub(started.elapsed())
+    }
 }
 
 impl Role {
@@ -145,6 +318,31 @@ impl Role {
                 n: num(2)?,
             },
             "idle" => Role::Idle { secs: secs(1)? },
+            "xpub" => Role::Publisher {
+                bind: s(1)?,
+                size: num(2)?,
+                subscriptions: num(3)?,
+                secs: secs(4)?,
+                mode: match arg(5)? {
+                    "fanout" => PubMode::Fanout,
+                    "match" => PubMode::Match,
+                    "slow" => PubMode::Slow,
+                    m => return Err(format!("unknown publisher mode {m}")),
+                },
+            },
+            "subs" => Role::Subscribers {
+                ep: s(1)?,
+                k: num(2)?,
+                size: num(3)?,
+                mode: match arg(4)? {
+                    "exact" => SubMode::Exact,
+                    "lossy" => SubMode::Lossy {
+                        slow_rate: secs(5)?,
+                    },
+                    "match" => SubMode::Match,
+                    m => return Err(format!("unknown subscriber mode {m}")),
+                },
+            },
             r => return Err(format!("unknown role {r}")),
         })
     }
@@ -156,7 +354,8 @@ impl Role {
             | Role::PushClient { secs, .. }
             | Role::ReqMany { secs, .. }
             | Role::ReqThreads { secs, .. }
-            | Role::Idle { secs } => *secs,
+            | Role::Idle { secs }
+            | Role::Publisher { secs, .. } => *secs,
             // A generous 1 ms per round trip.
             Role::TailClient { count, .. } => tail_secs(*count),
             _ => 0.0,

@@ -5,12 +5,16 @@ use crate::child::{
     clock_batch, cpu_us, max_messages, nanos, now_ns, payload, report, report_percentiles,
     status_kb,
 };
-use crate::role::{star_to_zero, Role, SETTLE, WARMUP};
+use crate::role::{
+    end_marker, match_messages, star_to_zero, topic, PubMode, Role, SubCount, SubMode,
+    MATCH_PREFIXES, SETTLE, WARMUP,
+};
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 use zeromq::prelude::*;
 use zeromq::{
-    DealerSocket, PullSocket, PushSocket, RepSocket, ReqSocket, RouterSocket, ZmqError, ZmqMessage,
+    DealerSocket, PullSocket, PushSocket, RepSocket, ReqSocket, RouterSocket, SubSocket,
+    XPubSocket, ZmqError, ZmqMessage,
 };
 
 fn err(what: &str) -> impl Fn(ZmqError) -> String + '_ {
@@ -244,6 +248,116 @@ async fn play(role: Role) -> Result<(), String> {
             let before = cpu_us();
             tokio::time::sleep(Duration::from_secs_f64(secs)).await;
             report("cpu_us", cpu_us() - before);
+            stay().await
+        }
+        Role::Publisher {
+            mode: PubMode::Slow,
+            ..
+        } => Err("zmq.rs 0.7's XPUB waits for a slow subscriber instead of dropping".into()),
+        Role::Publisher {
+            bind,
+            size,
+            subscriptions,
+            secs,
+            mode,
+        } => {
+            // zmq.rs 0.7's XPUB hands every subscription message up (as
+            // verbose does), and its send waits for each subscriber's
+            // writer (as nodrop does).
+            let mut s = XPubSocket::new();
+            let ep = s.bind(&star_to_zero(&bind)).await.map_err(err("bind"))?;
+            report("endpoint", ep);
+            let mut seen = 0;
+            while seen < subscriptions {
+                let m = tokio::time::timeout(Duration::from_secs(30), s.recv())
+                    .await
+                    .map_err(|_| format!("{seen} of {subscriptions} subscriptions arrived"))?
+                    .map_err(err("recv subscription"))?;
+                if m.get(0).and_then(|f| f.first()) == Some(&1) {
+                    seen += 1;
+                }
+            }
+            let bodies: Vec<Bytes> = match mode {
+                PubMode::Match => match_messages().into_iter().map(Bytes::from).collect(),
+                _ => vec![payload(size)],
+            };
+            let (batch, limit) = (clock_batch(size), Duration::from_secs_f64(secs));
+            let max = max_messages(size, secs);
+            let (start_ns, cpu_before) = (now_ns(), cpu_us());
+            let t = Instant::now();
+            let mut n = 0u64;
+            while n < max && t.elapsed() < limit {
+                for i in n..n + batch {
+                    let body = &bodies[i as usize % bodies.len()];
+                    s.send(ZmqMessage::from(body.clone()))
+                        .await
+                        .map_err(err("send"))?;
+                }
+                n += batch;
+            }
+            let elapsed = t.elapsed().as_secs_f64();
+            let cpu = cpu_us() - cpu_before;
+            if mode != PubMode::Match {
+                let end = Bytes::copy_from_slice(&end_marker(n));
+                s.send(ZmqMessage::from(end)).await.map_err(err("send"))?;
+            }
+            report("start_ns", start_ns);
+            report("count", n);
+            report("rate", n as f64 / elapsed);
+            report("cpu_us", cpu);
+            stay().await
+        }
+        Role::Subscribers { ep, k, size, mode } => {
+            // Tasks on the one runtime thread, as for req-many.
+            let mut tasks = Vec::with_capacity(k);
+            for i in 0..k {
+                let mut s = SubSocket::new();
+                s.connect(&ep).await.map_err(err("connect"))?;
+                match mode {
+                    SubMode::Match => {
+                        for j in 0..MATCH_PREFIXES {
+                            s.subscribe(&topic(i * MATCH_PREFIXES + j))
+                                .await
+                                .map_err(err("subscribe"))?;
+                        }
+                    }
+                    _ => s.subscribe("").await.map_err(err("subscribe"))?,
+                }
+                tasks.push(tokio::spawn(async move {
+                    let mut c = SubCount::new(size, mode, i == k - 1);
+                    loop {
+                        let recv = tokio::time::timeout(Duration::from_secs(30), s.recv());
+                        let m = match (mode, recv.await) {
+                            // Only the publisher is timed: just drain.
+                            (SubMode::Match, _) => continue,
+                            (_, Err(_)) => return Err("no message within 30 s".to_owned()),
+                            (_, Ok(m)) => m.map_err(err("recv"))?,
+                        };
+                        let first = m.get(0).map_or(&[][..], |f| &f[..]);
+                        if c.take(byte_len(&m), first)? {
+                            return Ok((c.n, now_ns()));
+                        }
+                        if let Some(d) = c.pace() {
+                            tokio::time::sleep(d).await;
+                        }
+                    }
+                }));
+            }
+            let counted = match mode {
+                SubMode::Match => 0,
+                SubMode::Lossy { slow_rate } if slow_rate > 0.0 => k - 1,
+                _ => k,
+            };
+            let (mut count, mut last_ns) = (0u64, 0u128);
+            for t in tasks.into_iter().take(counted) {
+                let (n, at) = t.await.map_err(|e| format!("subscriber task: {e}"))??;
+                count += n;
+                last_ns = last_ns.max(at);
+            }
+            if counted > 0 {
+                report("count", count);
+                report("last_ns", last_ns);
+            }
             stay().await
         }
     }
