@@ -266,11 +266,24 @@ impl Socket {
                 other => {
                     let mut io = io;
                     // Fast path: write on this thread if the engine is idle.
+                    // Only for a message to one peer: a publisher's send to
+                    // 32 subscribers made 32 writes on the sending thread,
+                    // which slowed sends past the streaming gap, so every
+                    // later send looked "quiet" and wrote directly too
+                    // (4,000 sends/s where the I/O thread batches millions).
                     let after_recv = std::mem::take(&mut core.last_was_recv);
-                    io.retain(|r| match r {
-                        IoRequest::Flush(pipe) => !borrow::try_flush(&mut core, *pipe, after_recv),
-                        _ => true,
-                    });
+                    let flushes = io
+                        .iter()
+                        .filter(|r| matches!(r, IoRequest::Flush(_)))
+                        .count();
+                    if flushes == 1 {
+                        io.retain(|r| match r {
+                            IoRequest::Flush(pipe) => {
+                                !borrow::try_flush(&mut core, *pipe, after_recv)
+                            }
+                            _ => true,
+                        });
+                    }
                     drop(core);
                     self.notify_io(io);
                     if wake {
