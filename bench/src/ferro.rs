@@ -346,6 +346,9 @@ pub fn run(role: &Role) -> Result<(), String> {
                     send(&s, Message::from(body.clone()))?;
                 }
                 n += batch;
+                if *mode == PubMode::Slow {
+                    crate::role::pace(n, t);
+                }
             }
             let elapsed = t.elapsed().as_secs_f64();
             let cpu = cpu_us() - cpu_before;

@@ -394,6 +394,9 @@ pub fn run(role: &Role) -> Result<(), String> {
                     s.send(&body[..], 0).map_err(err("send"))?;
                 }
                 n += batch;
+                if *mode == PubMode::Slow {
+                    crate::role::pace(n, t);
+                }
             }
             let elapsed = t.elapsed().as_secs_f64();
             let cpu = cpu_us() - cpu_before;

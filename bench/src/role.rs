@@ -368,6 +368,21 @@ impl Role {
 /// How long the REQ/REP client warms up before timing.
 pub const WARMUP: Duration = Duration::from_millis(100);
 
+/// The slow-subscriber publisher's pace, in messages per second: well
+/// within what every fast subscriber takes, so that only the slow one
+/// (paced at a tenth of a fast one's rate) falls behind and drops. An
+/// unpaced publisher overloads them all, and the fast subscribers' rate
+/// with and without the slow one then compares two overloads.
+pub const SLOW_PUB_RATE: f64 = 200_000.0;
+
+/// Sleeps until `n` messages are due at [`SLOW_PUB_RATE`] since `start`.
+pub fn pace(n: u64, start: std::time::Instant) {
+    let due = Duration::from_secs_f64(n as f64 / SLOW_PUB_RATE);
+    if let Some(wait) = due.checked_sub(start.elapsed()) {
+        std::thread::sleep(wait);
+    }
+}
+
 /// How long `count` timed round trips may take at most, in seconds: a
 /// generous 1 ms each (they take 20-100 µs). Bounds the tail client's
 /// watchdog and the parent's wait for it.
