@@ -186,25 +186,7 @@ fn stream_attack(attackers: usize) {
         .expect("bound address");
     let server = Arc::new(server);
     let server_stop = Arc::new(AtomicBool::new(false));
-    let server_thread = {
-        let (server, stop) = (server.clone(), server_stop.clone());
-        thread::spawn(move || -> Result<u64, String> {
-            let mut served = 0;
-            while !stop.load(Ordering::Relaxed) {
-                match server.recv_timeout(Duration::from_millis(50)) {
-                    Ok(m) => {
-                        server
-                            .send_timeout(m, STEP)
-                            .map_err(|e| format!("reply: {}", e.error))?;
-                        served += 1;
-                    }
-                    Err(Error::TimedOut) => {}
-                    Err(e) => return Err(format!("server recv: {e}")),
-                }
-            }
-            Ok(served)
-        })
-    };
+    let server_thread = spawn_server(server.clone(), server_stop.clone());
     let good_stop = Arc::new(AtomicBool::new(false));
     let (progress_tx, progress) = mpsc::channel();
     let good = spawn_good_client(endpoint.clone(), good_stop.clone(), progress_tx);
@@ -836,7 +818,7 @@ fn spawn_good_client(
 
 /// Echoes every request (REP) or routed message (ROUTER) until `stop`.
 fn spawn_server(
-    socket: ferrozmq::Socket,
+    socket: Arc<ferrozmq::Socket>,
     stop: Arc<AtomicBool>,
 ) -> JoinHandle<Result<u64, String>> {
     thread::spawn(move || {
@@ -998,7 +980,7 @@ fn attack(ty: SocketType, maxmsgsize: Option<u64>) {
         .expect("bound address");
 
     let server_stop = Arc::new(AtomicBool::new(false));
-    let server_thread = spawn_server(server, server_stop.clone());
+    let server_thread = spawn_server(Arc::new(server), server_stop.clone());
     let good_stop = Arc::new(AtomicBool::new(false));
     let (progress_tx, progress) = mpsc::channel();
     let good = spawn_good_client(endpoint.clone(), good_stop.clone(), progress_tx);

@@ -11,46 +11,9 @@
 mod util;
 
 use ferrozmq::{Socket, SocketType};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use util::interop::*;
 use util::*;
-
-/// One receive attempt while probing.
-const PROBE_WAIT: Duration = Duration::from_millis(20);
-
-/// Publishes `topic-probe` with `publish` until `received` sees a message,
-/// then drains the probes that are still in flight.
-fn sync(
-    what: &str,
-    mut publish: impl FnMut(&[u8]),
-    mut received: impl FnMut(Duration) -> Option<Vec<Vec<u8>>>,
-    topic: &str,
-) {
-    let probe = format!("{topic}-probe").into_bytes();
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: the subscription never arrived"
-        );
-        publish(&probe);
-        if let Some(m) = received(PROBE_WAIT) {
-            assert_eq!(m[0], probe, "{what}: only probes so far");
-            break;
-        }
-    }
-    // Every later probe is now on its way: publish a marker and drain up
-    // to it.
-    let marker = format!("{topic}-synced").into_bytes();
-    publish(&marker);
-    loop {
-        let m = received(TIMEOUT).unwrap_or_else(|| panic!("{what}: marker lost"));
-        if m[0] == marker {
-            return;
-        }
-        assert_eq!(m[0], probe, "{what}: only probes before the marker");
-    }
-}
 
 fn our_recv_within(s: &Socket, t: Duration) -> Option<Vec<Vec<u8>>> {
     s.recv_timeout(t).ok().map(to_vecs)
@@ -99,7 +62,7 @@ fn our_pub_to_libzmq_sub() {
                 s.set_subscribe(b"B").expect("subscribe B");
             },
         );
-        sync(
+        sync_subscription(
             &format!("{binder:?}"),
             |p| our_send(&l.ours, &[p.to_vec()]),
             |t| lz_recv_opt(&l.lz, t),
@@ -129,7 +92,7 @@ fn libzmq_pub_to_our_sub() {
             },
             |_| {},
         );
-        sync(
+        sync_subscription(
             &format!("{binder:?}"),
             |p| lz_send(&l.lz, &[p.to_vec()]),
             |t| our_recv_within(&l.ours, t),
@@ -202,7 +165,7 @@ fn libzmq_pub_to_our_xsub() {
     for binder in BOTH {
         let l = link(SocketType::XSub, zmq::PUB, binder);
         our_send(&l.ours, &[b"\x01x".to_vec()]);
-        sync(
+        sync_subscription(
             &format!("{binder:?}"),
             |p| lz_send(&l.lz, &[p.to_vec()]),
             |t| our_recv_within(&l.ours, t),

@@ -11,12 +11,8 @@ mod util;
 use crossbeam_channel::Receiver;
 use ferrozmq::{proxy, proxy_steerable, Context, Error, Message, ProxyControl, Socket, SocketType};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use util::interop::*;
 use util::*;
-
-/// One receive attempt while probing.
-const PROBE_WAIT: Duration = Duration::from_millis(20);
 
 /// A proxy running on its own thread.
 struct Running {
@@ -45,38 +41,6 @@ impl Running {
             .recv_timeout(TIMEOUT)
             .expect("proxy_steerable returns after terminate");
         assert!(r.is_ok(), "proxy_steerable: {r:?}");
-    }
-}
-
-/// Publishes `probe` with `publish` until `received` sees one, then a
-/// marker, and drains up to it: afterwards the subscription is in place
-/// and nothing is in flight.
-fn sync(
-    what: &str,
-    mut publish: impl FnMut(&[u8]),
-    mut received: impl FnMut(Duration) -> Option<Vec<Vec<u8>>>,
-) {
-    let probe = b"A-probe".to_vec();
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: the subscription never arrived"
-        );
-        publish(&probe);
-        if let Some(m) = received(PROBE_WAIT) {
-            assert_eq!(m[0], probe, "{what}: only probes so far");
-            break;
-        }
-    }
-    let marker = b"A-synced".to_vec();
-    publish(&marker);
-    loop {
-        let m = received(TIMEOUT).unwrap_or_else(|| panic!("{what}: marker lost"));
-        if m[0] == marker {
-            return;
-        }
-        assert_eq!(m[0], probe, "{what}: only probes before the marker");
     }
 }
 
@@ -120,10 +84,11 @@ fn our_xsub_xpub_proxy_between_libzmq_pub_and_sub() {
     let lz_sub = lz_socket(&zctx, zmq::SUB);
     lz_sub.connect(&back_ep).expect("libzmq SUB connects");
     lz_sub.set_subscribe(b"A").expect("subscribe A");
-    sync(
+    sync_subscription(
         "libzmq PUB -> proxy -> libzmq SUB",
         |p| lz_send(&lz_pub, &[p.to_vec()]),
         |t| lz_recv_within(&lz_sub, t).ok(),
+        "A",
     );
     let (all, want) = sequence();
     for m in &all {
@@ -168,10 +133,11 @@ fn libzmq_proxy_between_our_pub_and_sub() {
     let sub = our_socket(&ctx, SocketType::Sub);
     sub.connect(&back_ep).expect("SUB connects to libzmq XPUB");
     sub.subscribe("A").expect("subscribe A");
-    sync(
+    sync_subscription(
         "our PUB -> libzmq proxy -> our SUB",
         |p| our_send(&publisher, &[p.to_vec()]),
         |t| sub.recv_timeout(t).ok().map(to_vecs),
+        "A",
     );
     let (all, want) = sequence();
     for m in &all {

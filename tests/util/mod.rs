@@ -265,3 +265,40 @@ pub fn thread_count() -> usize {
         .expect("read /proc/self/task")
         .count()
 }
+
+/// One receive attempt while [`sync_subscription`] probes.
+pub const PROBE_WAIT: Duration = Duration::from_millis(20);
+
+/// The slow joiner, without sleeps: publishes `{topic}-probe` with
+/// `publish` until `received` sees one, then a `{topic}-synced` marker,
+/// and drains up to it. Afterwards the subscription to `topic` is in
+/// place and nothing is in flight.
+pub fn sync_subscription(
+    what: &str,
+    mut publish: impl FnMut(&[u8]),
+    mut received: impl FnMut(Duration) -> Option<Vec<Vec<u8>>>,
+    topic: &str,
+) {
+    let probe = format!("{topic}-probe").into_bytes();
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the subscription never arrived"
+        );
+        publish(&probe);
+        if let Some(m) = received(PROBE_WAIT) {
+            assert_eq!(m[0], probe, "{what}: only probes so far");
+            break;
+        }
+    }
+    let marker = format!("{topic}-synced").into_bytes();
+    publish(&marker);
+    loop {
+        let m = received(TIMEOUT).unwrap_or_else(|| panic!("{what}: marker lost"));
+        if m[0] == marker {
+            return;
+        }
+        assert_eq!(m[0], probe, "{what}: only probes before the marker");
+    }
+}
