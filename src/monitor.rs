@@ -99,6 +99,13 @@ pub enum EventKind {
     },
     /// `ZMQ_EVENT_CLOSED`: a listener or connecter was closed.
     Closed,
+    /// Not in libzmq: messages for this peer were dropped at its HWM (a
+    /// PUB's or XPUB's slow subscriber). Sent at the 1st, 2nd, 4th, 8th...
+    /// drop for the peer, with the count so far: which subscriber is slow.
+    DroppedAtHwm {
+        /// Messages dropped for this peer so far.
+        dropped: u64,
+    },
     /// `ZMQ_EVENT_MONITOR_STOPPED`: no more events will follow.
     MonitorStopped,
 }

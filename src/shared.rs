@@ -90,6 +90,16 @@ impl SocketCore {
     /// Detaches drained orphan pipes and collects the notices the I/O
     /// thread and blocked application threads need after a change.
     pub(crate) fn settle(&mut self) -> (Vec<IoRequest>, bool) {
+        let notices = self.pipes.take_drop_notices();
+        if !notices.is_empty() && self.monitor.is_some() {
+            for (pipe, dropped) in notices {
+                let endpoint = self.pipes.get(pipe).map(|p| p.endpoint().to_owned());
+                self.emit(MonitorEvent {
+                    endpoint: endpoint.unwrap_or_default(),
+                    kind: crate::monitor::EventKind::DroppedAtHwm { dropped },
+                });
+            }
+        }
         if self.pipes.has_dead() {
             for id in self.pipes.take_dead() {
                 self.pattern.detach(id, &mut self.pipes);

@@ -137,6 +137,7 @@ fn a_slow_subscriber_only_costs_itself() {
     let xpub = socket(&ctx, SocketType::XPub);
     xpub.set_sndhwm(100);
     xpub.set_xpub_verbose(true);
+    let monitor = xpub.monitor();
     let ep = bind_local(&xpub);
     let fast = socket(&ctx, SocketType::Sub);
     fast.subscribe("").expect("all");
@@ -184,6 +185,24 @@ fn a_slow_subscriber_only_costs_itself() {
         .expect("the fast subscriber got everything");
     let dropped = xpub.stats().dropped_hwm;
     assert!(dropped > 0, "the slow subscriber's drops are counted");
+    // And the monitor says which subscriber it was: one peer, at its 1st,
+    // 2nd, 4th... drop.
+    let reports: Vec<(String, u64)> = monitor
+        .try_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::DroppedAtHwm { dropped } => Some((e.endpoint, dropped)),
+            _ => None,
+        })
+        .collect();
+    assert!(!reports.is_empty(), "no DroppedAtHwm event");
+    assert!(
+        reports.iter().all(|(ep, _)| *ep == reports[0].0),
+        "{reports:?}"
+    );
+    let counts: Vec<u64> = reports.iter().map(|(_, n)| *n).collect();
+    let want: Vec<u64> = (0..counts.len() as u32).map(|k| 1 << k).collect();
+    assert_eq!(counts, want);
+    assert!(*counts.last().unwrap_or(&0) <= dropped);
     let mut got = 0;
     while slow.try_recv().is_ok() {
         got += 1;

@@ -106,6 +106,11 @@ impl Dist {
                     outcome.dropped_hwm += 1;
                     pipes.stats.dropped_hwm += 1;
                     *dropped += 1;
+                    // Which subscriber is slow, told at its 1st, 2nd, 4th,
+                    // 8th... drop: enough to find it, never a flood.
+                    if dropped.is_power_of_two() {
+                        pipes.note_drops(id, *dropped);
+                    }
                 }
             }
         }

@@ -155,6 +155,9 @@ pub struct Pipes {
     byte_paused: Vec<PipeId>,
     /// Keep only the newest inbound message of each pipe (`conflate`).
     conflate: bool,
+    /// Pipes whose messages were dropped at their HWM, with the count so
+    /// far, for the monitor (`SocketCore::settle` passes them on).
+    drop_notices: Vec<(PipeId, u64)>,
     /// Counters of messages dropped where ZeroMQ semantics drop them.
     pub stats: Stats,
 }
@@ -196,6 +199,17 @@ impl Pipes {
             self.inbound_bytes = self.inbound_bytes.saturating_sub(bytes);
         }
         pipe
+    }
+
+    /// Records that `dropped` messages for the peer behind `id` have now
+    /// been dropped at its HWM, for the monitor.
+    pub fn note_drops(&mut self, id: PipeId, dropped: u64) {
+        self.drop_notices.push((id, dropped));
+    }
+
+    /// The drop notices since the last call.
+    pub fn take_drop_notices(&mut self) -> Vec<(PipeId, u64)> {
+        std::mem::take(&mut self.drop_notices)
     }
 
     /// Asks the I/O thread to close the connection behind `id`: the
