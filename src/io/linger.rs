@@ -149,6 +149,13 @@ impl IoThread {
         self.maybe_finish_socket(id);
     }
 
+    /// The closing state of a socket, if it is closing.
+    fn closing_mut(&mut self, socket: u64) -> Option<&mut Closing> {
+        self.sockets
+            .get_mut(&socket)
+            .and_then(|s| s.closing.as_mut())
+    }
+
     /// `n` messages for `pipe` will never be written: counted in the
     /// socket's stats, and in its close report if it is closing, as
     /// dropped at linger's end or because the peer went.
@@ -163,11 +170,7 @@ impl IoThread {
         if n == 0 {
             return;
         }
-        let closing = self
-            .sockets
-            .get_mut(&socket)
-            .and_then(|s| s.closing.as_mut());
-        match closing {
+        match self.closing_mut(socket) {
             Some(c) if c.expired => {
                 stats.dropped_linger += n;
                 c.tally.peer(pipe, endpoint).dropped_linger += n;
@@ -185,11 +188,7 @@ impl IoThread {
         if n == 0 {
             return;
         }
-        let closing = self
-            .sockets
-            .get_mut(&socket)
-            .and_then(|s| s.closing.as_mut());
-        if let Some(c) = closing {
+        if let Some(c) = self.closing_mut(socket) {
             c.tally.peer(pipe, endpoint).delivered += n;
         }
     }
