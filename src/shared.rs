@@ -22,6 +22,7 @@ use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// What the sockets of one context share with it.
 #[derive(Debug)]
@@ -80,6 +81,10 @@ pub(crate) struct SocketCore {
     /// The last successful call was a `recv`: the next `send` is a reply
     /// (or the next request), not part of a stream.
     pub(crate) last_was_recv: bool,
+    /// When a `send` last had a single pipe to flush: sends closer
+    /// together than `wait::borrow::STREAMING_GAP` are a stream, written by
+    /// the I/O thread.
+    pub(crate) last_flush: Option<Instant>,
     pub(crate) last_endpoint: Option<String>,
     /// The socket's inbound budget (the same as `SocketShared::inbound`),
     /// for option changes.
@@ -166,6 +171,7 @@ impl SocketShared {
                 monitor: None,
                 direct: IdMap::default(),
                 last_was_recv: false,
+                last_flush: None,
                 last_endpoint: None,
                 inbound: inbound.clone(),
             }),

@@ -109,7 +109,6 @@ impl EngineShared {
                 peer_closed: false,
                 broken: None,
                 armed: None,
-                last_direct_write: None,
                 budget,
                 share: Share::default(),
                 overdrawn: false,
@@ -147,8 +146,6 @@ pub(crate) struct EngineIo {
     /// read moved the session's next deadline earlier (a PING with a TTL)
     /// hands the engine back so that the I/O thread re-arms.
     pub(crate) armed: Option<Instant>,
-    /// When a sending thread last wrote directly; see `wait::borrow`.
-    pub(crate) last_direct_write: Option<Instant>,
     /// The socket's inbound budget, and this connection's share of it.
     budget: Arc<InboundBudget>,
     share: Share,

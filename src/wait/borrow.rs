@@ -3,10 +3,14 @@
 //! what the connections have ([`try_read`], [`read_engine`]).
 //!
 //! Sending borrows only in a request-reply rhythm: when the socket's last
-//! call was a `recv`, or the connection has been quiet for
+//! call was a `recv`, or the socket has had nothing to flush for
 //! [`STREAMING_GAP`]. A thread streaming messages back to back would
 //! otherwise pay one `write` per message, where the I/O thread batches
-//! hundreds into one.
+//! hundreds into one and runs beside the sender. The gap is the socket's,
+//! not the connection's: a publisher whose sends each reach a different
+//! subscriber streams as much as one that sends to one, and writing on the
+//! sending thread cost it a wake-up of a subscriber per message (half of
+//! its time when 1 % of 10,000 subscriptions matched).
 
 use super::park::pollfd;
 use crate::conn::{Close, EngineShared, ReadStop};
@@ -26,6 +30,15 @@ pub(crate) const STREAMING_GAP: Duration = Duration::from_micros(50);
 /// Writes `pipe`'s queued messages on the caller's thread if its engine is
 /// idle. Returns true when nothing is left for the I/O thread to do.
 pub(crate) fn try_flush(core: &mut SocketCore, pipe: PipeId, after_recv: bool) -> bool {
+    let now = Instant::now();
+    let streaming = !after_recv
+        && core
+            .last_flush
+            .is_some_and(|t| now.saturating_duration_since(t) < STREAMING_GAP);
+    core.last_flush = Some(now);
+    if streaming {
+        return false;
+    }
     let Some(engine) = core.direct.get(&pipe).cloned() else {
         return false;
     };
@@ -33,15 +46,6 @@ pub(crate) fn try_flush(core: &mut SocketCore, pipe: PipeId, after_recv: bool) -
         return false;
     };
     if engine.write_blocked.load(Ordering::SeqCst) || io.broken.is_some() {
-        return false;
-    }
-    let now = Instant::now();
-    let streaming = !after_recv
-        && io
-            .last_direct_write
-            .is_some_and(|t| now.saturating_duration_since(t) < STREAMING_GAP);
-    io.last_direct_write = Some(now);
-    if streaming {
         return false;
     }
     loop {
