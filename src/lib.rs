@@ -90,7 +90,9 @@ pub use close::{CloseHandle, CloseReport, PeerReport};
 pub use context::Context;
 pub use error::{Error, ProtocolError, Result, SendError};
 pub use message::Message;
-pub use monitor::{ConnectFailure, EndpointState, EndpointStatus, EventKind, MonitorEvent};
+pub use monitor::{
+    ConnectFailure, EndpointState, EndpointStatus, EventKind, MonitorEvent, PeerStatus,
+};
 pub use options::ReconnectStop;
 pub use pattern::Stats as SocketStats;
 pub use poll::{Events, Poller};

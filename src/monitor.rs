@@ -100,8 +100,10 @@ pub enum EventKind {
     /// `ZMQ_EVENT_CLOSED`: a listener or connecter was closed.
     Closed,
     /// Not in libzmq: messages for this peer were dropped at its HWM (a
-    /// PUB's or XPUB's slow subscriber). Sent at the 1st, 2nd, 4th, 8th...
-    /// drop for the peer, with the count so far: which subscriber is slow.
+    /// PUB's or XPUB's slow subscriber, a ROUTER's or REP's full peer).
+    /// Sent at the 1st, 2nd, 4th, 8th... drop for the peer, with the count
+    /// so far: which subscriber is slow. `EndpointStatus::peers` has the
+    /// current count.
     DroppedAtHwm {
         /// Messages dropped for this peer so far.
         dropped: u64,
@@ -127,6 +129,26 @@ pub struct EndpointStatus {
     /// bound one, the sum over the connections it accepted. A request
     /// that "hangs" while this is non-zero has not left this process.
     pub queued: u64,
+    /// Its connections: at most one for a connect endpoint, one per
+    /// accepted peer for a bound one. "Which subscriber is slow?" is the
+    /// peer whose `dropped_hwm` grows.
+    pub peers: Vec<PeerStatus>,
+}
+
+/// One connection of an endpoint, in [`EndpointStatus::peers`].
+#[derive(Clone, Debug)]
+pub struct PeerStatus {
+    /// The peer's address, as in monitor events.
+    pub address: String,
+    /// Handshake done: messages flow.
+    pub ready: bool,
+    /// Messages queued for this peer and not yet written to the kernel.
+    pub queued: u64,
+    /// Messages for this peer dropped at its send HWM (a PUB's slow
+    /// subscriber, a ROUTER's full peer). For a connect endpoint the count
+    /// runs across reconnects; for an accepted peer, since it connected.
+    /// The socket-wide total is `Stats::dropped_hwm`.
+    pub dropped_hwm: u64,
 }
 
 /// The state of one endpoint.

@@ -203,6 +203,16 @@ fn a_slow_subscriber_only_costs_itself() {
     let want: Vec<u64> = (0..counts.len() as u32).map(|k| 1 << k).collect();
     assert_eq!(counts, want);
     assert!(*counts.last().unwrap_or(&0) <= dropped);
+    // The endpoint's status names the slow peer too, with all its drops
+    // (the fast one has closed by now, and may be gone).
+    let status = xpub.endpoints().expect("endpoints");
+    let peers = &status.first().expect("the bound endpoint").peers;
+    let dropping: Vec<(u64, &str)> = peers
+        .iter()
+        .filter(|p| p.dropped_hwm > 0)
+        .map(|p| (p.dropped_hwm, p.address.as_str()))
+        .collect();
+    assert_eq!(dropping, [(dropped, reports[0].0.as_str())], "{peers:?}");
     let mut got = 0;
     while slow.try_recv().is_ok() {
         got += 1;

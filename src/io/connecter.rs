@@ -472,21 +472,27 @@ impl IoThread {
             },
             State::Stopped => EndpointState::Stopped,
         };
+        let peer = match &c.state {
+            State::Connected(token) => self.peer_status(*token),
+            _ => None,
+        };
+        let queued = match &peer {
+            Some(p) => p.queued,
+            None => c
+                .socket
+                .core
+                .lock()
+                .pipes
+                .get(c.pipe)
+                .map_or(0, |p| p.outbound_len() as u64),
+        };
         Some(EndpointStatus {
             endpoint: c.name.clone(),
             state,
             attempts: c.attempts,
             last_error: c.last_error.clone(),
-            queued: match &c.state {
-                State::Connected(token) => self.engine_queued(*token),
-                _ => c
-                    .socket
-                    .core
-                    .lock()
-                    .pipes
-                    .get(c.pipe)
-                    .map_or(0, |p| p.outbound_len() as u64),
-            },
+            queued,
+            peers: peer.into_iter().collect(),
         })
     }
 

@@ -11,7 +11,7 @@ use super::timers::TimerKey;
 use super::{IoThread, Timer};
 use crate::conn::owner::Edge;
 use crate::conn::{Close, EngineShared, PipeAccess, ReadStop};
-use crate::monitor::EventKind;
+use crate::monitor::{EventKind, PeerStatus};
 use crate::options::Options;
 use crate::pattern::{PipeId, Pipes};
 use crate::shared::SocketShared;
@@ -769,17 +769,25 @@ impl IoThread {
 
     /// Messages for this engine's peer not yet written: those its session
     /// holds and those still in its pipe. For `Socket::endpoints()`.
-    pub(super) fn engine_queued(&self, token: Token) -> u64 {
-        let Some(e) = self.engines.get(&token) else {
-            return 0;
-        };
+    pub(super) fn peer_status(&self, token: Token) -> Option<PeerStatus> {
+        let e = self.engines.get(&token)?;
         // Lock order: the engine's `io` first, released before the core.
         let unsent = e.shared.io.lock().session.unsent_messages();
-        let queued = e
+        let (queued, dropped_hwm) = e
             .pipe
-            .and_then(|p| e.socket.core.lock().pipes.get(p).map(|p| p.outbound_len()))
-            .unwrap_or(0);
-        (unsent + queued) as u64
+            .and_then(|p| {
+                let core = e.socket.core.lock();
+                core.pipes
+                    .get(p)
+                    .map(|p| (p.outbound_len(), p.dropped_hwm()))
+            })
+            .unwrap_or((0, 0));
+        Some(PeerStatus {
+            address: e.peer.clone(),
+            ready: e.ready,
+            queued: (unsent + queued) as u64,
+            dropped_hwm,
+        })
     }
 
     /// Used by linger: true when this engine has nothing left to send.

@@ -4,7 +4,7 @@ use super::engine::{Engine, Origin};
 use super::{IoThread, Timer};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::monitor::{EndpointState, EndpointStatus, EventKind};
+use crate::monitor::{EndpointState, EndpointStatus, EventKind, PeerStatus};
 use crate::options::Options;
 use crate::shared::SocketShared;
 use mio::net::TcpListener;
@@ -117,7 +117,7 @@ impl IoThread {
 
     pub(super) fn listener_status(&self, token: Token) -> Option<EndpointStatus> {
         let l = self.listeners.get(&token)?;
-        let queued = self.sockets.get(&l.socket.id).map_or(0, |entry| {
+        let peers: Vec<PeerStatus> = self.sockets.get(&l.socket.id).map_or(Vec::new(), |entry| {
             entry
                 .accepted
                 .iter()
@@ -126,15 +126,16 @@ impl IoThread {
                         .get(t)
                         .is_some_and(|e| e.listener == Some(token))
                 })
-                .map(|t| self.engine_queued(*t))
-                .sum()
+                .filter_map(|t| self.peer_status(*t))
+                .collect()
         });
         Some(EndpointStatus {
             endpoint: l.bound.clone(),
             state: EndpointState::Listening,
             attempts: 0,
             last_error: None,
-            queued,
+            queued: peers.iter().map(|p| p.queued).sum(),
+            peers,
         })
     }
 

@@ -2,18 +2,15 @@
 //! libzmq's `dist_t`).
 //!
 //! A publisher must never block or fail because one subscriber is slow: a
-//! pipe at its send HWM is skipped, and the drop is counted, socket-wide in
-//! [`Stats::dropped_hwm`](super::Stats::dropped_hwm) and per pipe here, so
-//! that a user can find out *which* subscriber is slow. The per-pipe
-//! counters stay in [`Dist`] rather than in [`Stats`](super::Stats): that
-//! is a `Copy` struct of socket-wide totals, and a map keyed by pipe does
-//! not fit its shape.
+//! pipe at its send HWM is skipped, and the drop is counted
+//! ([`Pipes::drop_at_hwm`]: socket-wide and per pipe, so that a user can
+//! find out *which* subscriber is slow).
 //!
 //! Every pipe gets a clone of the message. Clones share their frames'
 //! [`Bytes`](bytes::Bytes), so a body is never copied per subscriber.
 
 use super::{PipeId, Pipes};
-use crate::id_map::IdMap;
+use crate::id_map::IdSet;
 use crate::message::Message;
 
 /// What one [`Dist::send_to_matching`] did with the message.
@@ -28,12 +25,10 @@ pub struct DistOutcome {
     pub dropped_peer_gone: usize,
 }
 
-/// The pipes a publisher sends to, with the messages each one missed.
+/// The pipes a publisher sends to.
 #[derive(Debug, Default)]
 pub struct Dist {
-    /// Attached pipes, each with the messages dropped at its HWM since it
-    /// was attached.
-    dropped: IdMap<PipeId, u64>,
+    attached: IdSet<PipeId>,
 }
 
 impl Dist {
@@ -42,41 +37,34 @@ impl Dist {
         Self::default()
     }
 
-    /// Adds a pipe. Attaching twice keeps its count.
+    /// Adds a pipe.
     pub fn attach(&mut self, pipe: PipeId) {
-        self.dropped.entry(pipe).or_insert(0);
+        self.attached.insert(pipe);
     }
 
-    /// Removes a pipe, returning how many messages it missed at its HWM, so
-    /// that the caller can report the total when the peer leaves.
-    pub fn detach(&mut self, pipe: PipeId) -> u64 {
-        self.dropped.remove(&pipe).unwrap_or(0)
+    /// Removes a pipe.
+    pub fn detach(&mut self, pipe: PipeId) {
+        self.attached.remove(&pipe);
     }
 
     /// True when `pipe` is attached.
     pub fn is_attached(&self, pipe: PipeId) -> bool {
-        self.dropped.contains_key(&pipe)
+        self.attached.contains(&pipe)
     }
 
     /// The attached pipes, in no particular order.
     pub fn pipes(&self) -> impl Iterator<Item = PipeId> + '_ {
-        self.dropped.keys().copied()
+        self.attached.iter().copied()
     }
 
     /// Number of attached pipes.
     pub fn len(&self) -> usize {
-        self.dropped.len()
+        self.attached.len()
     }
 
     /// True when no pipe is attached.
     pub fn is_empty(&self) -> bool {
-        self.dropped.is_empty()
-    }
-
-    /// Messages dropped for `pipe` at its send HWM since it was attached
-    /// (0 for a pipe not attached).
-    pub fn dropped_for(&self, pipe: PipeId) -> u64 {
-        self.dropped.get(&pipe).copied().unwrap_or(0)
+        self.attached.is_empty()
     }
 
     /// Queues a clone of `msg` on each attached pipe of `matching` (the
@@ -92,9 +80,9 @@ impl Dist {
     ) -> DistOutcome {
         let mut outcome = DistOutcome::default();
         for id in matching {
-            let Some(dropped) = self.dropped.get_mut(&id) else {
+            if !self.attached.contains(&id) {
                 continue;
-            };
+            }
             if pipes.get(id).is_none_or(|p| p.is_orphan()) {
                 outcome.dropped_peer_gone += 1;
                 pipes.stats.dropped_peer_gone += 1;
@@ -104,13 +92,7 @@ impl Dist {
                 Ok(()) => outcome.delivered += 1,
                 Err(_) => {
                     outcome.dropped_hwm += 1;
-                    pipes.stats.dropped_hwm += 1;
-                    *dropped += 1;
-                    // Which subscriber is slow, told at its 1st, 2nd, 4th,
-                    // 8th... drop: enough to find it, never a flood.
-                    if dropped.is_power_of_two() {
-                        pipes.note_drops(id, *dropped);
-                    }
+                    pipes.drop_at_hwm(id);
                 }
             }
         }
@@ -133,6 +115,7 @@ impl Dist {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pattern::pipe::Pipe;
     use bytes::Bytes;
 
     fn setup(hwms: &[usize]) -> (Dist, Pipes) {
@@ -186,9 +169,11 @@ mod tests {
         );
         let outcome = dist.send_to_matching("b".into(), all, &mut pipes);
         assert_eq!((outcome.delivered, outcome.dropped_hwm), (1, 1));
-        assert_eq!(dist.dropped_for(PipeId(1)), 1);
-        assert_eq!(dist.dropped_for(PipeId(2)), 0);
+        let dropped = |pipes: &Pipes, id| pipes.get(id).map(Pipe::dropped_hwm);
+        assert_eq!(dropped(&pipes, PipeId(1)), Some(1));
+        assert_eq!(dropped(&pipes, PipeId(2)), Some(0));
         assert_eq!(pipes.stats.dropped_hwm, 1);
+        assert_eq!(pipes.take_drop_notices(), [(PipeId(1), 1)]);
         assert!(!dist.can_send_all(all, &pipes));
         assert!(
             dist.can_send_all(std::iter::empty(), &pipes),
@@ -198,8 +183,8 @@ mod tests {
         assert!(!dist.can_send_all(all, &pipes), "pipe 2 is full now");
         pipes.pop_outbound(PipeId(2));
         assert!(dist.can_send_all(all, &pipes));
-        assert_eq!(dist.detach(PipeId(1)), 1);
-        assert_eq!(dist.dropped_for(PipeId(1)), 0);
+        dist.detach(PipeId(1));
+        assert!(!dist.is_attached(PipeId(1)));
     }
 
     #[test]

@@ -78,6 +78,9 @@ pub struct Pipe {
     /// a pipe that never connected may be moved to a peer that did
     /// ([`Pipes::move_outbound`]): nothing of them has been written.
     ever_connected: bool,
+    /// Messages for this peer dropped at its send HWM: which peer is slow
+    /// (`EndpointStatus::peers`, `EventKind::DroppedAtHwm`).
+    dropped_hwm: u64,
 }
 
 impl Pipe {
@@ -90,6 +93,11 @@ impl Pipe {
     /// Where the peer is (connect endpoint or peer address); may be empty.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// Messages for this peer dropped at its send HWM so far.
+    pub fn dropped_hwm(&self) -> u64 {
+        self.dropped_hwm
     }
 
     /// Messages waiting to be read by the application.
@@ -185,6 +193,7 @@ impl Pipes {
                 orphan: false,
                 ever_connected: false,
                 endpoint: String::new(),
+                dropped_hwm: 0,
             }),
         );
         self.wake_app = true;
@@ -201,10 +210,18 @@ impl Pipes {
         pipe
     }
 
-    /// Records that `dropped` messages for the peer behind `id` have now
-    /// been dropped at its HWM, for the monitor.
-    pub fn note_drops(&mut self, id: PipeId, dropped: u64) {
-        self.drop_notices.push((id, dropped));
+    /// Counts a message for the peer behind `id` dropped at its send HWM:
+    /// socket-wide in `stats`, and per peer so that a user can find out
+    /// *which* peer is slow. The monitor hears of it at the peer's 1st,
+    /// 2nd, 4th, 8th... drop: enough to find it, never a flood.
+    pub fn drop_at_hwm(&mut self, id: PipeId) {
+        self.stats.dropped_hwm += 1;
+        if let Some(p) = self.pipes.get_mut(&id) {
+            p.dropped_hwm += 1;
+            if p.dropped_hwm.is_power_of_two() {
+                self.drop_notices.push((id, p.dropped_hwm));
+            }
+        }
     }
 
     /// The drop notices since the last call.

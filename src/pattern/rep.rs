@@ -80,7 +80,7 @@ impl Pattern for Rep {
         } else if pipes.write(pipe, envelope).is_err() {
             // libzmq's REP routes replies like a non-mandatory ROUTER: a
             // full pipe drops the reply rather than blocking the service.
-            pipes.stats.dropped_hwm += 1;
+            pipes.drop_at_hwm(pipe);
         }
         Ok(())
     }

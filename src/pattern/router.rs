@@ -144,13 +144,13 @@ impl Pattern for Router {
             if self.mandatory {
                 return Err(SendError::new(Error::WouldBlock, msg));
             }
-            pipes.stats.dropped_hwm += 1;
+            pipes.drop_at_hwm(pipe);
             return Ok(());
         }
         msg.pop_front();
         if pipes.write(pipe, msg).is_err() {
             // Unreachable after `can_write`; count rather than panic.
-            pipes.stats.dropped_hwm += 1;
+            pipes.drop_at_hwm(pipe);
         }
         Ok(())
     }

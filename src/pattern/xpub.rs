@@ -89,13 +89,6 @@ impl XPub {
         }
     }
 
-    /// Messages dropped for `pipe` at its send HWM since it was attached:
-    /// which subscriber is slow. For per-peer stats, once wired.
-    #[allow(dead_code)]
-    pub fn dropped_for(&self, pipe: PipeId) -> u64 {
-        self.dist.dropped_for(pipe)
-    }
-
     /// Takes in every subscription (and, for an XPUB, data) waiting in the
     /// pipes. Costs the messages waiting, not the number of pipes: only
     /// pipes with input are in the fair-queue ring.
@@ -414,8 +407,9 @@ mod tests {
         }
         assert_eq!(drain(&mut pipes, fast).len(), 10);
         assert_eq!(drain(&mut pipes, slow).len(), 3);
-        assert_eq!(p.dropped_for(slow), 7);
-        assert_eq!(p.dropped_for(fast), 0);
+        let dropped = |id| pipes.get(id).map(|p| p.dropped_hwm());
+        assert_eq!(dropped(slow), Some(7));
+        assert_eq!(dropped(fast), Some(0));
         assert_eq!(pipes.stats.dropped_hwm, 7);
     }
 
