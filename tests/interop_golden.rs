@@ -101,6 +101,21 @@ struct RawFrame {
     bytes: Vec<u8>,
 }
 
+/// One frame, split by RFC 23's rules alone (not by our decoder), from
+/// `read_exact(n)`, which returns the next `n` bytes.
+fn raw_frame(mut read_exact: impl FnMut(usize) -> Vec<u8>) -> RawFrame {
+    let mut bytes = read_exact(2);
+    let flags = bytes[0];
+    let len = if flags & 0x02 != 0 {
+        bytes.extend(read_exact(7));
+        u64::from_be_bytes(bytes[1..9].try_into().unwrap()) as usize
+    } else {
+        usize::from(bytes[1])
+    };
+    bytes.extend(read_exact(len));
+    RawFrame { flags, bytes }
+}
+
 /// The raw end of a connection with a libzmq socket.
 struct RawPeer {
     stream: TcpStream,
@@ -207,16 +222,7 @@ impl RawPeer {
 
     /// One frame, split by RFC 23's rules alone (not by our decoder).
     fn read_frame(&mut self) -> RawFrame {
-        let mut bytes = self.read_exact(2);
-        let flags = bytes[0];
-        let len = if flags & 0x02 != 0 {
-            bytes.extend(self.read_exact(7));
-            u64::from_be_bytes(bytes[1..9].try_into().unwrap()) as usize
-        } else {
-            usize::from(bytes[1])
-        };
-        bytes.extend(self.read_exact(len));
-        RawFrame { flags, bytes }
+        raw_frame(|n| self.read_exact(n))
     }
 
     /// The raw bytes of one whole message (frames up to one without MORE),
@@ -689,5 +695,83 @@ fn golden_libzmq_sub_subscriptions() {
             Some(SessionEvent::Message(m)) => assert_frames_eq(&to_vecs(m), &[form], "decoded"),
             other => panic!("expected the subscription, got {other:?}"),
         }
+    }
+}
+
+/// A raw publisher that speaks ZMTP 3.0: accepts one connection, greets
+/// with version 3.0 and READY, and returns the stream past the
+/// subscriber's greeting and READY.
+fn raw_30_publisher(listener: &TcpListener) -> TcpStream {
+    let mut stream = accept(listener);
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let greeting = Greeting {
+        minor: 0,
+        ..Greeting::ours()
+    };
+    stream.write_all(&greeting.to_bytes()).unwrap();
+    stream.write_all(&our_ready(SocketType::Pub, b"")).unwrap();
+    let mut theirs = [0u8; GREETING_LEN];
+    stream.read_exact(&mut theirs).unwrap();
+    let ready = raw_frame(|n| read_n(&mut stream, n));
+    assert_eq!(ready.flags, 0x04, "READY");
+    stream
+}
+
+fn read_n(stream: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    stream.read_exact(&mut buf).expect("read the subscriber");
+    buf
+}
+
+/// The subscription changes of the golden tests, short and long.
+fn subscription_changes() -> Vec<(bool, Vec<u8>)> {
+    vec![
+        (true, b"weather".to_vec()),
+        (true, Vec::new()),
+        (false, b"weather".to_vec()),
+        (true, vec![b'x'; 300]),
+    ]
+}
+
+/// libzmq SUB and ours -> a raw ZMTP 3.0 PUB: a 3.0 peer knows no
+/// SUBSCRIBE/CANCEL commands, so both send the message form (a first byte
+/// of 1 or 0, then the prefix), byte for byte the same.
+#[test]
+fn golden_subscriptions_to_a_zmtp_30_peer() {
+    check_libzmq_version();
+    let changes = subscription_changes();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let ep = format!("tcp://{}", listener.local_addr().unwrap());
+
+    let zctx = zmq::Context::new();
+    let lz = lz_socket(&zctx, zmq::SUB);
+    lz.connect(&ep).unwrap();
+    let mut stream = raw_30_publisher(&listener);
+    let mut libzmq = Vec::new();
+    for (subscribe, topic) in &changes {
+        if *subscribe {
+            lz.set_subscribe(topic).unwrap();
+        } else {
+            lz.set_unsubscribe(topic).unwrap();
+        }
+        libzmq.push(raw_frame(|n| read_n(&mut stream, n)));
+    }
+
+    let ctx = ctx();
+    let ours = socket(&ctx, SocketType::Sub);
+    ours.connect(&ep).unwrap();
+    let mut stream = raw_30_publisher(&listener);
+    for ((subscribe, topic), lz_frame) in changes.iter().zip(&libzmq) {
+        if *subscribe {
+            ours.subscribe(topic).unwrap();
+        } else {
+            ours.unsubscribe(topic).unwrap();
+        }
+        let frame = raw_frame(|n| read_n(&mut stream, n));
+        let mut form = vec![u8::from(*subscribe)];
+        form.extend_from_slice(topic);
+        assert_eq!(lz_frame.flags & 0x04, 0, "libzmq: a message, not a command");
+        assert!(lz_frame.bytes.ends_with(&form), "libzmq: the message form");
+        assert_eq!(frame.bytes, lz_frame.bytes, "ours vs libzmq's");
     }
 }

@@ -181,6 +181,31 @@ fn libzmq_pub_to_our_xsub() {
     }
 }
 
+/// Our PUB to libzmq's XSUB: libzmq's subscription message reaches our
+/// publisher, which then filters for it.
+#[test]
+fn our_pub_to_libzmq_xsub() {
+    check_libzmq_version();
+    for binder in BOTH {
+        let l = link(SocketType::Pub, zmq::XSUB, binder);
+        lz_send(&l.lz, &[b"\x01x".to_vec()]);
+        sync_subscription(
+            &format!("{binder:?}"),
+            |p| our_send(&l.ours, &[p.to_vec()]),
+            |t| lz_recv_opt(&l.lz, t),
+            "x",
+        );
+        our_send(&l.ours, &frames(&["y1"]));
+        our_send(&l.ours, &frames(&["x1", "two"]));
+        assert_frames_eq(
+            &lz_recv(&l.lz),
+            &frames(&["x1", "two"]),
+            "filtered by our publisher",
+        );
+        lz_send(&l.lz, &[b"\x00x".to_vec()]);
+    }
+}
+
 /// Our SUB resubscribes after the publisher restarts on the same
 /// endpoint (zmq.rs's SUB goes dead here: its issue #143).
 #[test]
