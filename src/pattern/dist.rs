@@ -9,6 +9,7 @@
 //! Every pipe gets a clone of the message. Clones share their frames'
 //! [`Bytes`](bytes::Bytes), so a body is never copied per subscriber.
 
+use super::pipe::Offer;
 use super::{PipeId, Pipes};
 use crate::id_map::IdSet;
 use crate::message::Message;
@@ -79,20 +80,29 @@ impl Dist {
         pipes: &mut Pipes,
     ) -> DistOutcome {
         let mut outcome = DistOutcome::default();
-        for id in matching {
-            if !self.attached.contains(&id) {
-                continue;
-            }
-            if pipes.get(id).is_none_or(|p| p.is_orphan()) {
-                outcome.dropped_peer_gone += 1;
-                pipes.stats.dropped_peer_gone += 1;
-                continue;
-            }
-            match pipes.write(id, msg.clone()) {
-                Ok(()) => outcome.delivered += 1,
-                Err(_) => {
+        let mut attached = matching
+            .into_iter()
+            .filter(|id| self.attached.contains(id))
+            .peekable();
+        let mut msg = Some(msg);
+        while let Some(id) = attached.next() {
+            // The last pipe takes the message itself: a clone less, and
+            // with one subscriber, none.
+            let copy = if attached.peek().is_some() {
+                msg.clone()
+            } else {
+                msg.take()
+            };
+            let Some(copy) = copy else { break };
+            match pipes.offer(id, copy) {
+                Offer::Queued => outcome.delivered += 1,
+                Offer::Full(_) => {
                     outcome.dropped_hwm += 1;
                     pipes.drop_at_hwm(id);
+                }
+                Offer::Gone(_) => {
+                    outcome.dropped_peer_gone += 1;
+                    pipes.stats.dropped_peer_gone += 1;
                 }
             }
         }

@@ -50,6 +50,17 @@ pub enum IoRequest {
     Disconnect(PipeId, crate::error::ProtocolError),
 }
 
+/// What [`Pipes::offer`] did with a message.
+#[derive(Debug)]
+pub enum Offer {
+    /// Queued for the peer.
+    Queued,
+    /// The pipe is at its send HWM: the message is handed back.
+    Full(Message),
+    /// No such pipe, or its peer is gone for good: handed back.
+    Gone(Message),
+}
+
 /// One peer's pair of queues.
 #[derive(Debug)]
 pub struct Pipe {
@@ -108,6 +119,16 @@ impl Pipe {
     /// Messages waiting to be written to the peer.
     pub fn outbound_len(&self) -> usize {
         self.outbound.len()
+    }
+
+    /// Appends to `outbound`, telling the I/O thread (once) that there is
+    /// something to write.
+    fn queue(&mut self, id: PipeId, msg: Message, io_requests: &mut Vec<IoRequest>) {
+        self.outbound.push_back(msg);
+        if !self.output_signalled {
+            self.output_signalled = true;
+            io_requests.push(IoRequest::Flush(id));
+        }
     }
 
     fn writable(&self) -> bool {
@@ -493,10 +514,26 @@ impl Pipes {
     /// Queues a message for the peer. Hands the message back when the pipe
     /// is at its send HWM or does not exist.
     pub fn write(&mut self, id: PipeId, msg: Message) -> Result<(), Message> {
-        if !self.can_write(id) {
-            return Err(msg);
+        match self.offer(id, msg) {
+            Offer::Queued => Ok(()),
+            Offer::Full(msg) | Offer::Gone(msg) => Err(msg),
         }
-        self.write_forced(id, msg)
+    }
+
+    /// Queues a message for the peer if its pipe has room, saying why not
+    /// otherwise: one lookup, for the publisher's per-subscriber loop.
+    pub fn offer(&mut self, id: PipeId, msg: Message) -> Offer {
+        let Some(p) = self.pipes.get_mut(&id) else {
+            return Offer::Gone(msg);
+        };
+        if p.orphan {
+            return Offer::Gone(msg);
+        }
+        if p.sndhwm != 0 && p.outbound.len() >= p.sndhwm {
+            return Offer::Full(msg);
+        }
+        p.queue(id, msg, &mut self.io_requests);
+        Offer::Queued
     }
 
     /// Queues a message for the peer whatever its send HWM. For what must
@@ -511,11 +548,7 @@ impl Pipes {
         if p.orphan {
             return Err(msg);
         }
-        p.outbound.push_back(msg);
-        if !p.output_signalled {
-            p.output_signalled = true;
-            self.io_requests.push(IoRequest::Flush(id));
-        }
+        p.queue(id, msg, &mut self.io_requests);
         Ok(())
     }
 
