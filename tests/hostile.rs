@@ -23,6 +23,8 @@
 //! holds the most first) while the server's memory stays within the
 //! budget plus a fixed overhead, and the good client is served all along.
 
+mod util;
+
 use ferrozmq::{Context, Error, EventKind, Message, MonitorEvent, ProtocolError, SocketType};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -31,6 +33,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+use util::raw::{greeting, ready};
 
 /// Bound of one blocking step that is expected to succeed: the good
 /// client's send/recv, a raw client's connect, read or write.
@@ -316,33 +319,6 @@ impl XorShift {
         self.fill(&mut v);
         v
     }
-}
-
-/// A valid ZMTP 3.1 greeting with the NULL mechanism, built by hand.
-fn greeting() -> [u8; 64] {
-    let mut g = [0u8; 64];
-    g[0] = 0xFF;
-    g[8] = 0x01;
-    g[9] = 0x7F;
-    g[10] = 3;
-    g[11] = 1;
-    g[12..16].copy_from_slice(b"NULL");
-    g
-}
-
-/// A READY command frame; `socket_type: None` omits the property.
-fn ready(socket_type: Option<&str>) -> Vec<u8> {
-    let mut body = vec![5];
-    body.extend_from_slice(b"READY");
-    if let Some(t) = socket_type {
-        body.push(11);
-        body.extend_from_slice(b"Socket-Type");
-        body.extend_from_slice(&(t.len() as u32).to_be_bytes());
-        body.extend_from_slice(t.as_bytes());
-    }
-    let mut frame = vec![0x04, body.len() as u8];
-    frame.extend_from_slice(&body);
-    frame
 }
 
 fn concat(parts: &[&[u8]]) -> Vec<u8> {

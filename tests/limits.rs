@@ -9,6 +9,8 @@
 //! - A ROUTER drops unroutable messages and counts them, or with
 //!   `router_mandatory` fails with `HostUnreachable`.
 
+mod util;
+
 use bytes::Bytes;
 use crossbeam_channel::Receiver;
 use ferrozmq::{
@@ -19,6 +21,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
+use util::raw::{greeting, ready};
 
 /// Bound of any wait that is expected to succeed; generous for a loaded
 /// 2-core machine running debug builds.
@@ -336,19 +339,7 @@ fn message_before_an_oversized_frame_in_the_same_read_is_delivered() {
 
     // A raw REQ peer: greeting, READY, one request; wait for its reply so
     // the handshake is certainly over.
-    let mut greeting = [0u8; 64];
-    greeting[0] = 0xFF;
-    greeting[8] = 0x01;
-    greeting[9] = 0x7F;
-    greeting[10] = 3;
-    greeting[11] = 1;
-    greeting[12..16].copy_from_slice(b"NULL");
-    let mut ready = vec![0x04, 25, 5];
-    ready.extend_from_slice(b"READY");
-    ready.push(11);
-    ready.extend_from_slice(b"Socket-Type");
-    ready.extend_from_slice(&3u32.to_be_bytes());
-    ready.extend_from_slice(b"REQ");
+    let (greeting, ready) = (greeting(), ready(Some("REQ")));
     let request = |body: &[u8]| [&[0x01, 0x00, 0x00, body.len() as u8][..], body].concat();
 
     let mut raw = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect");

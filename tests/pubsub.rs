@@ -331,3 +331,244 @@ fn a_subscriber_over_the_subscription_limit_is_dropped() {
     send(&xpub, "news: still served", "publish");
     assert_eq!(strs(&recv(&good, "good")), ["news: still served"]);
 }
+
+// ----- the pub-sub types with the Poller, linger, heartbeats and hostile peers -----
+
+/// What `s` is ready for among `events`, waiting at most `timeout`.
+fn polled(s: &Socket, events: ferrozmq::Events, timeout: Option<Duration>) -> ferrozmq::Events {
+    s.poll(events, timeout).expect("poll")
+}
+
+/// `poll` says IN exactly when `recv` would succeed, and OUT exactly when
+/// `send` would, for each pub-sub type and PAIR.
+#[test]
+fn readiness_is_what_send_and_recv_would_do() {
+    use ferrozmq::Events;
+    let ctx = ctx();
+    let xpub = socket(&ctx, SocketType::XPub);
+    xpub.set_xpub_nodrop(true);
+    xpub.set_sndhwm(4);
+    let ep = bind_local(&xpub);
+    assert_eq!(
+        polled(&xpub, Events::IN, Some(Duration::ZERO)),
+        Events::NONE
+    );
+    let sub = socket(&ctx, SocketType::Sub);
+    sub.set_rcvhwm(2);
+    sub.subscribe("a").expect("subscribe");
+    sub.connect(&ep).expect("connect");
+    // A subscription makes the XPUB readable.
+    assert_eq!(polled(&xpub, Events::IN, Some(TIMEOUT)), Events::IN);
+    assert_eq!(subscriptions(&xpub, 1), [b"\x01a".to_vec()]);
+    assert_eq!(
+        polled(&xpub, Events::IN, Some(Duration::ZERO)),
+        Events::NONE
+    );
+
+    assert_eq!(polled(&sub, Events::IN, Some(Duration::ZERO)), Events::NONE);
+    send(&xpub, "a1", "a1");
+    assert_eq!(polled(&sub, Events::IN, Some(TIMEOUT)), Events::IN);
+    assert_eq!(strs(&recv(&sub, "a1")), ["a1"]);
+    assert_eq!(polled(&sub, Events::IN, Some(Duration::ZERO)), Events::NONE);
+    assert!(matches!(sub.try_recv(), Err(ferrozmq::Error::WouldBlock)));
+
+    // With xpub_nodrop and a subscriber that stops reading, OUT goes away
+    // exactly when a send would block.
+    let mut sent = 0;
+    loop {
+        assert!(sent < 10_000, "the subscriber's queues never filled");
+        let ready = xpub.poll(Events::OUT, Some(Duration::ZERO)).expect("poll");
+        match xpub.try_send(Message::from("a-fill")) {
+            Ok(()) => {
+                assert_eq!(ready, Events::OUT, "sent while not writable");
+                sent += 1;
+            }
+            Err(e) if matches!(e.error, ferrozmq::Error::WouldBlock) => {
+                // Not writable, unless the I/O thread drained the pipe in
+                // between; then the next round sends again.
+                if ready.is_empty() {
+                    break;
+                }
+            }
+            Err(e) => panic!("send failed: {e:?}"),
+        }
+    }
+    // Reading makes room, and OUT comes back.
+    while sub.recv_timeout(SHORT).is_ok() {}
+    assert_eq!(polled(&xpub, Events::OUT, Some(TIMEOUT)), Events::OUT);
+
+    // A PUB is always writable and never readable.
+    let publisher = socket(&ctx, SocketType::Pub);
+    bind_local(&publisher);
+    assert_eq!(
+        polled(&publisher, Events::IN | Events::OUT, Some(Duration::ZERO)),
+        Events::OUT
+    );
+
+    // PAIR: not writable until its peer is there.
+    let a = socket(&ctx, SocketType::Pair);
+    let pair_ep = bind_local(&a);
+    assert_eq!(polled(&a, Events::OUT, Some(Duration::ZERO)), Events::NONE);
+    assert!(matches!(
+        a.try_send(Message::from("early")),
+        Err(e) if matches!(e.error, ferrozmq::Error::WouldBlock)
+    ));
+    let b = socket(&ctx, SocketType::Pair);
+    b.connect(&pair_ep).expect("connect");
+    assert_eq!(polled(&a, Events::OUT, Some(TIMEOUT)), Events::OUT);
+    send(&a, "hi", "hi");
+    assert_eq!(polled(&b, Events::IN, Some(TIMEOUT)), Events::IN);
+}
+
+/// A publisher's queued messages are delivered while it lingers, and the
+/// close report says so.
+#[test]
+fn a_closing_publisher_lingers_until_its_subscriber_has_everything() {
+    const N: usize = 500;
+    let ctx = ctx();
+    let xpub = socket(&ctx, SocketType::XPub);
+    xpub.set_linger(Some(TIMEOUT));
+    let ep = bind_local(&xpub);
+    let sub = socket(&ctx, SocketType::Sub);
+    sub.subscribe("").expect("subscribe");
+    sub.connect(&ep).expect("connect");
+    subscriptions(&xpub, 1);
+    for i in 0..N {
+        send(&xpub, i.to_string(), "publish");
+    }
+    let report = xpub.close().wait_timeout(TIMEOUT).expect("lingered");
+    assert_eq!(
+        (report.dropped_linger, report.dropped_peer_gone),
+        (0, 0),
+        "{report:?}"
+    );
+    for i in 0..N {
+        assert_eq!(strs(&recv(&sub, "published")), [i.to_string()]);
+    }
+}
+
+/// A subscriber whose publisher stops answering PINGs is disconnected by
+/// the heartbeat timeout, and reconnects; so is a publisher's subscriber.
+#[test]
+fn heartbeats_drop_a_silent_peer_on_either_side() {
+    use std::io::{Read, Write};
+    use util::raw::{greeting, ready};
+    for (ours, theirs) in [(SocketType::Sub, "PUB"), (SocketType::XPub, "SUB")] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let ctx = ctx();
+        let s = socket(&ctx, ours);
+        s.set_heartbeat_ivl(Some(Duration::from_millis(50)));
+        s.set_heartbeat_timeout(Some(Duration::from_millis(300)));
+        let monitor = s.monitor();
+        let silent = if ours == SocketType::Sub {
+            s.connect(&format!("tcp://{}", listener.local_addr().expect("addr")))
+                .expect("connect");
+            listener.accept().expect("accept").0
+        } else {
+            let ep = bind_local(&s);
+            std::net::TcpStream::connect(ep.trim_start_matches("tcp://")).expect("dial")
+        };
+        let mut silent = silent;
+        silent.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        silent
+            .write_all(&[&greeting()[..], &ready(Some(theirs))].concat())
+            .expect("handshake");
+        // Read what it sends (greeting, READY, PINGs) and never answer.
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while matches!(silent.read(&mut buf), Ok(n) if n > 0) {}
+        });
+        wait_event(&monitor, TIMEOUT, |e| {
+            matches!(e.kind, EventKind::HandshakeSucceeded)
+        });
+        wait_event(&monitor, TIMEOUT, |e| {
+            matches!(
+                e.kind,
+                EventKind::Disconnected {
+                    reason: Some(ProtocolError::HeartbeatTimeout),
+                    ..
+                }
+            )
+        });
+        drop(s);
+        reader.join().expect("reader");
+    }
+}
+
+/// Raw peers that misbehave at a publisher are dropped with a typed
+/// reason, while a good subscriber gets every message.
+#[test]
+fn hostile_subscribers_cost_the_good_one_nothing() {
+    use std::io::Write;
+    use util::raw::{greeting, ready};
+    const N: u32 = 2_000;
+    let ctx = ctx();
+    let xpub = socket(&ctx, SocketType::XPub);
+    // Wait for the good subscriber rather than drop for it: every message
+    // must arrive. The attackers subscribe to nothing, so never hold it up.
+    xpub.set_xpub_nodrop(true);
+    let monitor = xpub.monitor();
+    let ep = bind_local(&xpub);
+    let good = socket(&ctx, SocketType::Sub);
+    good.subscribe("").expect("subscribe");
+    good.connect(&ep).expect("connect");
+    subscriptions(&xpub, 1);
+    let good_peer = {
+        let status = xpub.endpoints().expect("endpoints");
+        status[0].peers[0].address.clone()
+    };
+    let hello = [&greeting()[..], &ready(Some("SUB"))].concat();
+    // A SUBSCRIBE command that claims 2^62 bytes.
+    let mut huge = hello.clone();
+    huge.push(0x06);
+    huge.extend_from_slice(&(1u64 << 62).to_be_bytes());
+    huge.extend_from_slice(b"\x09SUBSCRIBE");
+    // A frame with reserved flag bits set.
+    let mut reserved = hello.clone();
+    reserved.extend_from_slice(&[0xF0, 1, b'x']);
+    let attacks: Vec<Vec<u8>> = vec![
+        huge,
+        reserved,
+        [&greeting()[..], &ready(Some("PUB"))].concat(), // incompatible
+        vec![0xAB; 64],                                  // not ZMTP
+    ];
+    let addr = ep.trim_start_matches("tcp://").to_owned();
+    let peers: Vec<std::net::TcpStream> = attacks
+        .iter()
+        .map(|bytes| {
+            let mut s = std::net::TcpStream::connect(&addr).expect("dial");
+            let _ = s.write_all(bytes);
+            s
+        })
+        .collect();
+    let publisher = std::thread::spawn(move || {
+        for i in 0..N {
+            send(&xpub, i.to_be_bytes().to_vec(), "publish");
+        }
+        xpub
+    });
+    for i in 0..N {
+        let m = recv(&good, "the good subscriber's message");
+        assert_eq!(
+            m.first().map(|f| f.to_vec()),
+            Some(i.to_be_bytes().to_vec())
+        );
+    }
+    let _xpub = publisher.join().expect("publisher");
+    // Each attacker ends with exactly one typed terminal event.
+    let mut ended = std::collections::HashMap::new();
+    while ended.len() < attacks.len() {
+        let e = monitor
+            .recv_timeout(TIMEOUT)
+            .unwrap_or_else(|_| panic!("attackers ended so far: {ended:?}"));
+        let reason = match e.kind {
+            EventKind::HandshakeFailed { reason } => Some(reason),
+            EventKind::Disconnected { reason, .. } => reason,
+            _ => continue,
+        };
+        assert_ne!(e.endpoint, good_peer, "the good subscriber was dropped");
+        let reason = reason.unwrap_or_else(|| panic!("{}: no typed reason", e.endpoint));
+        assert!(ended.insert(e.endpoint, reason).is_none(), "one event each");
+    }
+    drop(peers);
+}

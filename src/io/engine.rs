@@ -112,6 +112,7 @@ impl Engine {
             routing_id: options.routing_id.clone(),
             handshake_ivl: (!options.handshake_ivl.is_zero()).then_some(options.handshake_ivl),
             maxmsgsize: options.maxmsgsize,
+            command_limit: options.subscription_limit,
             heartbeat_ivl: options.heartbeat_ivl,
             heartbeat_timeout: options.heartbeat_timeout,
             heartbeat_ttl: options.heartbeat_ttl,

@@ -145,6 +145,8 @@ pub struct Frame {
 #[derive(Clone, Debug)]
 pub struct FrameDecoder {
     max_msg_size: Option<u64>,
+    /// Largest command body; see [`FrameDecoder::new`].
+    command_limit: Option<u64>,
     /// Body bytes of the message being received (frames with MORE so far).
     msg_bytes: u64,
     /// Bytes missing for the next frame after the last `decode` call.
@@ -169,14 +171,27 @@ struct LargeBody {
 }
 
 impl FrameDecoder {
-    /// A decoder that rejects frames and messages above `max_msg_size`.
+    /// A decoder that rejects frames and messages above `max_msg_size`,
+    /// and commands above it too (but never below [`MIN_COMMAND_LIMIT`]).
     pub fn new(max_msg_size: Option<u64>) -> FrameDecoder {
         FrameDecoder {
             max_msg_size,
+            command_limit: None,
             msg_bytes: 0,
             wanted: 2,
             large: None,
         }
+    }
+
+    /// Also rejects commands above `limit` (or `max_msg_size` if that is
+    /// larger; never below [`MIN_COMMAND_LIMIT`]). A session buffers a
+    /// command whole, so commands stay bounded when messages are not: a
+    /// peer announcing a 2^62-byte SUBSCRIBE is refused at its header
+    /// instead of being waited for. `None` bounds them by `max_msg_size`
+    /// alone.
+    pub fn with_command_limit(mut self, limit: Option<u64>) -> FrameDecoder {
+        self.command_limit = limit;
+        self
     }
 
     /// Bytes still missing to complete the frame at the front of the
@@ -315,18 +330,23 @@ impl FrameDecoder {
         if h.body_len > MAX_REPRESENTABLE {
             return Err(too_large(h.body_len));
         }
-        let Some(limit) = self.max_msg_size else {
-            return Ok(());
-        };
         if h.command {
-            let limit = limit.max(MIN_COMMAND_LIMIT);
+            let limit = match (self.command_limit, self.max_msg_size) {
+                (None, None) => return Ok(()),
+                (c, m) => c.max(m).unwrap_or(0).max(MIN_COMMAND_LIMIT),
+            };
             if h.body_len > limit {
                 return Err(ProtocolError::MessageTooLarge {
                     size: h.body_len,
                     limit,
                 });
             }
-        } else {
+            return Ok(());
+        }
+        let Some(limit) = self.max_msg_size else {
+            return Ok(());
+        };
+        {
             let size = self.msg_bytes.saturating_add(h.body_len);
             if size > limit {
                 return Err(ProtocolError::MessageTooLarge { size, limit });
@@ -491,6 +511,33 @@ mod tests {
         for _ in 0..3 {
             assert!(d.decode(&mut buf).unwrap().is_some());
         }
+    }
+
+    #[test]
+    fn commands_are_bounded_when_messages_are_not() {
+        let limit = 1 << 20;
+        let mut d = FrameDecoder::new(None).with_command_limit(Some(limit));
+        // A 2^62-byte SUBSCRIBE is refused at its header...
+        let mut huge = BytesMut::new();
+        encode_header(&mut huge, 1 << 62, false, true);
+        huge.extend_from_slice(b"\x09SUBSCRIBE");
+        assert_eq!(
+            d.decode(&mut huge),
+            Err(ProtocolError::MessageTooLarge {
+                size: 1 << 62,
+                limit
+            })
+        );
+        // ... while messages stay unlimited, and maxmsgsize, when larger,
+        // raises the bound for commands too.
+        let mut d = FrameDecoder::new(None).with_command_limit(Some(limit));
+        let mut msg = BytesMut::new();
+        encode_header(&mut msg, 2 << 20, false, false);
+        assert_eq!(d.decode(&mut msg), Ok(None));
+        let mut d = FrameDecoder::new(Some(4 << 20)).with_command_limit(Some(limit));
+        let mut cmd = BytesMut::new();
+        encode_header(&mut cmd, 2 << 20, false, true);
+        assert_eq!(d.decode(&mut cmd), Ok(None));
     }
 
     #[test]

@@ -172,6 +172,7 @@ pub fn config(socket_type: SocketType, routing_id: &'static [u8]) -> SessionConf
         routing_id: Bytes::from_static(routing_id),
         handshake_ivl: Some(Duration::from_secs(30)),
         maxmsgsize: None,
+        command_limit: Some(crate::zmtp::frame::MIN_COMMAND_LIMIT),
         heartbeat_ivl: None,
         heartbeat_timeout: None,
         heartbeat_ttl: None,

@@ -34,6 +34,12 @@ pub struct SessionConfig {
     pub handshake_ivl: Option<Duration>,
     /// Largest accepted frame or message, in bytes; `None` is unlimited.
     pub maxmsgsize: Option<u64>,
+    /// Largest accepted command, in bytes, when larger than `maxmsgsize`
+    /// (see `FrameDecoder::with_command_limit`); `None` leaves commands
+    /// bounded by `maxmsgsize` alone. The engine passes the
+    /// `subscription_limit`: a SUBSCRIBE is the only command that can be
+    /// large.
+    pub command_limit: Option<u64>,
     /// Send a PING this often once the handshake is done (`ZMQ_HEARTBEAT_IVL`);
     /// `None` or zero disables heartbeats. ZMTP 3.0 peers, which do not
     /// know PING, are never sent one.
@@ -58,6 +64,7 @@ impl SessionConfig {
             routing_id: Bytes::new(),
             handshake_ivl: None,
             maxmsgsize: None,
+            command_limit: Some(frame::MIN_COMMAND_LIMIT),
             heartbeat_ivl: None,
             heartbeat_timeout: None,
             heartbeat_ttl: None,
@@ -244,7 +251,7 @@ impl Session {
         let mut out = BytesMut::with_capacity(256);
         out.extend_from_slice(&Greeting::ours().to_bytes_for(config.routing_id.len()));
         Session {
-            decoder: FrameDecoder::new(config.maxmsgsize),
+            decoder: FrameDecoder::new(config.maxmsgsize).with_command_limit(config.command_limit),
             config,
             state: State::Greeting,
             out,

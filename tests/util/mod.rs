@@ -9,11 +9,13 @@
 //! - this file: our sockets on loopback, monitor events, bounded waits;
 //! - [`interop`]: libzmq sockets (the `zmq` dev-dependency) next to ours;
 //! - [`netns`]: private network and mount namespaces, for the tests that
-//!   need root.
+//!   need root;
+//! - [`raw`]: ZMTP bytes built by hand, for raw peers.
 #![allow(dead_code)]
 
 pub mod interop;
 pub mod netns;
+pub mod raw;
 
 use crossbeam_channel::Receiver;
 use ferrozmq::{Context, Error, EventKind, Message, MonitorEvent, Socket, SocketType};

@@ -1,0 +1,29 @@
+//! ZMTP bytes built by hand (not by our codec), for raw TCP peers that
+//! play a well-behaved part before misbehaving.
+
+/// A valid ZMTP 3.1 greeting with the NULL mechanism, built by hand.
+pub fn greeting() -> [u8; 64] {
+    let mut g = [0u8; 64];
+    g[0] = 0xFF;
+    g[8] = 0x01;
+    g[9] = 0x7F;
+    g[10] = 3;
+    g[11] = 1;
+    g[12..16].copy_from_slice(b"NULL");
+    g
+}
+
+/// A READY command frame; `socket_type: None` omits the property.
+pub fn ready(socket_type: Option<&str>) -> Vec<u8> {
+    let mut body = vec![5];
+    body.extend_from_slice(b"READY");
+    if let Some(t) = socket_type {
+        body.push(11);
+        body.extend_from_slice(b"Socket-Type");
+        body.extend_from_slice(&(t.len() as u32).to_be_bytes());
+        body.extend_from_slice(t.as_bytes());
+    }
+    let mut frame = vec![0x04, body.len() as u8];
+    frame.extend_from_slice(&body);
+    frame
+}
