@@ -164,6 +164,26 @@ pub enum Error {
 }
 
 impl Error {
+    /// The error itself: with [`SendError::kind`], one `match` serves the
+    /// errors of `send` and of `recv` alike:
+    ///
+    /// ```
+    /// # use ferrozmq::{Context, Error, SocketType};
+    /// # let ctx = Context::new();
+    /// # let s = ctx.socket(SocketType::Push).unwrap();
+    /// fn retry_later(e: &Error) -> bool {
+    ///     matches!(e, Error::WouldBlock | Error::TimedOut)
+    /// }
+    /// let sent = s.try_send("x").map_err(|e| retry_later(e.kind()));
+    /// assert_eq!(sent, Err(true)); // no peer yet
+    /// # let r = ctx.socket(SocketType::Pull).unwrap();
+    /// let received = r.try_recv().map_err(|e| retry_later(e.kind()));
+    /// assert_eq!(received.err(), Some(true));
+    /// ```
+    pub fn kind(&self) -> &Error {
+        self
+    }
+
     /// True for [`Error::WouldBlock`].
     pub fn is_would_block(&self) -> bool {
         matches!(self, Error::WouldBlock)
@@ -240,6 +260,12 @@ impl SendError {
     /// The message that was not sent.
     pub fn into_message(self) -> Message {
         self.message
+    }
+
+    /// Why the send failed, to match on as on a `recv` error (see
+    /// [`Error::kind`]).
+    pub fn kind(&self) -> &Error {
+        &self.error
     }
 }
 

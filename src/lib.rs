@@ -86,10 +86,13 @@ mod waiter;
 #[doc(hidden)]
 pub mod zmtp;
 
+/// Frames are `Bytes`: re-exported so that naming one needs no other
+/// dependency.
+pub use bytes::Bytes;
 pub use close::{CloseHandle, CloseReport, PeerReport};
 pub use context::Context;
 pub use error::{Error, ProtocolError, Result, SendError};
-pub use message::Message;
+pub use message::{IntoFrame, Message};
 pub use monitor::{
     ConnectFailure, EndpointState, EndpointStatus, EventKind, MonitorEvent, PeerStatus,
 };

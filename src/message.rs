@@ -18,6 +18,55 @@ pub struct Message {
     frames: Frames,
 }
 
+/// Anything that can be a frame: owned bytes are moved in, borrowed ones
+/// copied (so `Message::from_frames([name.as_str(), "x"])` works for a
+/// `String` that does not live forever).
+pub trait IntoFrame {
+    /// The frame's bytes.
+    fn into_frame(self) -> Bytes;
+}
+
+macro_rules! owned_frame {
+    ($($t:ty),*) => {$(
+        impl IntoFrame for $t {
+            fn into_frame(self) -> Bytes {
+                Bytes::from(self)
+            }
+        }
+    )*};
+}
+owned_frame!(Bytes, Vec<u8>, String, Box<[u8]>, bytes::BytesMut);
+
+macro_rules! borrowed_frame {
+    ($($t:ty),*) => {$(
+        impl IntoFrame for &$t {
+            fn into_frame(self) -> Bytes {
+                Bytes::copy_from_slice(AsRef::<[u8]>::as_ref(self))
+            }
+        }
+    )*};
+}
+borrowed_frame!(str, [u8], String, Vec<u8>);
+
+impl<const N: usize> IntoFrame for &[u8; N] {
+    fn into_frame(self) -> Bytes {
+        Bytes::copy_from_slice(self)
+    }
+}
+
+impl<const N: usize> IntoFrame for [u8; N] {
+    fn into_frame(self) -> Bytes {
+        Bytes::copy_from_slice(&self)
+    }
+}
+
+/// A shared frame is shared again, not copied.
+impl IntoFrame for &Bytes {
+    fn into_frame(self) -> Bytes {
+        self.clone()
+    }
+}
+
 /// Frame storage: inline for zero or one frame, a `Vec` beyond.
 #[derive(Clone, Default)]
 enum Frames {
@@ -35,17 +84,17 @@ impl Message {
         }
     }
 
-    /// A message from any sequence of frames.
+    /// A message from any sequence of frames (see [`IntoFrame`]).
     pub fn from_frames<I, F>(frames: I) -> Self
     where
         I: IntoIterator<Item = F>,
-        F: Into<Bytes>,
+        F: IntoFrame,
     {
         let mut it = frames.into_iter();
         let Some(first) = it.next() else {
             return Message::new();
         };
-        let first = first.into();
+        let first = first.into_frame();
         match it.next() {
             None => Message {
                 frames: Frames::One(first),
@@ -53,8 +102,8 @@ impl Message {
             Some(second) => {
                 let mut v = Vec::with_capacity(2 + it.size_hint().0);
                 v.push(first);
-                v.push(second.into());
-                v.extend(it.map(Into::into));
+                v.push(second.into_frame());
+                v.extend(it.map(IntoFrame::into_frame));
                 Message {
                     frames: Frames::Many(v),
                 }
@@ -81,19 +130,21 @@ impl Message {
     }
 
     /// Appends a frame.
-    pub fn push_back(&mut self, frame: impl Into<Bytes>) {
+    pub fn push_back(&mut self, frame: impl IntoFrame) {
+        let frame = frame.into_frame();
         match &mut self.frames {
-            Frames::Empty => self.frames = Frames::One(frame.into()),
-            Frames::Many(v) => v.push(frame.into()),
-            Frames::One(_) => self.as_vec().push(frame.into()),
+            Frames::Empty => self.frames = Frames::One(frame),
+            Frames::Many(v) => v.push(frame),
+            Frames::One(_) => self.as_vec().push(frame),
         }
     }
 
     /// Prepends a frame (an envelope such as a routing id or delimiter).
-    pub fn push_front(&mut self, frame: impl Into<Bytes>) {
+    pub fn push_front(&mut self, frame: impl IntoFrame) {
+        let frame = frame.into_frame();
         match &mut self.frames {
-            Frames::Empty => self.frames = Frames::One(frame.into()),
-            _ => self.as_vec().insert(0, frame.into()),
+            Frames::Empty => self.frames = Frames::One(frame),
+            _ => self.as_vec().insert(0, frame),
         }
     }
 
@@ -183,6 +234,18 @@ impl Message {
     pub fn extend(&mut self, other: Message) {
         for f in other {
             self.push_back(f);
+        }
+    }
+
+    /// The message as text: its one frame, as UTF-8 (pyzmq's
+    /// `recv_string`; see also `Socket::recv_string`).
+    pub fn to_str(&self) -> Result<&str, crate::Error> {
+        match self.frames() {
+            [frame] => std::str::from_utf8(frame)
+                .map_err(|_| crate::Error::InvalidMessage("the frame is not UTF-8")),
+            _ => Err(crate::Error::InvalidMessage(
+                "a text message has exactly one frame",
+            )),
         }
     }
 
@@ -292,15 +355,24 @@ impl From<Vec<Vec<u8>>> for Message {
 }
 impl From<&[&str]> for Message {
     fn from(frames: &[&str]) -> Self {
-        Message::from_frames(frames.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())))
+        Message::from_frames(frames.iter().copied())
     }
 }
 impl<const N: usize> From<[&str; N]> for Message {
     fn from(frames: [&str; N]) -> Self {
-        Message::from_frames(frames.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())))
+        Message::from_frames(frames)
     }
 }
-impl<F: Into<Bytes>> FromIterator<F> for Message {
+/// The frame at `index`; panics when there is none, as a slice does
+/// (`get` does not).
+impl std::ops::Index<usize> for Message {
+    type Output = Bytes;
+    fn index(&self, index: usize) -> &Bytes {
+        &self.frames()[index]
+    }
+}
+
+impl<F: IntoFrame> FromIterator<F> for Message {
     fn from_iter<I: IntoIterator<Item = F>>(iter: I) -> Self {
         Message::from_frames(iter)
     }
@@ -325,6 +397,26 @@ mod tests {
         let tail = m.split_off(1);
         assert_eq!(m.len(), 1);
         assert_eq!(tail.len(), 2);
+    }
+
+    #[test]
+    fn borrowed_frames_are_copied_and_frames_indexed() {
+        let name = String::from("weather");
+        let bytes = vec![1u8, 2];
+        let shared = Bytes::from_static(b"shared");
+        let m = Message::from_frames([name.as_str(), "21C"]);
+        drop(name);
+        assert_eq!(&m[0][..], b"weather");
+        let mut m2 = Message::new();
+        m2.push_back(&bytes);
+        m2.push_back(&bytes[..1]);
+        m2.push_back(&shared);
+        m2.push_front(*b"id");
+        assert_eq!(m2.len(), 4);
+        assert_eq!(m2[3].as_ptr(), shared.as_ptr(), "shared, not copied");
+        assert_eq!(Message::from("text").to_str().ok(), Some("text"));
+        assert!(m.to_str().is_err(), "two frames are not one text");
+        assert!(Message::from(vec![0xFFu8]).to_str().is_err());
     }
 
     #[test]

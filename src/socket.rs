@@ -6,7 +6,7 @@ use crate::close::CloseHandle;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result, SendError};
 use crate::io::{Command, Mailbox};
-use crate::message::Message;
+use crate::message::{IntoFrame, Message};
 use crate::monitor::{EndpointStatus, MonitorEvent};
 use crate::options::{Options, ReconnectStop};
 use crate::pattern::{IoRequest, PipeId, Stats};
@@ -214,7 +214,7 @@ impl Socket {
     pub fn send_multipart<I, F>(&self, frames: I) -> Result<(), SendError>
     where
         I: IntoIterator<Item = F>,
-        F: Into<Bytes>,
+        F: IntoFrame,
     {
         self.send(Message::from_frames(frames))
     }
@@ -323,6 +323,14 @@ impl Socket {
     /// Receives without blocking; [`Error::WouldBlock`] if nothing is ready.
     pub fn try_recv(&self) -> Result<Message> {
         self.recv_wait(Some(Wait::Never))
+    }
+
+    /// Receives a one-frame UTF-8 message as a `String` (pyzmq's
+    /// `recv_string`), blocking for at most `rcvtimeo`. A message that is
+    /// not one UTF-8 frame is [`Error::InvalidMessage`]; it has been
+    /// received (and is dropped), as with pyzmq.
+    pub fn recv_string(&self) -> Result<String> {
+        self.recv()?.to_str().map(str::to_owned)
     }
 
     /// `wait: None` means "as `rcvtimeo` says", read under the same lock.
