@@ -8,7 +8,13 @@
 use ferrozmq::{Context, SocketType};
 use std::time::{Duration, Instant};
 
+#[path = "shared/help.rs"]
+mod help;
+
 fn main() -> Result<(), ferrozmq::Error> {
+    if help::requested(include_str!("hello.rs")) {
+        return Ok(());
+    }
     let ctx = Context::new();
     let rep = ctx.socket(SocketType::Rep)?;
     let endpoint = rep.bind("tcp://127.0.0.1:*")?;

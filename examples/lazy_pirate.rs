@@ -20,6 +20,9 @@ use ferrozmq::{Context, Error, Socket, SocketType};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+#[path = "shared/help.rs"]
+mod help;
+
 struct Args {
     endpoint: String,
     requests: u64,
@@ -170,6 +173,9 @@ fn run(args: &Args, sum: &mut Summary) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    if help::requested(include_str!("lazy_pirate.rs")) {
+        return ExitCode::SUCCESS;
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {

@@ -17,9 +17,12 @@ use std::time::Duration;
 
 #[path = "perf/common.rs"]
 mod common;
+#[path = "shared/help.rs"]
+mod help;
 
 fn main() -> ExitCode {
     common::main_with(
+        include_str!("local_lat.rs"),
         "local_lat <bind-to> <message-size> <roundtrip-count>",
         0,
         run,

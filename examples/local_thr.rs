@@ -19,9 +19,16 @@ use std::time::Instant;
 
 #[path = "perf/common.rs"]
 mod common;
+#[path = "shared/help.rs"]
+mod help;
 
 fn main() -> ExitCode {
-    common::main_with("local_thr <bind-to> <message-size> <message-count>", 1, run)
+    common::main_with(
+        include_str!("local_thr.rs"),
+        "local_thr <bind-to> <message-size> <message-count>",
+        1,
+        run,
+    )
 }
 
 fn run(bind_to: &str, size: usize, count: u64) -> Result<(), String> {

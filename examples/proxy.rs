@@ -15,7 +15,13 @@ use ferrozmq::{proxy_steerable, Context, ProxyControl, SocketType};
 use std::process::ExitCode;
 use std::time::Duration;
 
+#[path = "shared/help.rs"]
+mod help;
+
 fn main() -> ExitCode {
+    if help::requested(include_str!("proxy.rs")) {
+        return ExitCode::SUCCESS;
+    }
     let mut endpoints = Vec::new();
     let mut stats = false;
     for a in std::env::args().skip(1) {

@@ -16,6 +16,9 @@ use ferrozmq::{Context, Message, SocketType};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+#[path = "shared/help.rs"]
+mod help;
+
 struct Args {
     endpoint: String,
     connect: bool,
@@ -59,6 +62,9 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    if help::requested(include_str!("pub.rs")) {
+        return ExitCode::SUCCESS;
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {

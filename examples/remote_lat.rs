@@ -16,9 +16,12 @@ use std::time::Instant;
 
 #[path = "perf/common.rs"]
 mod common;
+#[path = "shared/help.rs"]
+mod help;
 
 fn main() -> ExitCode {
     common::main_with(
+        include_str!("remote_lat.rs"),
         "remote_lat <connect-to> <message-size> <roundtrip-count>",
         1,
         run,

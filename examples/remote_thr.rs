@@ -17,9 +17,12 @@ use std::process::ExitCode;
 
 #[path = "perf/common.rs"]
 mod common;
+#[path = "shared/help.rs"]
+mod help;
 
 fn main() -> ExitCode {
     common::main_with(
+        include_str!("remote_thr.rs"),
         "remote_thr <connect-to> <message-size> <message-count>",
         0,
         run,

@@ -9,7 +9,13 @@
 use ferrozmq::{Context, SocketType};
 use std::process::ExitCode;
 
+#[path = "shared/help.rs"]
+mod help;
+
 fn main() -> ExitCode {
+    if help::requested(include_str!("rep.rs")) {
+        return ExitCode::SUCCESS;
+    }
     let Some(endpoint) = std::env::args().nth(1) else {
         eprintln!("usage: rep <endpoint-to-bind>");
         return ExitCode::from(2);

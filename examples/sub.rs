@@ -16,6 +16,9 @@ use ferrozmq::{Context, Error, SocketType};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+#[path = "shared/help.rs"]
+mod help;
+
 struct Args {
     endpoint: String,
     bind: bool,
@@ -67,6 +70,9 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    if help::requested(include_str!("sub.rs")) {
+        return ExitCode::SUCCESS;
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {

@@ -12,7 +12,13 @@ use ferrozmq::{Context, SocketType};
 use std::process::ExitCode;
 use std::time::Duration;
 
+#[path = "shared/help.rs"]
+mod help;
+
 fn main() -> ExitCode {
+    if help::requested(include_str!("wuclient.rs")) {
+        return ExitCode::SUCCESS;
+    }
     let mut args = std::env::args().skip(1);
     let mut positional = Vec::new();
     let mut updates = 100u32;

@@ -11,7 +11,13 @@ use ferrozmq::{Context, SocketType};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+#[path = "shared/help.rs"]
+mod help;
+
 fn main() -> ExitCode {
+    if help::requested(include_str!("wuserver.rs")) {
+        return ExitCode::SUCCESS;
+    }
     let mut args = std::env::args().skip(1);
     let mut endpoint = "tcp://*:5556".to_owned();
     let mut count = u64::MAX;

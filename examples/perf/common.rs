@@ -4,14 +4,19 @@
 use std::process::ExitCode;
 
 /// Parses `<endpoint> <message-size> <count>` and runs `run` with them,
-/// printing errors to stdout as libzmq's tools do. `usage` is the line
+/// printing errors to stdout as libzmq's tools do. `source` is the tool's
+/// own file, whose doc comment `--help` prints; `usage` is the line
 /// printed for a bad command line; `min_count` is the smallest count the
 /// tool can work with.
 pub fn main_with(
+    source: &str,
     usage: &str,
     min_count: u64,
     run: impl FnOnce(&str, usize, u64) -> Result<(), String>,
 ) -> ExitCode {
+    if super::help::requested(source) {
+        return ExitCode::SUCCESS;
+    }
     let args: Vec<String> = std::env::args().collect();
     let parsed = match args.as_slice() {
         [_, endpoint, size, count] => size
