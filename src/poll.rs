@@ -7,9 +7,12 @@
 
 use crate::error::Result;
 pub use crate::events::Events;
+use crate::io::Mailbox;
+use crate::shared::SocketShared;
 use crate::socket::Socket;
 use crate::wait::park::{Armed, ParkSet};
 use crate::waiter::{Waiter, WaiterRef, Wake};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 impl Socket {
@@ -63,8 +66,13 @@ impl Socket {
 /// # }
 /// ```
 ///
-/// Sockets may belong to different contexts. A poller borrows its sockets;
-/// calls on them from other threads while it waits are fine.
+/// Sockets may belong to different contexts, and calls on them from other
+/// threads while it waits are fine. A poller does not borrow its sockets:
+/// like mio's `Registry`, [`Poller::add`] returns a token, and
+/// [`Poller::modify`] and [`Poller::remove`] take it. So the guide's
+/// recovery move (remove a socket, close it, add a fresh one, poll on)
+/// works with a poller that lives on. A socket dropped while still added
+/// makes `poll` fail with [`crate::Error::SocketClosed`]: remove it first.
 ///
 /// Waiting costs no CPU: the thread blocks in one `poll(2)` on its own
 /// wake-up, registered with every socket, and, for sockets polled for
@@ -72,8 +80,9 @@ impl Socket {
 /// `recv` does) instead of waiting for the I/O thread to hand the messages
 /// over.
 #[derive(Default)]
-pub struct Poller<'a> {
-    items: Vec<Item<'a>>,
+pub struct Poller {
+    /// By token; `None` where a socket was removed (reused by `add`).
+    items: Vec<Option<Item>>,
     /// What the current wait is armed with, and the previous wait's set
     /// (kept for its buffers).
     set: ParkSet,
@@ -81,50 +90,78 @@ pub struct Poller<'a> {
     /// Crate-private: a wake-up from outside the sockets (the proxy's
     /// control) and the generation of it last seen. `None` for every
     /// public user, whose polls behave exactly as without it.
-    wake: Option<(&'a Wake, u64)>,
+    wake: Option<(Arc<Wake>, u64)>,
 }
 
-struct Item<'a> {
-    socket: &'a Socket,
+struct Item {
+    shared: Arc<SocketShared>,
+    mailbox: Mailbox,
     wanted: Events,
     ready: Events,
     /// Its entries in `set` while armed.
     armed: Option<Armed>,
 }
 
-impl std::fmt::Debug for Poller<'_> {
+impl std::fmt::Debug for Poller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.items.iter().map(|i| (i.wanted, i.ready)))
+            .entries(
+                self.items
+                    .iter()
+                    .map(|i| i.as_ref().map(|i| (i.wanted, i.ready))),
+            )
             .finish()
     }
 }
 
-impl<'a> Poller<'a> {
+impl Poller {
     /// An empty poller.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Adds a socket to wait on for `events`; returns its index, which
-    /// [`Poller::events`] takes. Adding a socket again changes its events
-    /// and returns its existing index (as pyzmq's `register`).
-    pub fn add(&mut self, socket: &'a Socket, events: Events) -> usize {
+    /// Adds a socket to wait on for `events`; returns its token, which
+    /// [`Poller::events`], [`Poller::modify`] and [`Poller::remove`] take.
+    /// Adding a socket again changes its events and returns its existing
+    /// token (as pyzmq's `register`). Tokens are small integers: the first
+    /// socket added gets 0, the next 1, and so on; a removed socket's
+    /// token is given to the next one added.
+    pub fn add(&mut self, socket: &Socket, events: Events) -> usize {
+        let (shared, mailbox) = socket.handle();
         if let Some(i) = self
             .items
             .iter()
-            .position(|i| std::ptr::eq(i.socket, socket))
+            .position(|i| i.as_ref().is_some_and(|i| Arc::ptr_eq(&i.shared, &shared)))
         {
-            self.items[i].wanted = events;
-            return i;
+            return self.modify(i, events);
         }
-        self.items.push(Item {
-            socket,
+        let item = Some(Item {
+            shared,
+            mailbox,
             wanted: events,
             ready: Events::NONE,
             armed: None,
         });
-        self.items.len() - 1
+        match self.items.iter().position(Option::is_none) {
+            Some(free) => {
+                self.items[free] = item;
+                free
+            }
+            None => {
+                self.items.push(item);
+                self.items.len() - 1
+            }
+        }
+    }
+
+    /// Stops waiting on the socket of `token`; returns false if there was
+    /// none. The poller keeps nothing of it: it may be closed now.
+    pub fn remove(&mut self, token: usize) -> bool {
+        let removed = self.items.get_mut(token).and_then(Option::take).is_some();
+        while matches!(self.items.last(), Some(None)) {
+            self.items.pop();
+        }
+        removed
     }
 
     /// Lets `wake` end this poller's waits too (crate-private; see
@@ -133,34 +170,50 @@ impl<'a> Poller<'a> {
     /// `poll` returned or since this call; and sockets added with
     /// [`Events::NONE`] still end it with an error when closed or
     /// terminated, so that a proxy waiting paused notices that.
-    pub(crate) fn set_wake(&mut self, wake: &'a Wake) {
-        self.wake = Some((wake, wake.seq()));
+    pub(crate) fn set_wake(&mut self, wake: Arc<Wake>) {
+        let seq = wake.seq();
+        self.wake = Some((wake, seq));
     }
 
-    /// Changes what the socket at `index` is waited on for (`NONE` leaves
-    /// it out of later polls).
-    ///
-    /// # Panics
-    /// If `index` was not returned by [`Poller::add`].
-    pub fn set_events(&mut self, index: usize, events: Events) {
-        self.items[index].wanted = events;
+    /// Changes what the socket of `token` is waited on for (`NONE` leaves
+    /// it out of later polls). Returns the token; a token with no socket
+    /// is ignored.
+    pub fn modify(&mut self, token: usize, events: Events) -> usize {
+        if let Some(Some(item)) = self.items.get_mut(token) {
+            item.wanted = events;
+        }
+        token
     }
 
-    /// How many sockets were added.
+    /// One more than the largest token in use: `0..len()` covers every
+    /// socket added (and any removed since, which report no events).
     pub fn len(&self) -> usize {
         self.items.len()
     }
 
-    /// True when no socket was added.
+    /// True when no socket is added.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
-    /// What the socket at `index` was ready for at the end of the last
-    /// [`Poller::poll`] (only conditions it was polled for). Out-of-range
-    /// indexes report [`Events::NONE`].
-    pub fn events(&self, index: usize) -> Events {
-        self.items.get(index).map_or(Events::NONE, |i| i.ready)
+    /// What the socket of `token` was ready for at the end of the last
+    /// [`Poller::poll`] (only conditions it was polled for). Unknown or
+    /// removed tokens report [`Events::NONE`].
+    pub fn events(&self, token: usize) -> Events {
+        match self.items.get(token) {
+            Some(Some(i)) => i.ready,
+            _ => Events::NONE,
+        }
+    }
+
+    /// The tokens of the sockets that were ready at the end of the last
+    /// [`Poller::poll`], with what they were ready for.
+    pub fn ready(&self) -> impl Iterator<Item = (usize, Events)> + '_ {
+        self.items
+            .iter()
+            .enumerate()
+            .filter_map(|(t, i)| Some((t, i.as_ref()?.ready)))
+            .filter(|(_, e)| !e.is_empty())
     }
 
     /// Waits until at least one socket is ready for what it was added
@@ -173,14 +226,19 @@ impl<'a> Poller<'a> {
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<usize> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         // One wake-up for the whole call, registered with every socket.
-        let pool = self.items.first().map(|i| i.socket.shared().ctx.clone());
+        let pool = self
+            .items
+            .iter()
+            .flatten()
+            .next()
+            .map(|i| i.shared.ctx.clone());
         let waiter = match &pool {
             Some(ctx) => ctx.waiters.take(),
             None => WaiterRef::new(Waiter::new()),
         };
         // Registered for the whole call, before the first read of `seq`
         // (the order `Wake` relies on).
-        if let Some((wake, _)) = self.wake {
+        if let Some((wake, _)) = &self.wake {
             wake.register(&waiter);
         }
         let mut waited = false;
@@ -217,14 +275,14 @@ impl<'a> Poller<'a> {
         // Whatever is still armed (sockets before the first ready one, or
         // all of them after an error) is taken out of the wait.
         let (set, items) = (&mut self.set, &mut self.items);
-        for item in items {
+        for item in items.iter_mut().flatten() {
             if let Some(armed) = item.armed.take() {
-                let (shared, mailbox) = (item.socket.shared(), item.socket.mailbox());
+                let (shared, mailbox) = (&*item.shared, &item.mailbox);
                 set.disarm(armed, &waiter, shared, mailbox, &mut shared.core.lock());
             }
         }
         self.set.wait_for_busy();
-        if let Some((wake, _)) = self.wake {
+        if let Some((wake, _)) = &self.wake {
             wake.unregister(&waiter);
         }
         if let Some(ctx) = pool {
@@ -245,8 +303,8 @@ impl<'a> Poller<'a> {
         self.set.reset(waiter);
         let mut ready = 0;
         let mut failed = None;
-        for item in &mut self.items {
-            let (shared, mailbox) = (item.socket.shared(), item.socket.mailbox());
+        for item in self.items.iter_mut().flatten() {
+            let (shared, mailbox) = (&*item.shared, &item.mailbox);
             let mut core = shared.core.lock();
             if let Some(armed) = item.armed.take() {
                 self.spare.disarm(armed, waiter, shared, mailbox, &mut core);
@@ -280,7 +338,7 @@ impl<'a> Poller<'a> {
                 );
             }
             drop(core);
-            item.socket.notify_io(io);
+            crate::socket::notify_io(mailbox, io);
             if wake {
                 shared.wake();
             }

@@ -116,7 +116,7 @@ struct ControlInner {
     /// state waits for the batch to end.
     state: parking_lot::Mutex<Steer>,
     /// Ends the proxy's poll after a change of state.
-    wake: Wake,
+    wake: Arc<Wake>,
 }
 
 #[derive(Debug, Default)]
@@ -295,7 +295,7 @@ fn run(
     let fi = poller.add(frontend, Events::NONE);
     // The same socket twice (a ROUTER looping back) gets one index.
     let bi = poller.add(backend, Events::NONE);
-    poller.set_wake(&control.inner.wake);
+    poller.set_wake(control.inner.wake.clone());
     let mut dirs = [
         Direction {
             from: frontend,
@@ -328,8 +328,8 @@ fn run(
                 }
             }
         }
-        poller.set_events(fi, wanted[fi]);
-        poller.set_events(bi, wanted[bi]);
+        poller.modify(fi, wanted[fi]);
+        poller.modify(bi, wanted[bi]);
         poller.poll(None)?;
         for (k, dir) in dirs.iter_mut().enumerate() {
             let ready = match dir.interest() {

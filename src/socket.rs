@@ -99,19 +99,16 @@ impl Socket {
         self.shared.ty
     }
 
-    pub(crate) fn shared(&self) -> &SocketShared {
-        &self.shared
-    }
-
-    pub(crate) fn mailbox(&self) -> &Mailbox {
-        &self.mailbox
-    }
-
     /// Passes pipe notices to the I/O thread.
     pub(crate) fn notify_io(&self, requests: Vec<IoRequest>) {
-        for r in requests {
-            self.mailbox.send(Command::Pipe(r));
-        }
+        notify_io(&self.mailbox, requests);
+    }
+
+    /// What a [`crate::Poller`] keeps of the socket: its shared state and
+    /// its I/O thread's mailbox, without the socket itself (whose drop
+    /// closes it).
+    pub(crate) fn handle(&self) -> (Arc<SocketShared>, Mailbox) {
+        (self.shared.clone(), self.mailbox.clone())
     }
 
     fn check_alive(&self) -> Result<()> {
@@ -638,6 +635,13 @@ impl Socket {
     #[doc(hidden)]
     pub fn blocked_threads(&self) -> usize {
         self.shared.waiters.len()
+    }
+}
+
+/// Passes pipe notices to the I/O thread behind `mailbox`.
+pub(crate) fn notify_io(mailbox: &Mailbox, requests: Vec<IoRequest>) {
+    for r in requests {
+        mailbox.send(Command::Pipe(r));
     }
 }
 

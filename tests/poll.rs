@@ -7,7 +7,7 @@ use std::time::Duration;
 use util::*;
 
 /// Polls until at least one socket is ready, failing after `TIMEOUT`.
-fn poll_some(poller: &mut Poller<'_>) -> usize {
+fn poll_some(poller: &mut Poller) -> usize {
     let n = poller.poll(Some(TIMEOUT)).expect("poll");
     assert!(n > 0, "nothing became ready within {TIMEOUT:?}");
     n
@@ -39,7 +39,7 @@ fn one_thread_drives_many_req_clients() {
             if left[i] > 0 {
                 send(c, format!("{i}"), "next request");
             } else {
-                poller.set_events(i, Events::NONE);
+                poller.modify(i, Events::NONE);
             }
         }
     }
@@ -244,4 +244,53 @@ fn sockets_of_different_contexts_in_one_poller() {
     assert!(poller.events(1).is_readable());
     assert!(poller.events(0).is_empty());
     assert!(poller.events(7).is_empty());
+}
+
+/// The guide's recovery move with a poller that lives on: remove a socket,
+/// close it, add a fresh one, and poll on. A socket dropped while still
+/// added is reported, not polled forever.
+#[test]
+fn sockets_are_removed_and_replaced_while_the_poller_lives() {
+    let ctx = ctx();
+    let rep = socket(&ctx, SocketType::Rep);
+    let ep = bind_local(&rep);
+    let mut poller = Poller::new();
+    let mut req = socket(&ctx, SocketType::Req);
+    req.connect(&ep).expect("connect");
+    let token = poller.add(&req, Events::IN);
+    let other = socket(&ctx, SocketType::Pull);
+    let other_token = poller.add(&other, Events::IN);
+    assert_eq!((token, other_token), (0, 1));
+    for round in 0..3 {
+        send(&req, format!("ping {round}"), "request");
+        let request = recv(&rep, "request");
+        send(&rep, request, "reply");
+        assert_eq!(poll_some(&mut poller), 1);
+        assert_eq!(
+            poller.ready().collect::<Vec<_>>(),
+            [(token, Events::IN)],
+            "round {round}"
+        );
+        recv(&req, "reply");
+        // Recovery: out with the old socket, in with a fresh one.
+        assert!(poller.remove(token));
+        assert!(!poller.remove(token), "removed once");
+        drop(req);
+        req = socket(&ctx, SocketType::Req);
+        req.connect(&ep).expect("connect");
+        assert_eq!(
+            poller.add(&req, Events::IN),
+            token,
+            "the free token is reused"
+        );
+    }
+    assert_eq!(poller.events(other_token), Events::NONE);
+    // Dropped while added: poll says so instead of waiting on it.
+    drop(other);
+    assert!(matches!(
+        poller.poll(Some(Duration::from_millis(10))),
+        Err(ferrozmq::Error::SocketClosed)
+    ));
+    poller.remove(other_token);
+    assert_eq!(poller.len(), 1);
 }

@@ -203,7 +203,7 @@ pub fn run(role: &Role) -> Result<(), String> {
                     if start.elapsed() < limit {
                         send(s, msg.clone())?;
                     } else {
-                        poller.set_events(i, Events::NONE);
+                        poller.modify(i, Events::NONE);
                         active -= 1;
                     }
                 }
