@@ -102,3 +102,4 @@ pub use poll::{Events, Poller};
 pub use proxy::{proxy, proxy_steerable, ProxyControl, ProxyStats, Traffic};
 pub use socket::Socket;
 pub use socket_type::SocketType;
+pub use wait::readiness::Readiness;

@@ -65,6 +65,34 @@ impl Socket {
         self.waiters.notify_all();
     }
 
+    /// `wait::readiness::events`: reset the descriptor's waiter, check
+    /// under the lock, raise it again when ready (level-triggered).
+    fn events(&self, fd: &Waiter) -> bool {
+        fd.reset();
+        let ready = *self.core.lock() > 0;
+        if ready {
+            fd.notify();
+        }
+        ready
+    }
+
+    /// A `try_recv` after `events` said IN.
+    fn take(&self) {
+        let mut queued = self.core.lock();
+        assert!(*queued > 0, "events said IN");
+        *queued -= 1;
+    }
+
+    /// `wait::readiness::descriptor`: a waiter registered for the
+    /// socket's life, raised at first.
+    fn descriptor(&self) -> Arc<Waiter> {
+        let fd = Arc::new(Waiter::new());
+        fd.notify();
+        let _core = self.core.lock();
+        self.waiters.register(&fd);
+        fd
+    }
+
     /// `ContextInner::terminate`: flag first, then notify under the lock.
     fn terminate(&self) {
         self.terminated.store(true, Ordering::Release);
@@ -86,6 +114,59 @@ fn a_delivery_while_arming_is_always_seen() {
             thread::spawn(move || s.deliver())
         };
         assert!(s.recv(), "the message was received");
+        producer.join().expect("producer");
+    });
+}
+
+/// The readiness descriptor: an event loop that waits on it, asks
+/// `events` and takes a message on IN always gets a message delivered at
+/// any point (a lost raise parks it forever: a deadlock), and once the
+/// message is taken `events` lowers the descriptor.
+#[test]
+fn the_readiness_descriptor_is_never_lowered_over_a_waiting_message() {
+    loom::model(|| {
+        let s = Socket::new();
+        let fd = s.descriptor();
+        let producer = {
+            let s = s.clone();
+            thread::spawn(move || s.deliver())
+        };
+        loop {
+            fd.park(None);
+            if s.events(&fd) {
+                s.take();
+                break;
+            }
+        }
+        producer.join().expect("producer");
+        assert!(!s.events(&fd), "nothing waits");
+        assert!(!fd.is_notified(), "lowered");
+    });
+}
+
+/// Level-triggered: with two messages delivered, taking one leaves the
+/// descriptor raised, with no further delivery, so a loop that takes one
+/// message per wake-up gets the second too.
+#[test]
+fn the_readiness_descriptor_stays_raised_while_the_socket_is_ready() {
+    loom::model(|| {
+        let s = Socket::new();
+        let fd = s.descriptor();
+        let producer = {
+            let s = s.clone();
+            thread::spawn(move || {
+                s.deliver();
+                s.deliver();
+            })
+        };
+        let mut taken = 0;
+        while taken < 2 {
+            fd.park(None);
+            if s.events(&fd) {
+                s.take();
+                taken += 1;
+            }
+        }
         producer.join().expect("producer");
     });
 }

@@ -338,7 +338,7 @@ impl Poller {
                 );
             }
             drop(core);
-            crate::socket::notify_io(mailbox, io);
+            mailbox.send_pipe_notices(io);
             if wake {
                 shared.wake();
             }

@@ -17,7 +17,7 @@ use crate::monitor::MonitorEvent;
 use crate::options::Options;
 use crate::pattern::{self, IoRequest, Pattern, PatternOptions, PipeId, Pipes};
 use crate::socket_type::SocketType;
-use crate::waiter::{WaiterList, WaiterPool};
+use crate::waiter::{WaiterList, WaiterPool, WaiterRef};
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -86,6 +86,10 @@ pub(crate) struct SocketCore {
     /// the I/O thread.
     pub(crate) last_flush: Option<Instant>,
     pub(crate) last_endpoint: Option<String>,
+    /// The readiness descriptor's waiter, once asked for
+    /// (`wait::readiness`): registered in `SocketShared::waiters` for
+    /// the socket's life.
+    pub(crate) readiness: Option<WaiterRef>,
     /// The socket's inbound budget (the same as `SocketShared::inbound`),
     /// for option changes.
     inbound: Arc<InboundBudget>,
@@ -173,6 +177,7 @@ impl SocketShared {
                 last_was_recv: false,
                 last_flush: None,
                 last_endpoint: None,
+                readiness: None,
                 inbound: inbound.clone(),
             }),
             waiters: WaiterList::new(),

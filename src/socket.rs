@@ -5,6 +5,7 @@
 use crate::close::CloseHandle;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result, SendError};
+use crate::events::Events;
 use crate::io::{Command, Mailbox};
 use crate::message::{IntoFrame, Message};
 use crate::monitor::{EndpointStatus, MonitorEvent};
@@ -12,6 +13,7 @@ use crate::options::{Options, ReconnectStop};
 use crate::pattern::{IoRequest, PipeId, Stats};
 use crate::shared::{SocketCore, SocketShared};
 use crate::socket_type::SocketType;
+use crate::wait::readiness::{self, Readiness};
 use crate::wait::{borrow, park};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
@@ -101,7 +103,7 @@ impl Socket {
 
     /// Passes pipe notices to the I/O thread.
     pub(crate) fn notify_io(&self, requests: Vec<IoRequest>) {
-        notify_io(&self.mailbox, requests);
+        self.mailbox.send_pipe_notices(requests);
     }
 
     /// What a [`crate::Poller`] keeps of the socket: its shared state and
@@ -320,6 +322,47 @@ impl Socket {
     /// Receives without blocking; [`Error::WouldBlock`] if nothing is ready.
     pub fn try_recv(&self) -> Result<Message> {
         self.recv_wait(Some(Wait::Never))
+    }
+
+    // ----- readiness for event loops -----
+
+    /// The socket's readiness descriptor (libzmq's `ZMQ_FD`), for event
+    /// loops that wait on descriptors: it becomes readable whenever the
+    /// socket's readiness may have changed, and stays readable for as
+    /// long as [`Socket::events`] last found the socket ready
+    /// (level-triggered; libzmq's is edge-triggered). Created on first
+    /// use (an `eventfd`); later calls return the same descriptor.
+    ///
+    /// The contract:
+    /// 1. When the descriptor is readable, call [`Socket::events`]. Never
+    ///    read or write the descriptor yourself.
+    /// 2. `events()` says what a `try_recv` / `try_send` would do now. It
+    ///    leaves the descriptor readable if the socket is ready for
+    ///    anything, and not readable otherwise.
+    /// 3. After a `try_recv` or `try_send` returns `WouldBlock`, call
+    ///    `events()` before waiting on the descriptor again: it lowers the
+    ///    descriptor, and it is raised again by the next change.
+    ///
+    /// A socket that is always writable (a PUB, say) keeps its descriptor
+    /// readable: wait on it only when waiting for what you need.
+    pub fn readiness(&self) -> Result<Readiness> {
+        self.check_alive()?;
+        readiness::descriptor(&self.shared)
+    }
+
+    /// What the socket is ready for now (libzmq's `ZMQ_EVENTS`):
+    /// [`Events::IN`] if a `try_recv` would return a message,
+    /// [`Events::OUT`] if a `try_send` would queue one, the same truth as
+    /// [`Socket::poll`] with a zero timeout. Also lowers the readiness
+    /// descriptor when the answer is nothing (see [`Socket::readiness`]).
+    pub fn events(&self) -> Result<Events> {
+        self.check_alive()?;
+        let (ready, io, wake) = readiness::events(&self.shared);
+        self.notify_io(io);
+        if wake {
+            self.shared.wake();
+        }
+        Ok(ready)
     }
 
     /// Receives a one-frame UTF-8 message as a `String` (pyzmq's
@@ -638,10 +681,14 @@ impl Socket {
     }
 }
 
-/// Passes pipe notices to the I/O thread behind `mailbox`.
-pub(crate) fn notify_io(mailbox: &Mailbox, requests: Vec<IoRequest>) {
-    for r in requests {
-        mailbox.send(Command::Pipe(r));
+/// The readiness descriptor ([`Socket::readiness`]), or -1 when the
+/// system refused to create it (`readiness()` says why). A Rust event
+/// loop should hold the [`Readiness`] handle instead, which implements
+/// `AsFd` too.
+impl std::os::fd::AsRawFd for Socket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.readiness()
+            .map_or(-1, |r| std::os::fd::AsRawFd::as_raw_fd(&r))
     }
 }
 

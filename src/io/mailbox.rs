@@ -112,6 +112,13 @@ pub(crate) fn mailbox(waker: mio::Waker) -> (Mailbox, MailboxRx) {
 }
 
 impl Mailbox {
+    /// Passes a pattern's pipe notices on to the I/O thread.
+    pub(crate) fn send_pipe_notices(&self, requests: Vec<IoRequest>) {
+        for r in requests {
+            self.send(Command::Pipe(r));
+        }
+    }
+
     /// Posts a command. After the I/O thread has exited this is a no-op:
     /// every caller that needs an answer also waits on a reply channel,
     /// which then reports the context as terminated.

@@ -16,9 +16,14 @@
 //!   sockets' connections, which it then reads itself. A blocked `recv` is
 //!   the one-socket case; [`crate::Poller`] is the many-socket one.
 //!
+//! - [`readiness`]: the same waiting protocol for an event loop of the
+//!   application's own, through a descriptor (`Socket::readiness`,
+//!   `Socket::events`).
+//!
 //! Every borrow is a `try_lock` on one engine's `io`; when it fails, the
 //! caller falls back to the I/O thread's path. Who is responsible for a
 //! connection's incoming bytes at each moment is `crate::conn::owner`.
 
 pub(crate) mod borrow;
 pub(crate) mod park;
+pub(crate) mod readiness;
