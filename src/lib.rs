@@ -79,6 +79,9 @@ mod shared;
 mod socket;
 pub mod socket_type;
 mod sync;
+/// The async adapter (cargo feature `tokio`).
+#[cfg(feature = "tokio")]
+pub mod tokio;
 mod wait;
 mod waiter;
 // Internal: the sans-IO protocol core, public only for the golden-bytes

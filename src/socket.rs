@@ -356,8 +356,15 @@ impl Socket {
     /// [`Socket::poll`] with a zero timeout. Also lowers the readiness
     /// descriptor when the answer is nothing (see [`Socket::readiness`]).
     pub fn events(&self) -> Result<Events> {
+        self.events_raising(Events::IN | Events::OUT)
+    }
+
+    /// [`Socket::events`], leaving the descriptor raised only when the
+    /// socket is ready for something of `raise_for`.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn events_raising(&self, raise_for: Events) -> Result<Events> {
         self.check_alive()?;
-        let (ready, io, wake) = readiness::events(&self.shared);
+        let (ready, io, wake) = readiness::events(&self.shared, raise_for);
         self.notify_io(io);
         if wake {
             self.shared.wake();

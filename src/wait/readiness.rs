@@ -85,9 +85,12 @@ pub(crate) fn descriptor(shared: &SocketShared) -> Result<Readiness> {
 }
 
 /// What the socket is ready for now (`ZMQ_EVENTS`), leaving its
-/// descriptor readable if that is anything: the pipe notices and the
-/// wake-up that the readiness check produced are the caller's to pass on.
-pub(crate) fn events(shared: &SocketShared) -> (Events, Vec<IoRequest>, bool) {
+/// descriptor readable if that includes anything of `raise_for` (for
+/// `Socket::events`, both directions; the async adapter asks only for the
+/// directions it has a task waiting on, so that a writable socket does
+/// not keep waking a task that waits to receive). The pipe notices and
+/// the wake-up that the check produced are the caller's to pass on.
+pub(crate) fn events(shared: &SocketShared, raise_for: Events) -> (Events, Vec<IoRequest>, bool) {
     let mut core = shared.core.lock();
     let waiter = core.readiness.clone();
     // Before the check: a notification this drops is about a change the
@@ -97,7 +100,7 @@ pub(crate) fn events(shared: &SocketShared) -> (Events, Vec<IoRequest>, bool) {
     }
     let (ready, io, wake) = shared.readiness(&mut core, Events::IN | Events::OUT);
     drop(core);
-    if !ready.is_empty() {
+    if !(ready & raise_for).is_empty() {
         if let Some(w) = &waiter {
             // Level-triggered: readable again while the socket is ready.
             w.notify();
