@@ -1,0 +1,179 @@
+//! `fzmq probe` and `fzmq monitor` against what an operator meets: a
+//! closed port, servers that are not ZeroMQ, and a live ferrozmq REP.
+
+mod util;
+
+use ferrozmq::zmtp::greeting::Greeting;
+use ferrozmq::{Context, SocketType};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::thread;
+use util::{run, spawn, LIMIT};
+
+/// A loopback listener whose every connection is handed to `serve` on
+/// its own thread; returns its endpoint.
+fn server(serve: fn(TcpStream)) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let _ = stream.set_read_timeout(Some(LIMIT));
+            thread::spawn(move || serve(stream));
+        }
+    });
+    format!("tcp://{addr}")
+}
+
+fn echo(mut s: TcpStream) {
+    let mut buf = [0u8; 1024];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 || s.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+}
+
+fn line<'a>(out: &'a str, step: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.starts_with(step))
+        .unwrap_or_else(|| panic!("no {step} line in {out}"))
+}
+
+#[test]
+fn a_closed_port_is_refused() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let p = run(&["probe", &format!("tcp://127.0.0.1:{port}")], "");
+    assert_eq!(p.code, Some(11), "{p:?}");
+    assert!(line(&p.stdout, "tcp").contains("refused"), "{}", p.stdout);
+    assert!(
+        line(&p.stdout, "result").contains("refused"),
+        "{}",
+        p.stdout
+    );
+}
+
+#[test]
+fn a_name_that_does_not_resolve_is_a_resolve_failure() {
+    // `.invalid` never resolves (RFC 2606).
+    let p = run(&["probe", "tcp://no-such-host.invalid:5555"], "");
+    assert_eq!(p.code, Some(10), "{p:?}");
+    assert!(line(&p.stdout, "resolve").contains("no-such-host.invalid"));
+}
+
+#[test]
+fn an_echo_server_is_not_zmtp() {
+    let ep = server(echo);
+    let p = run(&["probe", &ep], "");
+    assert_eq!(p.code, Some(20), "{p:?}");
+    assert!(line(&p.stdout, "tcp").contains("connected"));
+    assert!(line(&p.stdout, "greeting").contains("our own greeting back"));
+}
+
+#[test]
+fn a_server_that_speaks_another_protocol_is_not_zmtp() {
+    let ep = server(|mut s| {
+        let _ = s.write_all(b"SSH-2.0-OpenSSH_9.6\r\n");
+        echo(s);
+    });
+    let p = run(&["probe", &ep], "");
+    assert_eq!(p.code, Some(20), "{p:?}");
+    let greeting = line(&p.stdout, "greeting");
+    assert!(greeting.contains("bad signature"), "{greeting}");
+    assert!(greeting.contains("SSH-2.0"), "{greeting}");
+}
+
+#[test]
+fn a_silent_server_times_out_at_the_greeting() {
+    let ep = server(|mut s| {
+        // Read, say nothing, until the probe leaves.
+        let mut buf = [0u8; 1024];
+        while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    let p = run(&["probe", &ep, "--timeout-ms", "200"], "");
+    assert_eq!(p.code, Some(21), "{p:?}");
+    assert!(line(&p.stdout, "greeting").contains("nothing within 200 ms"));
+}
+
+#[test]
+fn a_peer_with_another_mechanism_is_reported_as_such() {
+    let ep = server(|mut s| {
+        let mut g = Greeting::ours();
+        g.mechanism = [0; 20];
+        g.mechanism[..5].copy_from_slice(b"CURVE");
+        let _ = s.write_all(&g.to_bytes());
+        echo(s);
+    });
+    let p = run(&["probe", &ep], "");
+    assert_eq!(p.code, Some(23), "{p:?}");
+    assert!(line(&p.stdout, "greeting").contains("ZMTP 3.1, mechanism CURVE"));
+}
+
+#[test]
+fn a_live_rep_is_reported_with_its_type_and_compatibility() {
+    let ctx = Context::new();
+    let rep = ctx.socket(SocketType::Rep).expect("socket");
+    let ep = rep.bind("tcp://127.0.0.1:*").expect("bind");
+
+    let p = run(&["probe", &ep, "--type", "req"], "");
+    assert_eq!(p.code, Some(0), "{p:?}");
+    assert!(line(&p.stdout, "greeting").contains("ZMTP 3.1, mechanism NULL"));
+    assert!(line(&p.stdout, "ready").contains("peer socket type REP"));
+    assert!(line(&p.stdout, "compat").contains("REQ can talk to REP"));
+
+    let p = run(&["probe", &ep, "--type", "pub"], "");
+    assert_eq!(p.code, Some(25), "{p:?}");
+    assert!(line(&p.stdout, "ready").contains("peer socket type REP"));
+    assert!(line(&p.stdout, "compat").contains("REP talks to REQ, DEALER"));
+
+    // Without --type any peer passes, and the table says who fits it.
+    let p = run(&["probe", &ep], "");
+    assert_eq!(p.code, Some(0), "{p:?}");
+    assert!(line(&p.stdout, "compat").contains("REP talks to REQ, DEALER"));
+
+    // The probes left the REP serving: a real request still gets through.
+    let req = ctx.socket(SocketType::Req).expect("socket");
+    req.connect(&ep).expect("connect");
+    req.send("ping").expect("send");
+    let got = rep.recv_timeout(LIMIT).expect("request");
+    assert_eq!(got.first().map(|f| &f[..]), Some(&b"ping"[..]));
+}
+
+#[test]
+fn monitor_prints_timestamped_connect_events_and_status() {
+    let ctx = Context::new();
+    let rep = ctx.socket(SocketType::Rep).expect("socket");
+    let ep = rep.bind("tcp://127.0.0.1:*").expect("bind");
+    let mut m = spawn(
+        &[
+            "monitor",
+            &ep,
+            "--type",
+            "req",
+            "--interval-ms",
+            "50",
+            "--timeout-ms",
+            "20000",
+        ],
+        "",
+    );
+    let connected = m.expect_stdout("with CONNECTED", |l| l.contains(" CONNECTED"));
+    m.expect_stdout("with HANDSHAKE_SUCCEEDED", |l| {
+        l.contains("HANDSHAKE_SUCCEEDED")
+    });
+    let status = m.expect_stdout("with a connected status", |l| {
+        l.contains(" status ") && l.contains(" connected ")
+    });
+    let ended = m.kill();
+    for l in [&connected, &status] {
+        assert!(l.contains(&ep), "{l}");
+        // 2026-11-30T00:41:02.123Z
+        let ts = l.split(' ').next().unwrap_or_default();
+        assert_eq!(ts.len(), 24, "{l}");
+        assert!(ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{l}");
+    }
+    assert!(status.contains("attempts=1"), "{status}");
+    assert!(ended.stderr.is_empty(), "{ended:?}");
+}
