@@ -1,7 +1,7 @@
 //! A progress bar (count and rate) for long `--count` runs, on stderr, and
 //! only when stdout is a terminal: piped output stays exactly the messages.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use std::io::IsTerminal;
 
 /// Runs shorter than this show no bar: they are over before it would help.
@@ -22,9 +22,17 @@ impl Progress {
         }
         let bar = ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr());
         if let Ok(style) = ProgressStyle::with_template(
-            "{msg} {pos}/{len} [{bar:30}] {per_sec:>12} elapsed {elapsed} eta {eta}",
+            "{msg} {pos}/{len} [{bar:30}] {rate} elapsed {elapsed} eta {eta}",
         ) {
-            bar.set_style(style.progress_chars("=> "));
+            let style = style
+                .with_key(
+                    "rate",
+                    |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.0} msg/s", state.per_sec());
+                    },
+                )
+                .progress_chars("=> ");
+            bar.set_style(style);
         }
         bar.set_message(what.to_owned());
         Progress(Some(bar))

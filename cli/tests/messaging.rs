@@ -245,3 +245,45 @@ fn help_lists_the_commands_and_exit_codes() {
         assert!(help.stdout.contains(code), "{code:?} in {}", help.stdout);
     }
 }
+
+#[test]
+fn a_long_count_run_shows_progress_on_a_terminal() {
+    // `script` (util-linux, on every Debian) gives the sender a terminal
+    // for stdout and stderr; the test above covers the piped case.
+    let mut pull = spawn(
+        &[
+            "pull",
+            "tcp://127.0.0.1:*",
+            "--bind",
+            "--count",
+            "300",
+            "--timeout-ms",
+            T,
+        ],
+        "",
+    );
+    let ep = pull.bound();
+    let dir = std::env::temp_dir().join(format!("fzmq-progress-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let lines = dir.join("lines");
+    let input: String = (0..300).map(|i| format!("{i}\n")).collect();
+    std::fs::write(&lines, input).expect("write lines");
+    let command = format!(
+        "'{}' push '{ep}' --count 300 --timeout-ms {T} < '{}'",
+        env!("CARGO_BIN_EXE_fzmq"),
+        lines.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script(1) from util-linux runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        shown.contains("sent ") && shown.contains(" msg/s"),
+        "{shown:?}"
+    );
+    assert_eq!(pull.wait().stdout.lines().count(), 300);
+}
