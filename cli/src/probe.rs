@@ -8,8 +8,9 @@
 //! 2. tcp: each address in turn, as the connecter tries them, with a
 //!    non-blocking connect bounded by `--timeout-ms`; a failure is
 //!    classified by the library's own [`ConnectFailure::classify`];
-//! 3. greeting: ours goes out at once, as every ZMTP peer does, and the
-//!    peer's is parsed with the library's `zmtp::Greeting`;
+//! 3. greeting: ours goes out in two parts as libzmq sends it (signature
+//!    and major version, then the rest once the peer's greeting is in),
+//!    and the peer's is parsed with the library's `zmtp::Greeting`;
 //! 4. ready: the NULL handshake, run by the library's sans-IO
 //!    `zmtp::Session` with `--type` (DEALER without it), which yields the
 //!    peer's socket type from its READY, or the type it named when the
@@ -249,6 +250,14 @@ fn read_more(stream: &mut TcpStream, buf: &mut BytesMut, deadline: Instant) -> R
     }
 }
 
+/// How the connection ended, for a step's line.
+fn closed(error: Option<&io::Error>) -> String {
+    match error {
+        None => "the peer closed the connection".to_owned(),
+        Some(e) => format!("the connection failed ({e})"),
+    }
+}
+
 /// The first bytes of `buf`, in hex and as text, for a human to recognise
 /// the protocol (`HTTP/1.1 400`, `SSH-2.0`...).
 fn preview(buf: &[u8]) -> String {
@@ -272,14 +281,21 @@ fn converse(mut stream: TcpStream, ty: Option<SocketType>, timeout: Duration) ->
     let _ = stream.set_write_timeout(Some(timeout));
     let mut ours = Greeting::ours().to_bytes();
     ours[1..9].copy_from_slice(&PROBE_PADDING);
+    // Our signature and major version only, as libzmq starts: a libzmq
+    // peer then sends its whole greeting, and we learn its mechanism even
+    // when it is not NULL (libzmq closes at once on a mismatched whole
+    // greeting, before its own has left). The rest of ours follows once
+    // the peer's has come, or if the peer waits for it.
+    let (first, rest) = ours.split_at(SIGNATURE_LEN + 1);
     // A failed write shows up as a closed connection on the next read.
-    let _ = stream.write_all(&ours);
+    let _ = stream.write_all(first);
+    let mut rest_sent = false;
 
     let start = Instant::now();
-    let deadline = start + timeout;
+    let mut deadline = start + timeout;
     let mut buf = BytesMut::new();
     let greeting = loop {
-        let seen = buf.len().min(GREETING_LEN);
+        let seen = buf.len().min(SIGNATURE_LEN + 1);
         if seen >= SIGNATURE_LEN && buf[..seen] == ours[..seen] {
             step(
                 "greeting",
@@ -308,12 +324,12 @@ fn converse(mut stream: TcpStream, ty: Option<SocketType>, timeout: Duration) ->
         match read_more(&mut stream, &mut buf, deadline) {
             ReadEnd::More => {}
             ReadEnd::Closed(e) => {
-                let why = e.map_or_else(|| "closed".to_owned(), |e| e.to_string());
+                let why = closed(e.as_ref());
                 let what = if buf.is_empty() {
                     format!("{why} before sending anything ({})", ms(start))
                 } else {
                     format!(
-                        "{why} after {} bytes: {} ({})",
+                        "{why} after sending {} bytes: {} ({})",
                         buf.len(),
                         preview(&buf),
                         ms(start)
@@ -321,6 +337,13 @@ fn converse(mut stream: TcpStream, ty: Option<SocketType>, timeout: Duration) ->
                 };
                 step("greeting", what);
                 return result(Verdict::NotZmtp, "not a ZMTP peer: no greeting");
+            }
+            ReadEnd::Deadline if !rest_sent && buf.len() >= SIGNATURE_LEN => {
+                // A peer that wants our whole greeting before finishing
+                // its own: give it, and the same time again.
+                let _ = stream.write_all(rest);
+                rest_sent = true;
+                deadline = Instant::now() + timeout;
             }
             ReadEnd::Deadline => {
                 let what = if buf.is_empty() {
@@ -351,6 +374,9 @@ fn converse(mut stream: TcpStream, ty: Option<SocketType>, timeout: Duration) ->
             ms(start)
         ),
     );
+    if greeting.is_null_mechanism() && !rest_sent {
+        let _ = stream.write_all(rest);
+    }
     if !greeting.is_null_mechanism() {
         step(
             "ready",
@@ -411,10 +437,9 @@ fn handshake(
         match read_more(&mut stream, &mut buf, deadline) {
             ReadEnd::More => {}
             ReadEnd::Closed(e) => {
-                let why = e.map_or_else(|| "closed".to_owned(), |e| e.to_string());
                 step(
                     "ready",
-                    format!("the peer {why} the connection before READY ({})", ms(start)),
+                    format!("{} before READY ({})", closed(e.as_ref()), ms(start)),
                 );
                 return result(Verdict::Handshake, "the ZMTP handshake failed");
             }
