@@ -146,7 +146,7 @@ struct Common {
     /// Give up (exit 3) when a message, reply or peer has not come within
     /// MS milliseconds; also bounds how long queued messages may take to
     /// leave at exit. Without it, wait for ever.
-    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "MS", value_parser = crate::millis())]
     timeout_ms: Option<u64>,
     /// Frames in hex.
     #[arg(long, conflicts_with = "json")]
@@ -177,6 +177,13 @@ impl Common {
     fn timeout(&self) -> Option<Duration> {
         self.timeout_ms.map(Duration::from_millis)
     }
+}
+
+/// Milliseconds for --timeout-ms and --interval-ms: at least 1, and at
+/// most what libzmq's int options hold (24.8 days), so that no deadline
+/// computed from one can overflow an `Instant`.
+fn millis() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::builder::RangedU64ValueParser::new().range(1..=i32::MAX as u64)
 }
 
 /// Parses a socket type name, in any case, with the library's names.

@@ -103,7 +103,16 @@ pub fn recv(common: &Common, ty: SocketType, subscribe: &[String]) -> Outcome {
             subscribe
         };
         for p in prefixes {
-            if let Err(e) = socket.subscribe(p) {
+            let done = if ty == SocketType::XSub {
+                // An XSUB subscribes by sending the message form: 1, then
+                // the prefix.
+                let mut m = vec![1u8];
+                m.extend_from_slice(p.as_bytes());
+                socket.send(m).map_err(|e| e.error)
+            } else {
+                socket.subscribe(p)
+            };
+            if let Err(e) = done {
                 return failure(e, "subscribing");
             }
         }

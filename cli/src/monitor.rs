@@ -26,13 +26,13 @@ pub struct MonitorArgs {
     bind: bool,
     /// Print every endpoint's status this often.
     #[arg(long, value_name = "MS", default_value_t = 1000,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = crate::millis())]
     interval_ms: u64,
     /// Stop after N events (exit 3 if --timeout-ms passes first).
     #[arg(long, value_name = "N")]
     count: Option<u64>,
     /// Stop after MS milliseconds (exit 0, unless --count was not reached).
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", value_parser = crate::millis())]
     timeout_ms: Option<u64>,
 }
 

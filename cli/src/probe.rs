@@ -43,7 +43,7 @@ pub struct ProbeArgs {
     ty: Option<SocketType>,
     /// How long each step (connect, greeting, READY) may take.
     #[arg(long, value_name = "MS", default_value_t = 2000,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = crate::millis())]
     timeout_ms: u64,
 }
 

@@ -136,6 +136,33 @@ fn sub_gets_what_it_subscribed_to_from_a_pub_that_waits_for_it() {
 }
 
 #[test]
+fn recv_as_xsub_subscribes_with_the_message_form() {
+    let mut xsub = spawn(
+        &[
+            "recv",
+            "tcp://127.0.0.1:*",
+            "--bind",
+            "--type",
+            "xsub",
+            "--subscribe",
+            "a",
+            "--count",
+            "1",
+            "--timeout-ms",
+            T,
+        ],
+        "",
+    );
+    let ep = xsub.bound();
+    let publ = run(
+        &["pub", &ep, "--subscribers", "1", "--timeout-ms", T],
+        "b1\na1\n",
+    );
+    assert_eq!(publ.code, Some(0), "{publ:?}");
+    assert_eq!(xsub.wait().stdout, "a1\n");
+}
+
+#[test]
 fn hex_and_json_carry_binary_frames() {
     let mut recv = spawn(
         &[
