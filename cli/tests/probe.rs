@@ -193,3 +193,68 @@ fn monitor_prints_timestamped_connect_events_and_status() {
     assert!(status.contains("attempts=1"), "{status}");
     assert!(ended.stderr.is_empty(), "{ended:?}");
 }
+
+/// Runs `fzmq ARGS` inside a new network namespace (`unshare --net`)
+/// after `setup` (shell commands: `ip`, `iptables`), where rules and
+/// routes die with the namespace. Needs root, `unshare`, `ip` and
+/// `iptables`, as the library's namespace tests do (`.ci/run` installs
+/// them); without them the test fails and says so, rather than pass
+/// unrun.
+fn probe_in_netns(setup: &str, args: &str) -> util::Ended {
+    let script = format!(
+        "set -e; ip link set lo up; {setup}; exec '{}' probe {args}",
+        env!("CARGO_BIN_EXE_fzmq")
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--net", "--", "sh", "-c", &script])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start unshare(1) (util-linux): {e}"));
+    let ended = util::Ended {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    // fzmq exits 0, 2 or 10..=25; anything else is the setup failing.
+    assert!(
+        ended.stdout.starts_with("probe "),
+        "the namespace could not be set up (this test needs root, `ip` and \
+         `iptables`; `cargo test -- --skip netns` deselects it): {ended:?}"
+    );
+    ended
+}
+
+#[test]
+fn netns_dropped_syns_time_out() {
+    let p = probe_in_netns(
+        "iptables -A OUTPUT -p tcp --dport 9 -j DROP",
+        "tcp://127.0.0.1:9 --timeout-ms 200",
+    );
+    assert_eq!(p.code, Some(12), "{p:?}");
+    assert!(line(&p.stdout, "tcp").contains("timed out"), "{}", p.stdout);
+}
+
+#[test]
+fn netns_icmp_host_unreachable_is_unreachable() {
+    let p = probe_in_netns(
+        "iptables -A OUTPUT -p tcp --dport 9 -j REJECT --reject-with icmp-host-unreachable",
+        "tcp://127.0.0.1:9",
+    );
+    assert_eq!(p.code, Some(13), "{p:?}");
+    assert!(
+        line(&p.stdout, "tcp").contains("unreachable"),
+        "{}",
+        p.stdout
+    );
+}
+
+#[test]
+fn netns_no_route_is_unreachable() {
+    // The namespace has no route but loopback's.
+    let p = probe_in_netns("true", "tcp://192.0.2.1:9");
+    assert_eq!(p.code, Some(13), "{p:?}");
+    assert!(
+        line(&p.stdout, "tcp").contains("unreachable"),
+        "{}",
+        p.stdout
+    );
+}
