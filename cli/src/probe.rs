@@ -307,10 +307,23 @@ fn converse(mut stream: TcpStream, ty: Option<SocketType>, timeout: Duration) ->
             Ok(Some(g)) => break g,
             Ok(None) => {}
             Err(ProtocolError::UnsupportedVersion { major, minor }) => {
-                step("greeting", format!("ZMTP {major}.{minor} ({})", ms(start)));
+                // Before 3.0 the byte after the signature was a revision
+                // (0 for ZMTP 1.0, 1 for 2.0, RFC 15), then the socket type.
+                let version = match major {
+                    0 => "ZMTP 1.0".to_owned(),
+                    1 => "ZMTP 2.0".to_owned(),
+                    _ => format!("revision {major}"),
+                };
+                step(
+                    "greeting",
+                    format!(
+                        "{version} (revision byte {major}, next byte {minor}) ({})",
+                        ms(start)
+                    ),
+                );
                 return result(
                     Verdict::Version,
-                    format!("ZMTP {major}.{minor} is too old: fzmq speaks 3.0 and 3.1"),
+                    format!("{version} is too old: fzmq speaks ZMTP 3.0 and 3.1"),
                 );
             }
             Err(e) => {

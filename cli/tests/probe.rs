@@ -128,6 +128,39 @@ fn a_peer_with_another_mechanism_is_reported_as_such() {
 }
 
 #[test]
+fn a_zmtp_2_peer_is_too_old() {
+    let ep = server(|mut s| {
+        // ZMTP 2.0 (libzmq 3.x): signature, revision 1, socket type 4 (REP).
+        let mut g = Greeting::ours().to_bytes();
+        g[10] = 1;
+        g[11] = 4;
+        let _ = s.write_all(&g[..12]);
+        echo(s);
+    });
+    let p = run(&["probe", &ep], "");
+    assert_eq!(p.code, Some(22), "{p:?}");
+    assert!(
+        line(&p.stdout, "greeting").contains("ZMTP 2.0 (revision byte 1"),
+        "{}",
+        p.stdout
+    );
+}
+
+#[test]
+fn a_peer_that_closes_after_its_greeting_fails_the_handshake() {
+    let ep = server(|mut s| {
+        let _ = s.write_all(&Greeting::ours().to_bytes());
+        let mut theirs = [0u8; 64];
+        let _ = s.read_exact(&mut theirs);
+    });
+    let p = run(&["probe", &ep], "");
+    assert_eq!(p.code, Some(24), "{p:?}");
+    assert!(line(&p.stdout, "greeting").contains("mechanism NULL"));
+    let ready = line(&p.stdout, "ready");
+    assert!(ready.contains("before READY"), "{ready}");
+}
+
+#[test]
 fn a_live_rep_is_reported_with_its_type_and_compatibility() {
     let ctx = Context::new();
     let rep = ctx.socket(SocketType::Rep).expect("socket");
