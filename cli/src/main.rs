@@ -89,9 +89,11 @@ enum Command {
         #[arg(long)]
         echo: bool,
     },
-    /// PUB: publish each stdin line. A plain PUB drops what it sends
-    /// before a subscriber has connected and subscribed (the slow joiner);
-    /// --subscribers K waits for K subscriptions first.
+    /// PUB: publish each stdin line.
+    ///
+    /// A plain PUB drops what it sends before a subscriber has connected
+    /// and subscribed (the slow joiner); --subscribers K waits for K
+    /// subscriptions first.
     #[command(after_help = FORMAT_HELP)]
     Pub {
         #[command(flatten)]
@@ -122,12 +124,19 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Connect once and report, step by step: resolution, TCP, the ZMTP
-    /// greeting, the peer's socket type and whether --type can talk to it.
+    /// Diagnose an endpoint: TCP, ZMTP greeting, peer type, compatibility.
+    ///
+    /// Connects once and reports, step by step and timed: resolution, the
+    /// TCP connect (refused, timed out, unreachable), whether the peer
+    /// speaks ZMTP, its version and mechanism, its socket type from READY,
+    /// and whether --type can talk to it. Each outcome has its exit code.
     #[command(after_help = EXIT_CODES)]
     Probe(probe::ProbeArgs),
-    /// Connect (or bind) a socket and print its monitor events and its
-    /// endpoints' status, one per line, with timestamps.
+    /// Print a socket's monitor events and endpoint status, live.
+    ///
+    /// Connects (or binds) a socket of --type and prints each monitor
+    /// event as it happens and every endpoint's status every
+    /// --interval-ms, one per line, with UTC timestamps.
     Monitor(monitor::MonitorArgs),
 }
 
