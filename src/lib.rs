@@ -97,7 +97,8 @@ pub use context::Context;
 pub use error::{Error, ProtocolError, Result, SendError};
 pub use message::{IntoFrame, Message};
 pub use monitor::{
-    ConnectFailure, EndpointState, EndpointStatus, EventKind, MonitorEvent, PeerStatus,
+    ConnectFailure, EndpointState, EndpointStatus, EventKind, HandshakeFailure, MonitorEvent,
+    PeerStatus,
 };
 pub use options::{Mechanism, ReconnectStop};
 pub use pattern::Stats as SocketStats;

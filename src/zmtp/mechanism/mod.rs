@@ -343,11 +343,41 @@ pub(crate) fn peer_error(reason: String) -> ProtocolError {
     ProtocolError::PeerError(reason)
 }
 
+/// libzmq's PLAIN (4.3.x) writes its ERROR command name as the C string
+/// `"\x05ERROR"`, in which the hex escape swallows the `E`: on the wire
+/// the body is `^RROR`, 3 and the status code, and its PLAIN client
+/// recognises only that form. Taken as the refusal it means, and nothing
+/// looser.
+pub(crate) const LIBZMQ_PLAIN_ERROR: &[u8] = b"^RROR";
+
+fn mangled_zap_error(body: &[u8]) -> Option<ProtocolError> {
+    match body.strip_prefix(LIBZMQ_PLAIN_ERROR)? {
+        [3, code @ ..] if code.len() == 3 => {
+            Some(peer_error(String::from_utf8_lossy(code).into_owned()))
+        }
+        _ => None,
+    }
+}
+
 /// Queues the ERROR a refused client gets: the ZAP status code as text,
 /// as libzmq sends it.
 pub(crate) fn send_refusal(out: &mut BytesMut, e: &ProtocolError) {
     if let ProtocolError::AuthFailed { status, .. } = e {
         Command::Error(status.to_string()).encode(out);
+    }
+}
+
+/// PLAIN's refusal in libzmq's form (see [`LIBZMQ_PLAIN_ERROR`]), so that
+/// libzmq clients report it as an authentication failure; we read both.
+pub(crate) fn send_plain_refusal(out: &mut BytesMut, e: &ProtocolError) {
+    if let ProtocolError::AuthFailed { status, .. } = e {
+        let code = status.to_string();
+        let code = &code.as_bytes()[..code.len().min(3)];
+        let len = LIBZMQ_PLAIN_ERROR.len() + 1 + code.len();
+        super::frame::encode_header(out, len, false, true);
+        out.extend_from_slice(LIBZMQ_PLAIN_ERROR);
+        out.extend_from_slice(&[code.len() as u8]);
+        out.extend_from_slice(code);
     }
 }
 
@@ -362,6 +392,9 @@ pub(crate) fn split_command(body: &[u8]) -> Option<(&[u8], &[u8])> {
 /// An ERROR command during a handshake, as a failure; any other command
 /// that is not `expected` is a protocol error.
 pub(crate) fn unexpected_command(body: &Bytes) -> ProtocolError {
+    if let Some(e) = mangled_zap_error(body) {
+        return e;
+    }
     match Command::parse(body.clone()) {
         Ok(Command::Error(reason)) => peer_error(reason),
         Ok(cmd) => {

@@ -9,8 +9,8 @@
 //! ```
 
 use super::{
-    send_refusal, split_command, unexpected_command, Credentials, SecretBytes, Step, ZapContext,
-    PROP_USER_ID,
+    send_plain_refusal, split_command, unexpected_command, Credentials, SecretBytes, Step,
+    ZapContext, PROP_USER_ID,
 };
 use crate::error::ProtocolError;
 use crate::zmtp::command::{Command, Metadata};
@@ -108,9 +108,7 @@ impl Plain {
         out: &mut BytesMut,
     ) -> Result<Step, ProtocolError> {
         let Some((name, data)) = split_command(&body) else {
-            return Err(ProtocolError::MalformedCommand(
-                "command name longer than frame",
-            ));
+            return Err(unexpected_command(&body));
         };
         match (self.state, name) {
             (State::ClientAwaitWelcome, WELCOME) => {
@@ -134,7 +132,7 @@ impl Plain {
                 match self.zap.authenticate("PLAIN", credentials) {
                     Ok(user_id) => self.user_id = user_id,
                     Err(e) => {
-                        send_refusal(out, &e);
+                        send_plain_refusal(out, &e);
                         return Err(e);
                     }
                 }

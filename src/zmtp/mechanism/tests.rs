@@ -525,3 +525,35 @@ fn fixed_short_keys_give_repeatable_hello() {
     assert_eq!(hello(1), hello(1));
     assert_ne!(hello(1), hello(2));
 }
+
+#[test]
+fn plain_refusal_uses_libzmqs_error_bytes_and_both_forms_are_read() {
+    let server = SessionConfig {
+        zap: zap(|_: &ZapRequest| ZapReply::deny("no"), ""),
+        ..with(MechanismConfig::PlainServer, SocketType::Rep, b"")
+    };
+    let mut s = crate::zmtp::Session::new(server, base());
+    s.consume_output(64);
+    let mut input = BytesMut::from(
+        &crate::zmtp::greeting::Greeting::with_mechanism(b"PLAIN", false).to_bytes()[..],
+    );
+    input.extend_from_slice(b"\x04\x10\x05HELLO\x04user\x04pass");
+    assert!(matches!(
+        s.handle_input(&mut input, base()),
+        Err(ProtocolError::AuthFailed { status: 400, .. })
+    ));
+    assert_eq!(s.output(), b"\x04\x09^RROR\x03400");
+
+    for error in [&b"\x04\x09^RROR\x03300"[..], b"\x04\x0a\x05ERROR\x03300"] {
+        let mut c =
+            crate::zmtp::Session::new(with(plain_client("u", "p"), SocketType::Req, b""), base());
+        let mut input = BytesMut::from(
+            &crate::zmtp::greeting::Greeting::with_mechanism(b"PLAIN", true).to_bytes()[..],
+        );
+        input.extend_from_slice(error);
+        assert!(matches!(
+            c.handle_input(&mut input, base()),
+            Err(ProtocolError::AuthFailed { status: 300, .. })
+        ));
+    }
+}
