@@ -188,6 +188,11 @@ fn curve_libzmq_req_and_dealer_with_our_servers() {
         ));
         for _ in 0..2 {
             let m = recv(&s, "request");
+            assert_eq!(
+                m.property("User-Id").map(|v| &v[..]),
+                Some(&b"client-1"[..]),
+                "{ours}"
+            );
             let mut got = vecs(m.clone());
             if ours == SocketType::Router {
                 let id = got.remove(0);
@@ -306,7 +311,10 @@ fn plain_both_ways_with_zap() {
         1,
         &[b"hello".to_vec()],
     ));
-    assert_eq!(strs(&recv(&rep, "request")), ["hello"]);
+    let m = recv(&rep, "request");
+    assert_eq!(strs(&m), ["hello"]);
+    assert_eq!(m.property("User-Id").map(|v| &v[..]), Some(&b"admin"[..]));
+    assert_eq!(m.property("socket-type").map(|v| &v[..]), Some(&b"REQ"[..]));
     send(&rep, "world", "reply");
     assert_eq!(peer.received(), vec![b"world".to_vec()]);
 }

@@ -215,6 +215,9 @@ pub struct Session {
     mechanism: Mechanism,
     /// The peer's metadata (READY's properties, and `User-Id` from ZAP).
     peer_properties: Metadata,
+    /// The same, shared, attached to each received message when the
+    /// mechanism is not NULL.
+    message_properties: Option<std::sync::Arc<[(Bytes, Bytes)]>>,
     /// Messages sent before the handshake finished, when the mechanism
     /// encrypts (they can only be encoded once its keys exist).
     early_msgs: Vec<Message>,
@@ -277,6 +280,7 @@ impl Session {
         Session {
             mechanism,
             peer_properties: Metadata::new(),
+            message_properties: None,
             early_msgs: Vec::new(),
             decoder: FrameDecoder::new(config.maxmsgsize).with_command_limit(config.command_limit),
             config,
@@ -731,7 +735,7 @@ impl Session {
                 peer: String::from_utf8_lossy(greeting.mechanism_name()).into_owned(),
             });
         }
-        self.mechanism.start(&mut self.out);
+        self.mechanism.start(&mut self.out)?;
         self.state = State::Handshake {
             peer_version: (greeting.major, greeting.minor),
         };
@@ -769,13 +773,13 @@ impl Session {
                 if !frame.more && self.partial.is_empty() {
                     // The common single-frame message: no Vec to allocate.
                     let msg = Message::from(frame.body);
-                    self.events.push_back(SessionEvent::Message(msg));
+                    self.deliver(msg);
                     return Ok(());
                 }
                 self.partial.push(frame.body);
                 if !frame.more {
                     let msg = Message::from(std::mem::take(&mut self.partial));
-                    self.events.push_back(SessionEvent::Message(msg));
+                    self.deliver(msg);
                 }
                 Ok(())
             }
@@ -816,6 +820,16 @@ impl Session {
                 }
             },
         }
+    }
+
+    /// Hands a received message to the engine, with the connection's
+    /// properties when it has them.
+    #[inline]
+    fn deliver(&mut self, mut msg: Message) {
+        if let Some(p) = &self.message_properties {
+            msg.set_properties(p.clone());
+        }
+        self.events.push_back(SessionEvent::Message(msg));
     }
 
     fn on_ready(
@@ -859,6 +873,10 @@ impl Session {
             self.early = BytesMut::new();
             self.msg_ends
                 .extend(self.early_ends.drain(..).map(|end| base + end as u64));
+        }
+        if !matches!(self.config.mechanism, MechanismConfig::Null) {
+            self.message_properties =
+                Some(md.iter().map(|(n, v)| (n.clone(), v.clone())).collect());
         }
         self.peer_properties = md;
         self.events.push_back(SessionEvent::Ready(peer.clone()));

@@ -237,7 +237,7 @@ impl Mechanism {
     /// type, identity).
     pub(crate) fn new(config: &MechanismConfig, ours: Metadata, zap: ZapContext) -> Mechanism {
         match config {
-            MechanismConfig::Null => Mechanism::Null(null::Null::new(ours)),
+            MechanismConfig::Null => Mechanism::Null(null::Null::new(ours, zap)),
             MechanismConfig::PlainClient { username, password } => Mechanism::Plain(
                 plain::Plain::client(ours, username.clone(), password.clone()),
             ),
@@ -271,12 +271,13 @@ impl Mechanism {
 
     /// The greetings are exchanged: queue our first command, if we speak
     /// first.
-    pub(crate) fn start(&mut self, out: &mut BytesMut) {
+    pub(crate) fn start(&mut self, out: &mut BytesMut) -> Result<(), ProtocolError> {
         match self {
-            Mechanism::Null(m) => m.start(out),
+            Mechanism::Null(m) => return m.start(out),
             Mechanism::Plain(m) => m.start(out),
             Mechanism::Curve(m) => m.start(out),
         }
+        Ok(())
     }
 
     /// One handshake command from the peer.

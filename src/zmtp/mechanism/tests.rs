@@ -557,3 +557,42 @@ fn plain_refusal_uses_libzmqs_error_bytes_and_both_forms_are_read() {
         ));
     }
 }
+
+#[test]
+fn null_asks_zap_only_with_a_domain() {
+    let deny = || zap(|_: &ZapRequest| ZapReply::deny("no"), "");
+    // No domain: ZAP is not asked, as in libzmq.
+    let mut p = Pair::new(
+        config(SocketType::Req, b""),
+        SessionConfig {
+            zap: deny(),
+            ..config(SocketType::Rep, b"")
+        },
+        1,
+        64,
+    );
+    p.drive();
+    assert_traffic(&mut p, "no domain");
+    // With one, a refusal is an ERROR with the status code.
+    let mut p = Pair::new(
+        config(SocketType::Req, b""),
+        SessionConfig {
+            zap: ZapContext {
+                domain: "d".into(),
+                ..deny()
+            },
+            ..config(SocketType::Rep, b"")
+        },
+        1,
+        64,
+    );
+    p.drive();
+    assert!(matches!(
+        p.b.error,
+        Some(ProtocolError::AuthFailed { status: 400, .. })
+    ));
+    assert!(matches!(
+        p.a.error,
+        Some(ProtocolError::AuthFailed { status: 400, .. })
+    ));
+}
