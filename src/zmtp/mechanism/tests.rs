@@ -596,3 +596,48 @@ fn null_asks_zap_only_with_a_domain() {
         Some(ProtocolError::AuthFailed { status: 400, .. })
     ));
 }
+
+/// A HELLO captured from libzmq 4.3.5 (pyzmq, libsodium) connecting to
+/// the server key pair of libzmq's test suite: our server opens it and
+/// answers WELCOME; one bit changed, it refuses.
+#[test]
+fn libzmq_hello_golden_bytes() {
+    const HELLO: &str = "04c80548454c4c4f01000000000000000000000000000000000000000000000000000000\
+        0000000000000000000000000000000000000000000000000000000000000000000000000000000000\
+        0000000000f5b7ba676694cb1c63ed7bda28cb001cd4227db65d8a89924faaa13a4d0bb05200000000\
+        00000001b1d9bee72b260c74f067a159965f7aff515a923a6c38d91803775e8a1abe187c9abc9fdecd\
+        a89cd1013723f5335745f181b21a917dc391164e885cba5557275c441a69fd8a856c2b9e40c5d63afb\
+        b12d";
+    let hello: Vec<u8> = (0..HELLO.len() / 2)
+        .map(|i| u8::from_str_radix(&HELLO[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    assert_eq!(hello.len(), 202);
+    let secret =
+        CurveSecretKey::from_bytes_or_z85(b"JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6").unwrap();
+    let server = with(
+        MechanismConfig::CurveServer {
+            keys: CurveKeyPair::from_secret(secret),
+        },
+        SocketType::Router,
+        b"",
+    );
+    let greeting = crate::zmtp::greeting::Greeting::with_mechanism(b"CURVE", false).to_bytes();
+    for flip in [None, Some(150)] {
+        let mut s = crate::zmtp::Session::new(server.clone(), base());
+        s.consume_output(64);
+        let mut input = BytesMut::from(&greeting[..]);
+        input.extend_from_slice(&hello);
+        if let Some(at) = flip {
+            input[64 + at] ^= 1;
+        }
+        let r = s.handle_input(&mut input, base());
+        match flip {
+            None => {
+                r.unwrap();
+                assert_eq!(&s.output()[..10], b"\x04\xa8\x07WELCOME");
+                assert_eq!(s.output().len(), 2 + 168);
+            }
+            Some(_) => assert!(matches!(r, Err(ProtocolError::Decryption(_)))),
+        }
+    }
+}
