@@ -78,9 +78,19 @@ impl fmt::Debug for CurvePublicKey {
     }
 }
 
-/// A CURVE secret key. Zeroized on drop; `Debug` prints no byte of it.
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+/// A CURVE secret key. Zeroized on drop; `Debug` prints no byte of it;
+/// compared in constant time.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct CurveSecretKey([u8; KEY_LEN]);
+
+impl PartialEq for CurveSecretKey {
+    fn eq(&self, other: &Self) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for CurveSecretKey {}
 
 impl CurveSecretKey {
     /// From 32 raw bytes or 40 Z85 characters.
@@ -142,8 +152,18 @@ impl CurveKeyPair {
 }
 
 /// Bytes that must not linger in memory or logs (a PLAIN password).
-#[derive(Clone, Default, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+/// Compared in constant time (for equal lengths).
+#[derive(Clone, Default, Zeroize, ZeroizeOnDrop)]
 pub struct SecretBytes(Vec<u8>);
+
+impl PartialEq for SecretBytes {
+    fn eq(&self, other: &Self) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for SecretBytes {}
 
 impl SecretBytes {
     /// Takes ownership of the bytes.
