@@ -19,6 +19,10 @@ pub enum KeyError {
     Length(usize),
     /// 40 characters that are not valid Z85.
     Z85(z85::Z85Error),
+    /// A certificate whose secret key does not belong to its public key.
+    Mismatch,
+    /// A certificate without a `curve` section holding a `public-key`.
+    NoPublicKey,
 }
 
 impl fmt::Display for KeyError {
@@ -29,6 +33,8 @@ impl fmt::Display for KeyError {
                 "a CURVE key is 32 bytes or 40 Z85 characters, not {n} bytes"
             ),
             KeyError::Z85(e) => write!(f, "CURVE key: {e}"),
+            KeyError::Mismatch => write!(f, "the secret key does not belong to the public key"),
+            KeyError::NoPublicKey => write!(f, "the certificate has no curve public-key"),
         }
     }
 }
@@ -151,6 +157,77 @@ impl CurveKeyPair {
     }
 }
 
+/// CZMQ's certificate files (`zcert`, in ZPL): the public one to hand
+/// out, the secret one (`_secret` beside it in CZMQ) to keep.
+impl CurveKeyPair {
+    /// The text of a public certificate: only the public key.
+    pub fn to_zcert_public(&self) -> String {
+        zcert(&self.public, None)
+    }
+
+    /// The text of a secret certificate: both keys. Keep it private.
+    pub fn to_zcert_secret(&self) -> String {
+        zcert(&self.public, Some(&self.secret))
+    }
+
+    /// Reads a certificate: `Ok((public, Some(pair)))` for a secret one,
+    /// `Ok((public, None))` for a public one. The secret key must belong
+    /// to the public key.
+    pub fn from_zcert(text: &str) -> Result<(CurvePublicKey, Option<CurveKeyPair>), KeyError> {
+        let mut public = None;
+        let mut secret = None;
+        let mut in_curve = false;
+        for line in text.lines() {
+            let trimmed = line.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            if !line.starts_with(char::is_whitespace) {
+                in_curve = trimmed == "curve";
+                continue;
+            }
+            let Some((name, value)) = trimmed.split_once('=') else {
+                continue;
+            };
+            let value = value.trim().trim_matches('"').as_bytes();
+            match (in_curve, name.trim()) {
+                (true, "public-key") => public = Some(CurvePublicKey::from_bytes_or_z85(value)?),
+                (true, "secret-key") => secret = Some(CurveSecretKey::from_bytes_or_z85(value)?),
+                _ => {}
+            }
+        }
+        let public = public.ok_or(KeyError::NoPublicKey)?;
+        match secret {
+            Some(secret) => {
+                let pair = CurveKeyPair::from_secret(secret);
+                if pair.public != public {
+                    return Err(KeyError::Mismatch);
+                }
+                Ok((public, Some(pair)))
+            }
+            None => Ok((public, None)),
+        }
+    }
+}
+
+fn zcert(public: &CurvePublicKey, secret: Option<&CurveSecretKey>) -> String {
+    let mut out = String::from(if secret.is_some() {
+        "#   ZeroMQ CURVE **Secret** Certificate\n\
+         #   DO NOT PROVIDE THIS FILE TO OTHER USERS nor change its permissions.\n\n"
+    } else {
+        "#   ZeroMQ CURVE Public Certificate\n\
+         #   Exchange securely, or use a secure mechanism to verify the contents\n\
+         #   of this file after exchange. Store public certificates in your home\n\
+         #   directory, in the .curve subdirectory.\n\n"
+    });
+    out.push_str("metadata\ncurve\n");
+    out.push_str(&format!("    public-key = \"{}\"\n", public.to_z85()));
+    if let Some(secret) = secret {
+        out.push_str(&format!("    secret-key = \"{}\"\n", secret.to_z85()));
+    }
+    out
+}
+
 /// Bytes that must not linger in memory or logs (a PLAIN password).
 /// Compared in constant time (for equal lengths).
 #[derive(Clone, Default, Zeroize, ZeroizeOnDrop)]
@@ -208,6 +285,39 @@ mod tests {
         assert_eq!(
             CurvePublicKey::from_bytes_or_z85(&[7; 31]),
             Err(KeyError::Length(31))
+        );
+    }
+
+    #[test]
+    fn zcert_round_trip_and_czmq_layout() {
+        let pair = CurveKeyPair::generate();
+        let secret = pair.to_zcert_secret();
+        assert!(secret.contains(&format!("    secret-key = \"{}\"", pair.secret.to_z85())));
+        assert_eq!(
+            CurveKeyPair::from_zcert(&secret),
+            Ok((pair.public, Some(pair.clone())))
+        );
+        let public = pair.to_zcert_public();
+        assert!(!public.contains("secret-key"));
+        assert_eq!(CurveKeyPair::from_zcert(&public), Ok((pair.public, None)));
+        // A CZMQ file with metadata, comments and another section.
+        let czmq = format!(
+            "#   ****  Generated on 2024-01-01 by CZMQ  ****\n\
+             metadata\n    name = \"server\"\n\
+             curve\n    public-key = \"{}\"\n",
+            pair.public.to_z85()
+        );
+        assert_eq!(CurveKeyPair::from_zcert(&czmq), Ok((pair.public, None)));
+        let other = CurveKeyPair::generate();
+        let wrong = format!(
+            "curve\n    public-key = \"{}\"\n    secret-key = \"{}\"\n",
+            pair.public.to_z85(),
+            other.secret.to_z85()
+        );
+        assert_eq!(CurveKeyPair::from_zcert(&wrong), Err(KeyError::Mismatch));
+        assert_eq!(
+            CurveKeyPair::from_zcert("metadata\n"),
+            Err(KeyError::NoPublicKey)
         );
     }
 
