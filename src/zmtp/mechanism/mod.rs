@@ -2,12 +2,12 @@
 //! CURVE (RFC 25/26), with ZAP (RFC 27) as a Rust callback.
 //!
 //! A mechanism is a sans-IO state machine. The session hands it each
-//! command frame of the handshake ([`Mechanism::on_command`]); it appends
+//! command frame of the handshake (`Mechanism::on_command`); it appends
 //! the commands to send to the session's output and answers with a
-//! [`Step`]: go on, or done with the peer's metadata. After the
+//! `Step`: go on, or done with the peer's metadata. After the
 //! handshake, an encrypting mechanism (CURVE) turns every outgoing frame,
-//! commands included, into a MESSAGE box ([`Mechanism::encode_frame`])
-//! and every incoming one back ([`Mechanism::decode_frame`]). The session
+//! commands included, into a MESSAGE box (`Mechanism::encode_frame`)
+//! and every incoming one back (`Mechanism::decode_frame`). The session
 //! does not know which mechanism it runs; it only asks for the name and
 //! role that go into the greeting.
 //!
