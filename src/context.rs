@@ -6,6 +6,7 @@ use crate::io::{self, Command, Mailbox};
 use crate::shared::{ContextState, SocketShared};
 use crate::socket::Socket;
 use crate::socket_type::SocketType;
+use crate::zmtp::mechanism::ZapHandler;
 use parking_lot::Mutex;
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
@@ -83,6 +84,25 @@ impl Context {
         sockets.retain(|w| w.strong_count() > 0);
         sockets.push(Arc::downgrade(&shared));
         Ok(Socket::new(shared, mailbox))
+    }
+
+    /// Sets the ZAP handler (RFC 27, as a Rust callback) that PLAIN and
+    /// CURVE servers of this context ask about each client, for
+    /// connections that start from now on. It is called on the I/O
+    /// thread, so it must answer quickly. Without one, servers behave as
+    /// libzmq's with no ZAP handler bound: every client that completes
+    /// the handshake is accepted.
+    pub fn set_zap_handler(&self, handler: impl ZapHandler) {
+        self.handle
+            .inner
+            .state
+            .set_zap_handler(Some(Arc::new(handler)));
+    }
+
+    /// Removes the ZAP handler: later connections are accepted as without
+    /// one.
+    pub fn clear_zap_handler(&self) {
+        self.handle.inner.state.set_zap_handler(None);
     }
 
     /// Terminates the context now (see the type docs), even if other

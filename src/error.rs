@@ -73,6 +73,26 @@ pub enum ProtocolError {
     },
     /// A PAIR socket already has a connected peer; it takes one at a time.
     AlreadyPaired,
+    /// Authentication refused: by our ZAP handler (we are the server), or
+    /// by the server, whose ERROR carried a ZAP status code (libzmq's
+    /// `ZMQ_EVENT_HANDSHAKE_FAILED_AUTH`).
+    AuthFailed {
+        /// The ZAP status code: 300 temporary, 400 refused, 500 internal.
+        status: u16,
+        /// The handler's reason, when we are the server (never sent).
+        text: String,
+    },
+    /// A CURVE box did not open: the peer used other keys than we expect,
+    /// or the bytes were changed on the way.
+    Decryption(&'static str),
+    /// A CURVE short nonce was not above the last one received: a
+    /// replayed or reordered command or message.
+    ReplayedNonce {
+        /// The nonce received.
+        nonce: u64,
+        /// The last nonce accepted.
+        last: u64,
+    },
 }
 
 impl fmt::Display for ProtocolError {
@@ -85,7 +105,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::MechanismMismatch { peer } => {
                 write!(
                     f,
-                    "security mechanism mismatch: peer wants {peer:?}, we offer NULL"
+                    "security mechanism mismatch: peer wants {peer:?}, we use another"
                 )
             }
             ProtocolError::IncompatibleSocketType { ours, peer } => {
@@ -112,6 +132,19 @@ impl fmt::Display for ProtocolError {
                  message still arriving"
             ),
             ProtocolError::AlreadyPaired => write!(f, "the PAIR socket already has a peer"),
+            ProtocolError::AuthFailed { status, text } if text.is_empty() => {
+                write!(f, "authentication refused (ZAP status {status})")
+            }
+            ProtocolError::AuthFailed { status, text } => {
+                write!(f, "authentication refused (ZAP status {status}: {text})")
+            }
+            ProtocolError::Decryption(what) => {
+                write!(f, "{what} did not decrypt: wrong keys or tampered bytes")
+            }
+            ProtocolError::ReplayedNonce { nonce, last } => write!(
+                f,
+                "CURVE nonce {nonce} not above the last one ({last}): replayed or reordered"
+            ),
         }
     }
 }

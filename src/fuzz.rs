@@ -12,6 +12,10 @@
 //! - [`command`]: a command frame body (`[name_len, name, data...]`).
 //! - [`session`]: `[config, chunk_seed, time_seed, stream...]`; see
 //!   [`session`] for what the bits of `config` select.
+//! - [`mechanism_handshake`]: `[config, chunk_seed, edits...]`, edits as
+//!   `[offset_hi, offset_lo, xor]` triples; see [`mechanism_handshake`].
+//! - [`curve_message`]: `[chunk_seed, stream...]`, fed to a CURVE server
+//!   after a real handshake.
 
 use crate::error::ProtocolError;
 use crate::message::Message;
@@ -19,6 +23,9 @@ use crate::socket_type::SocketType;
 use crate::zmtp::command::{Command, Metadata, MAX_PING_CONTEXT, PROP_IDENTITY, PROP_SOCKET_TYPE};
 use crate::zmtp::frame::{self, Frame, FrameDecoder};
 use crate::zmtp::greeting::{Greeting, GREETING_LEN};
+use crate::zmtp::mechanism::{
+    CurveKeyPair, CurveSecretKey, MechanismConfig, SecretBytes, ZapContext, ZapReply, ZapRequest,
+};
 use crate::zmtp::session::MAX_READ_HINT;
 use crate::zmtp::{Session, SessionConfig, SessionEvent};
 use bytes::{Bytes, BytesMut};
@@ -423,6 +430,256 @@ pub fn session(data: &[u8]) {
     }
 }
 
+/// Fixed long-term keys, so that runs differ only in the ephemeral keys
+/// and nonces CURVE draws from the OS (which change bytes, not paths).
+fn fixed_keys(seed: u8) -> CurveKeyPair {
+    let secret = CurveSecretKey::from_bytes_or_z85(&[seed; 32]).unwrap_or_else(|_| unreachable!());
+    CurveKeyPair::from_secret(secret)
+}
+
+/// The client's and server's configurations for `config`'s bits (see
+/// [`mechanism_handshake`]).
+fn mechanism_pair(config: u8) -> (SessionConfig, SessionConfig) {
+    let server_keys = fixed_keys(1);
+    let (client, server) = if config & 0x01 != 0 {
+        (
+            MechanismConfig::CurveClient {
+                keys: fixed_keys(2),
+                server_key: server_keys.public,
+            },
+            MechanismConfig::CurveServer { keys: server_keys },
+        )
+    } else {
+        (
+            MechanismConfig::PlainClient {
+                username: Bytes::from_static(b"admin"),
+                password: SecretBytes::new(b"secret".to_vec()),
+            },
+            MechanismConfig::PlainServer,
+        )
+    };
+    let zap = if config & 0x04 != 0 {
+        let allowed = fixed_keys(2).public;
+        let handler = move |r: &ZapRequest| match &r.credentials {
+            crate::zmtp::mechanism::Credentials::Plain { username, .. } if username == "admin" => {
+                ZapReply::allow("admin")
+            }
+            crate::zmtp::mechanism::Credentials::Curve { public_key } if *public_key == allowed => {
+                ZapReply::allow("client")
+            }
+            _ => ZapReply::deny("no"),
+        };
+        ZapContext {
+            handler: Some(std::sync::Arc::new(handler)),
+            domain: "fuzz".into(),
+            address: "fuzz".into(),
+            routing_id: Bytes::new(),
+        }
+    } else {
+        ZapContext::default()
+    };
+    (
+        SessionConfig {
+            mechanism: client,
+            routing_id: Bytes::from_static(b"client"),
+            ..SessionConfig::new(SocketType::Dealer)
+        },
+        SessionConfig {
+            mechanism: server,
+            zap,
+            ..SessionConfig::new(SocketType::Router)
+        },
+    )
+}
+
+/// One side of [`mechanism_handshake`].
+struct End {
+    s: Session,
+    inbox: BytesMut,
+    ready: bool,
+    got: Vec<Message>,
+    failed: Option<ProtocolError>,
+    /// Output bytes passed on so far (edit offsets count from here).
+    sent: usize,
+    /// An edit cut this direction: nothing more goes through.
+    cut: bool,
+}
+
+impl End {
+    fn new(config: SessionConfig, now: Instant) -> End {
+        End {
+            s: Session::new(config, now),
+            inbox: BytesMut::new(),
+            ready: false,
+            got: Vec::new(),
+            failed: None,
+            sent: 0,
+            cut: false,
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(ev) = self.s.poll_event() {
+            match ev {
+                SessionEvent::Ready(_) => {
+                    assert!(!self.ready, "Ready twice");
+                    self.ready = true;
+                }
+                SessionEvent::Message(m) => {
+                    assert!(self.ready, "message before Ready");
+                    self.got.push(m);
+                }
+            }
+        }
+    }
+}
+
+/// Moves one chunk from `from` to `to`, applying the edits that fall in
+/// it when `edited`. Returns whether bytes moved.
+fn pass_on(
+    from: &mut End,
+    to: &mut End,
+    n: usize,
+    edits: Option<&[(usize, u8)]>,
+    now: Instant,
+) -> bool {
+    let out = from.s.output().len().min(n);
+    if out == 0 || from.cut {
+        return false;
+    }
+    let mut chunk = from.s.output()[..out].to_vec();
+    from.s.consume_output(out);
+    let start = from.sent;
+    from.sent += out;
+    for &(at, xor) in edits.unwrap_or(&[]) {
+        if (start..start + chunk.len()).contains(&at) {
+            if xor == 0 {
+                chunk.truncate(at - start);
+                from.cut = true;
+            } else {
+                chunk[at - start] ^= xor;
+            }
+        }
+    }
+    if to.failed.is_none() && !chunk.is_empty() {
+        to.inbox.extend_from_slice(&chunk);
+        let r = to.s.handle_input(&mut to.inbox, now);
+        check_result(&to.s, &mut to.failed, r);
+        to.drain();
+    }
+    true
+}
+
+/// PLAIN or CURVE between two real sessions (a DEALER client, a ROUTER
+/// server), with bytes of one direction changed or cut on the way.
+///
+/// Layout `[config, chunk_seed, edits...]`: `config` bit 0 selects CURVE
+/// (else PLAIN), bit 1 edits the server's bytes (else the client's), bit
+/// 2 gives the server a ZAP handler that admits the client. Each edit is
+/// three bytes: a 16-bit offset into that direction's stream and a byte
+/// to XOR there (zero cuts the stream at that offset).
+///
+/// Checks, beyond never panicking: every message a side receives is one
+/// the other sent, in order (a changed byte in a CURVE box never becomes
+/// a different message); a failure sticks; and with no edit that lands,
+/// both sides complete the handshake and get every message.
+pub fn mechanism_handshake(data: &[u8]) {
+    let ([config, chunk_seed], rest) = header::<2>(data);
+    let edits: Vec<(usize, u8)> = rest
+        .chunks_exact(3)
+        .take(16)
+        .map(|e| (usize::from(u16::from_be_bytes([e[0], e[1]])), e[2]))
+        .collect();
+    let (client_cfg, server_cfg) = mechanism_pair(config);
+    let now = Instant::now();
+    let mut c = End::new(client_cfg, now);
+    let mut s = End::new(server_cfg, now);
+    let sent_by_client = [
+        Message::from("before the handshake"),
+        Message::from(vec![
+            Bytes::from_static(b"two"),
+            Bytes::from(vec![7u8; 300]),
+        ]),
+    ];
+    for m in &sent_by_client {
+        c.s.send_message(m);
+    }
+    let mut rng = Rng::new(u64::from(chunk_seed));
+    let max = max_chunk(chunk_seed);
+    let edit_server = config & 0x02 != 0;
+    let mut server_sent = false;
+    for _ in 0..10_000 {
+        let n = rng.chunk(max);
+        let (ce, se) = if edit_server {
+            (None, Some(&edits[..]))
+        } else {
+            (Some(&edits[..]), None)
+        };
+        let a = pass_on(&mut c, &mut s, n, ce, now);
+        let b = pass_on(&mut s, &mut c, n, se, now);
+        if s.ready && !server_sent {
+            // ROUTER's messages start with the routing id, which the
+            // server's session does not see: send plain frames.
+            s.s.send_message(&Message::from("from the server"));
+            server_sent = true;
+            continue;
+        }
+        if !a && !b {
+            break;
+        }
+    }
+    let landed = edits
+        .iter()
+        .any(|&(at, _)| at < if edit_server { s.sent } else { c.sent });
+    // PLAIN protects nothing: a changed byte may change a message.
+    let protected = config & 0x01 != 0 || !landed;
+    let expect_prefix = |got: &[Message], sent: &[Message]| {
+        if protected {
+            assert!(got.len() <= sent.len(), "more messages than were sent");
+            assert_eq!(got, &sent[..got.len()], "a message changed on the way");
+        }
+    };
+    expect_prefix(&s.got, &sent_by_client);
+    expect_prefix(&c.got, &[Message::from("from the server")]);
+    if !landed {
+        assert!(c.failed.is_none() && s.failed.is_none(), "clean run failed");
+        assert!(c.ready && s.ready, "clean run did not complete");
+        assert_eq!(s.got.len(), sent_by_client.len());
+        assert_eq!(c.got.len(), 1);
+    }
+}
+
+/// Bytes from someone without the session keys, fed to a CURVE server
+/// after a real handshake: they may fail the session, and must never
+/// become a message. Layout `[chunk_seed, stream...]`.
+pub fn curve_message(data: &[u8]) {
+    let ([chunk_seed], stream) = header::<1>(data);
+    let (client_cfg, server_cfg) = mechanism_pair(0x01);
+    let now = Instant::now();
+    let mut c = End::new(client_cfg, now);
+    let mut s = End::new(server_cfg, now);
+    for _ in 0..64 {
+        let a = pass_on(&mut c, &mut s, usize::MAX, None, now);
+        let b = pass_on(&mut s, &mut c, usize::MAX, None, now);
+        if !a && !b {
+            break;
+        }
+    }
+    assert!(c.ready && s.ready, "the CURVE handshake did not complete");
+    let mut rng = Rng::new(u64::from(chunk_seed));
+    let max = max_chunk(chunk_seed);
+    let mut rest = stream;
+    while !rest.is_empty() && s.failed.is_none() {
+        let n = rng.chunk(max).min(rest.len());
+        s.inbox.extend_from_slice(&rest[..n]);
+        rest = &rest[n..];
+        let r = s.s.handle_input(&mut s.inbox, now);
+        check_result(&s.s, &mut s.failed, r);
+        s.drain();
+        assert!(s.got.is_empty(), "forged bytes became a message");
+    }
+}
+
 /// Keeps track of the first failure and checks that it sticks.
 fn check_result(s: &Session, failed: &mut Option<ProtocolError>, r: Result<(), ProtocolError>) {
     match (failed.as_ref(), r) {
@@ -496,6 +753,16 @@ mod tests {
     #[test]
     fn fuzz_command_corpus_and_random() {
         run("command", command, 4000);
+    }
+
+    #[test]
+    fn fuzz_mechanism_handshake_corpus_and_random() {
+        run("mechanism_handshake", mechanism_handshake, 2000);
+    }
+
+    #[test]
+    fn fuzz_curve_message_corpus_and_random() {
+        run("curve_message", curve_message, 1500);
     }
 
     #[test]

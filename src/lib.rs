@@ -97,12 +97,19 @@ pub use context::Context;
 pub use error::{Error, ProtocolError, Result, SendError};
 pub use message::{IntoFrame, Message};
 pub use monitor::{
-    ConnectFailure, EndpointState, EndpointStatus, EventKind, MonitorEvent, PeerStatus,
+    ConnectFailure, EndpointState, EndpointStatus, EventKind, HandshakeFailure, MonitorEvent,
+    PeerStatus,
 };
-pub use options::ReconnectStop;
+pub use options::{Mechanism, ReconnectStop};
 pub use pattern::Stats as SocketStats;
 pub use poll::{Events, Poller};
 pub use proxy::{proxy, proxy_steerable, ProxyControl, ProxyStats, Traffic};
 pub use socket::Socket;
 pub use socket_type::SocketType;
 pub use wait::readiness::Readiness;
+pub use zmtp::mechanism::keys::{KeyError, SecretBytes, KEY_LEN, Z85_KEY_LEN};
+pub use zmtp::mechanism::z85::{self, Z85Error};
+pub use zmtp::mechanism::{
+    Credentials, CurveKeyPair, CurvePublicKey, CurveSecretKey, ZapHandler, ZapReply, ZapRequest,
+    PROP_USER_ID,
+};

@@ -16,6 +16,10 @@ use std::fmt;
 #[derive(Clone, Default)]
 pub struct Message {
     frames: Frames,
+    /// The connection's properties (READY metadata, `User-Id` from ZAP),
+    /// on messages received from PLAIN and CURVE peers; shared by every
+    /// message of the connection.
+    properties: Option<Properties>,
 }
 
 /// Anything that can be a frame: owned bytes are moved in, borrowed ones
@@ -67,6 +71,9 @@ impl IntoFrame for &Bytes {
     }
 }
 
+/// Name/value pairs, shared.
+type Properties = std::sync::Arc<[(Bytes, Bytes)]>;
+
 /// Frame storage: inline for zero or one frame, a `Vec` beyond.
 #[derive(Clone, Default)]
 enum Frames {
@@ -81,6 +88,7 @@ impl Message {
     pub fn new() -> Self {
         Message {
             frames: Frames::Empty,
+            properties: None,
         }
     }
 
@@ -98,6 +106,7 @@ impl Message {
         match it.next() {
             None => Message {
                 frames: Frames::One(first),
+                properties: None,
             },
             Some(second) => {
                 let mut v = Vec::with_capacity(2 + it.size_hint().0);
@@ -106,6 +115,7 @@ impl Message {
                 v.extend(it.map(IntoFrame::into_frame));
                 Message {
                     frames: Frames::Many(v),
+                    properties: None,
                 }
             }
         }
@@ -223,11 +233,14 @@ impl Message {
 
     /// Splits off the frames from `at` onwards, leaving `[0, at)` in `self`.
     pub fn split_off(&mut self, at: usize) -> Message {
-        if at >= self.len() {
-            return Message::new();
-        }
-        let tail = self.as_vec().split_off(at);
-        Message::from(tail)
+        let mut tail = if at >= self.len() {
+            Message::new()
+        } else {
+            Message::from(self.as_vec().split_off(at))
+        };
+        // Both halves came from the same connection.
+        tail.properties = self.properties.clone();
+        tail
     }
 
     /// Appends all frames of `other`.
@@ -256,6 +269,26 @@ impl Message {
             Frames::One(b) => vec![b],
             Frames::Many(v) => v,
         }
+    }
+}
+
+impl Message {
+    /// A property of the connection the message came from (libzmq's
+    /// `zmq_msg_gets`): `User-Id` (from the ZAP handler), `Socket-Type`,
+    /// `Identity` and any other the peer sent in its handshake; names
+    /// compare without case. Messages from PLAIN and CURVE peers carry
+    /// them; NULL connections attach none, which keeps their messages
+    /// as cheap as before.
+    pub fn property(&self, name: &str) -> Option<&Bytes> {
+        self.properties
+            .as_deref()?
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+
+    pub(crate) fn set_properties(&mut self, properties: Properties) {
+        self.properties = Some(properties);
     }
 }
 
@@ -313,6 +346,7 @@ impl From<Bytes> for Message {
     fn from(b: Bytes) -> Self {
         Message {
             frames: Frames::One(b),
+            properties: None,
         }
     }
 }
@@ -345,6 +379,7 @@ impl From<Vec<Bytes>> for Message {
     fn from(frames: Vec<Bytes>) -> Self {
         Message {
             frames: Frames::Many(frames),
+            properties: None,
         }
     }
 }

@@ -84,7 +84,9 @@ pub enum EventKind {
     },
     /// `ZMQ_EVENT_HANDSHAKE_SUCCEEDED`.
     HandshakeSucceeded,
-    /// `ZMQ_EVENT_HANDSHAKE_FAILED_*`.
+    /// `ZMQ_EVENT_HANDSHAKE_FAILED_*`: which of libzmq's three it is
+    /// (and whether a CURVE box failed to open) is
+    /// [`ProtocolError::handshake_failure`] of `reason`.
     HandshakeFailed {
         /// Why.
         reason: ProtocolError,
@@ -172,4 +174,41 @@ pub enum EndpointState {
     },
     /// Not reconnecting (disabled, or stopped by `reconnect_stop`).
     Stopped,
+}
+
+/// The class of a failed handshake, as libzmq's monitor tells them apart
+/// (`ZMQ_EVENT_HANDSHAKE_FAILED_AUTH`, `_PROTOCOL`, `_NO_DETAIL`), with
+/// CURVE's cryptographic failures split out of `_PROTOCOL`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandshakeFailure {
+    /// Authentication refused, with the ZAP status code
+    /// (`ZMQ_EVENT_HANDSHAKE_FAILED_AUTH`).
+    Auth {
+        /// 300 temporary, 400 refused, 500 internal.
+        status: u16,
+    },
+    /// A CURVE box did not open, or a nonce was replayed: wrong keys or
+    /// changed bytes (libzmq: `_PROTOCOL`, `ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC`
+    /// or `_INVALID_SEQUENCE`).
+    Encryption,
+    /// The peer broke the protocol (`ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL`).
+    Protocol,
+    /// No reason known, such as a handshake that timed out
+    /// (`ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL`).
+    NoDetail,
+}
+
+impl ProtocolError {
+    /// Which class of handshake failure this error is.
+    pub fn handshake_failure(&self) -> HandshakeFailure {
+        match self {
+            ProtocolError::AuthFailed { status, .. } => HandshakeFailure::Auth { status: *status },
+            ProtocolError::Decryption(_) | ProtocolError::ReplayedNonce { .. } => {
+                HandshakeFailure::Encryption
+            }
+            ProtocolError::HandshakeTimeout => HandshakeFailure::NoDetail,
+            _ => HandshakeFailure::Protocol,
+        }
+    }
 }

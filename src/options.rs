@@ -5,6 +5,10 @@
 //! starts, as in libzmq; `sndtimeo`, `rcvtimeo`, `linger` and
 //! `router_mandatory` take effect at once.
 
+use crate::error::{Error, Result};
+use crate::zmtp::mechanism::{
+    CurveKeyPair, CurvePublicKey, CurveSecretKey, MechanismConfig, SecretBytes,
+};
 use bytes::Bytes;
 use std::time::Duration;
 
@@ -106,6 +110,74 @@ pub struct Options {
     pub tcp_keepalive_cnt: Option<u32>,
     /// `TCP_KEEPINTVL`: time between keepalive probes.
     pub tcp_keepalive_intvl: Option<Duration>,
+    /// The security mechanism, as the last `plain_*`/`curve_*` option set
+    /// chose it (libzmq's `ZMQ_MECHANISM`).
+    pub mechanism: Mechanism,
+    /// PLAIN: act as the server (`ZMQ_PLAIN_SERVER`).
+    pub plain_server: bool,
+    /// PLAIN client: the username (`ZMQ_PLAIN_USERNAME`).
+    pub plain_username: Bytes,
+    /// PLAIN client: the password (`ZMQ_PLAIN_PASSWORD`); sent in clear.
+    pub plain_password: SecretBytes,
+    /// CURVE: act as the server (`ZMQ_CURVE_SERVER`).
+    pub curve_server: bool,
+    /// CURVE: our long-term public key (`ZMQ_CURVE_PUBLICKEY`).
+    pub curve_publickey: Option<CurvePublicKey>,
+    /// CURVE: our long-term secret key (`ZMQ_CURVE_SECRETKEY`).
+    pub curve_secretkey: Option<CurveSecretKey>,
+    /// CURVE client: the server's public key (`ZMQ_CURVE_SERVERKEY`).
+    pub curve_serverkey: Option<CurvePublicKey>,
+    /// The ZAP domain this socket's server mechanisms pass to the
+    /// context's ZAP handler (`ZMQ_ZAP_DOMAIN`).
+    pub zap_domain: String,
+}
+
+/// Which security mechanism a socket uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mechanism {
+    /// No security (the default).
+    #[default]
+    Null,
+    /// PLAIN (RFC 24): username and password, in clear.
+    Plain,
+    /// CURVE (RFC 25/26): authenticated encryption.
+    Curve,
+}
+
+impl Options {
+    /// The mechanism a new connection runs, with its role and keys; an
+    /// error when the options name a mechanism without what it needs
+    /// (checked at `bind`/`connect`, as libzmq does at connection time).
+    pub(crate) fn mechanism_config(&self) -> Result<MechanismConfig> {
+        Ok(match self.mechanism {
+            Mechanism::Null => MechanismConfig::Null,
+            Mechanism::Plain if self.plain_server => MechanismConfig::PlainServer,
+            Mechanism::Plain => MechanismConfig::PlainClient {
+                username: self.plain_username.clone(),
+                password: self.plain_password.clone(),
+            },
+            Mechanism::Curve => {
+                let Some(secret) = self.curve_secretkey.clone() else {
+                    return Err(Error::InvalidOption("CURVE needs curve_secretkey"));
+                };
+                let keys = CurveKeyPair::from_secret(secret);
+                if self.curve_publickey.is_some_and(|p| p != keys.public) {
+                    return Err(Error::InvalidOption(
+                        "curve_publickey does not belong to curve_secretkey",
+                    ));
+                }
+                if self.curve_server {
+                    MechanismConfig::CurveServer { keys }
+                } else {
+                    let Some(server_key) = self.curve_serverkey else {
+                        return Err(Error::InvalidOption("a CURVE client needs curve_serverkey"));
+                    };
+                    MechanismConfig::CurveClient { keys, server_key }
+                }
+            }
+        })
+    }
 }
 
 /// Conditions under which a connecter stops reconnecting, as libzmq 4.3.5's
@@ -158,6 +230,15 @@ impl Default for Options {
             tcp_keepalive_idle: None,
             tcp_keepalive_cnt: None,
             tcp_keepalive_intvl: None,
+            mechanism: Mechanism::Null,
+            plain_server: false,
+            plain_username: Bytes::new(),
+            plain_password: SecretBytes::default(),
+            curve_server: false,
+            curve_publickey: None,
+            curve_secretkey: None,
+            curve_serverkey: None,
+            zap_domain: String::new(),
         }
     }
 }

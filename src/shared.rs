@@ -18,6 +18,7 @@ use crate::options::Options;
 use crate::pattern::{self, IoRequest, Pattern, PatternOptions, PipeId, Pipes};
 use crate::socket_type::SocketType;
 use crate::waiter::{WaiterList, WaiterPool, WaiterRef};
+use crate::zmtp::mechanism::ZapHandler;
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,6 +37,20 @@ pub(crate) struct ContextState {
     /// The close reports of this context's sockets, summed, for
     /// `Context::term`.
     closed: Mutex<CloseReport>,
+    /// The ZAP handler (`Context::set_zap_handler`), read by the I/O
+    /// thread when it starts a connection's session.
+    zap: ZapSlot,
+}
+
+/// The context's ZAP handler, behind a lock (user code: no `Debug`).
+#[derive(Default)]
+struct ZapSlot(Mutex<Option<Arc<dyn ZapHandler>>>);
+
+impl std::fmt::Debug for ZapSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = self.0.lock().is_some();
+        f.write_str(if set { "ZapSlot(set)" } else { "ZapSlot(none)" })
+    }
 }
 
 impl ContextState {
@@ -45,7 +60,18 @@ impl ContextState {
             next_id: AtomicU64::new(1),
             waiters: WaiterPool::default(),
             closed: Mutex::new(CloseReport::default()),
+            zap: ZapSlot::default(),
         }
+    }
+
+    /// Sets or clears the ZAP handler for connections started from now.
+    pub(crate) fn set_zap_handler(&self, handler: Option<Arc<dyn ZapHandler>>) {
+        *self.zap.0.lock() = handler;
+    }
+
+    /// The ZAP handler, if one is set.
+    pub(crate) fn zap_handler(&self) -> Option<Arc<dyn ZapHandler>> {
+        self.zap.0.lock().clone()
     }
 
     pub(crate) fn next_id(&self) -> u64 {

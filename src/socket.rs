@@ -9,12 +9,13 @@ use crate::events::Events;
 use crate::io::{Command, Mailbox};
 use crate::message::{IntoFrame, Message};
 use crate::monitor::{EndpointStatus, MonitorEvent};
-use crate::options::{Options, ReconnectStop};
+use crate::options::{Mechanism, Options, ReconnectStop};
 use crate::pattern::{IoRequest, PipeId, Stats};
 use crate::shared::{SocketCore, SocketShared};
 use crate::socket_type::SocketType;
 use crate::wait::readiness::{self, Readiness};
 use crate::wait::{borrow, park};
+use crate::zmtp::mechanism::{CurveKeyPair, CurvePublicKey, CurveSecretKey, SecretBytes};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::MutexGuard;
@@ -131,6 +132,7 @@ impl Socket {
         self.check_alive()?;
         let ep = resolve_for_bind(Endpoint::parse(endpoint)?)?;
         let options = self.shared.core.lock().options.clone();
+        options.mechanism_config()?;
         let socket = self.shared.clone();
         let requested = endpoint.to_owned();
         let bound = self.call_io(|reply| Command::Bind {
@@ -151,6 +153,7 @@ impl Socket {
         self.check_alive()?;
         let ep = Endpoint::parse(endpoint)?;
         ep.check_connectable()?;
+        self.shared.core.lock().options.mechanism_config()?;
         let pipe = PipeId(self.shared.ctx.next_id());
         let (options, io) = {
             let mut core = self.shared.core.lock();
@@ -654,6 +657,123 @@ impl Socket {
     /// The routing id sent to peers; empty when none was set.
     pub fn routing_id(&self) -> Bytes {
         self.shared.core.lock().options.routing_id.clone()
+    }
+}
+
+/// Security options (libzmq's `ZMQ_PLAIN_*`, `ZMQ_CURVE_*`,
+/// `ZMQ_ZAP_DOMAIN`). Like libzmq, setting a PLAIN option selects PLAIN
+/// and setting `curve_server` or `curve_serverkey` selects CURVE; they
+/// apply to later `bind`s and `connect`s, which fail with
+/// [`Error::InvalidOption`] when the chosen mechanism lacks a key.
+impl Socket {
+    /// PLAIN: be the server, which checks clients' passwords through the
+    /// context's ZAP handler (`ZMQ_PLAIN_SERVER`). PLAIN sends passwords
+    /// in clear: use it only where the network is trusted.
+    pub fn set_plain_server(&self, server: bool) {
+        self.with_options(|o| {
+            o.plain_server = server;
+            o.mechanism = if server {
+                Mechanism::Plain
+            } else {
+                Mechanism::Null
+            };
+        });
+    }
+
+    /// PLAIN client: the username (`ZMQ_PLAIN_USERNAME`), at most 255
+    /// bytes.
+    pub fn set_plain_username(&self, username: impl Into<Bytes>) -> Result<()> {
+        let username = username.into();
+        if username.len() > 255 {
+            return Err(Error::InvalidOption("plain_username is at most 255 bytes"));
+        }
+        self.with_options(|o| {
+            o.plain_username = username;
+            o.plain_server = false;
+            o.mechanism = Mechanism::Plain;
+        });
+        Ok(())
+    }
+
+    /// PLAIN client: the password (`ZMQ_PLAIN_PASSWORD`), at most 255
+    /// bytes. It travels in clear.
+    pub fn set_plain_password(&self, password: impl AsRef<[u8]>) -> Result<()> {
+        let password = password.as_ref();
+        if password.len() > 255 {
+            return Err(Error::InvalidOption("plain_password is at most 255 bytes"));
+        }
+        let password = SecretBytes::new(password.to_vec());
+        self.with_options(|o| {
+            o.plain_password = password;
+            o.plain_server = false;
+            o.mechanism = Mechanism::Plain;
+        });
+        Ok(())
+    }
+
+    /// CURVE: be the server (`ZMQ_CURVE_SERVER`); needs `curve_secretkey`.
+    pub fn set_curve_server(&self, server: bool) {
+        self.with_options(|o| {
+            o.curve_server = server;
+            o.mechanism = if server {
+                Mechanism::Curve
+            } else {
+                Mechanism::Null
+            };
+        });
+    }
+
+    /// CURVE: our long-term public key (`ZMQ_CURVE_PUBLICKEY`), 32 bytes
+    /// or 40 Z85 characters. Optional: it follows from the secret key,
+    /// and must match it when given.
+    pub fn set_curve_publickey(&self, key: impl AsRef<[u8]>) -> Result<()> {
+        let key = CurvePublicKey::from_bytes_or_z85(key.as_ref())
+            .map_err(|_| Error::InvalidOption("a CURVE key is 32 bytes or 40 Z85 characters"))?;
+        self.with_options(|o| o.curve_publickey = Some(key));
+        Ok(())
+    }
+
+    /// CURVE: our long-term secret key (`ZMQ_CURVE_SECRETKEY`), 32 bytes
+    /// or 40 Z85 characters. Kept zeroized-on-drop, never shown by
+    /// `Debug`.
+    pub fn set_curve_secretkey(&self, key: impl AsRef<[u8]>) -> Result<()> {
+        let key = CurveSecretKey::from_bytes_or_z85(key.as_ref())
+            .map_err(|_| Error::InvalidOption("a CURVE key is 32 bytes or 40 Z85 characters"))?;
+        self.with_options(|o| o.curve_secretkey = Some(key));
+        Ok(())
+    }
+
+    /// CURVE client: the server's public key (`ZMQ_CURVE_SERVERKEY`), 32
+    /// bytes or 40 Z85 characters. Selects CURVE, as a client.
+    pub fn set_curve_serverkey(&self, key: impl AsRef<[u8]>) -> Result<()> {
+        let key = CurvePublicKey::from_bytes_or_z85(key.as_ref())
+            .map_err(|_| Error::InvalidOption("a CURVE key is 32 bytes or 40 Z85 characters"))?;
+        self.with_options(|o| {
+            o.curve_serverkey = Some(key);
+            o.curve_server = false;
+            o.mechanism = Mechanism::Curve;
+        });
+        Ok(())
+    }
+
+    /// Sets both CURVE keys of this socket from a key pair.
+    pub fn set_curve_keypair(&self, keys: &CurveKeyPair) {
+        self.with_options(|o| {
+            o.curve_publickey = Some(keys.public);
+            o.curve_secretkey = Some(keys.secret.clone());
+        });
+    }
+
+    /// The ZAP domain passed to the context's ZAP handler
+    /// (`ZMQ_ZAP_DOMAIN`).
+    pub fn set_zap_domain(&self, domain: impl Into<String>) {
+        let domain = domain.into();
+        self.with_options(|o| o.zap_domain = domain);
+    }
+
+    /// The security mechanism later connections will use.
+    pub fn mechanism(&self) -> Mechanism {
+        self.shared.core.lock().options.mechanism
     }
 }
 

@@ -15,6 +15,7 @@ use crate::monitor::{EventKind, PeerStatus};
 use crate::options::Options;
 use crate::pattern::{PipeId, Pipes};
 use crate::shared::SocketShared;
+use crate::zmtp::mechanism::ZapContext;
 use crate::zmtp::{Session, SessionConfig, SessionEvent};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
@@ -116,6 +117,18 @@ impl Engine {
             heartbeat_ivl: options.heartbeat_ivl,
             heartbeat_timeout: options.heartbeat_timeout,
             heartbeat_ttl: options.heartbeat_ttl,
+            // Checked by bind/connect, so an error here means options
+            // changed under us: refuse the connection rather than fall
+            // back to another mechanism.
+            mechanism: options
+                .mechanism_config()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
+            zap: ZapContext {
+                handler: socket.ctx.zap_handler(),
+                domain: options.zap_domain.clone(),
+                address: peer.clone(),
+                routing_id: options.routing_id.clone(),
+            },
         };
         Ok(Engine {
             shared: Arc::new(EngineShared::new(

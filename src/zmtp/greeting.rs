@@ -39,13 +39,20 @@ pub struct Greeting {
 impl Greeting {
     /// Our greeting: ZMTP 3.1, NULL mechanism, not as server.
     pub fn ours() -> Greeting {
+        Greeting::with_mechanism(b"NULL", false)
+    }
+
+    /// Our greeting for a mechanism (a name of at most 20 bytes; longer
+    /// names are cut) and role.
+    pub fn with_mechanism(name: &[u8], as_server: bool) -> Greeting {
         let mut mechanism = [0; MECHANISM_LEN];
-        mechanism[..4].copy_from_slice(b"NULL");
+        let n = name.len().min(MECHANISM_LEN);
+        mechanism[..n].copy_from_slice(&name[..n]);
         Greeting {
             major: OUR_VERSION.0,
             minor: OUR_VERSION.1,
             mechanism,
-            as_server: false,
+            as_server,
         }
     }
 

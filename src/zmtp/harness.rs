@@ -176,6 +176,7 @@ pub fn config(socket_type: SocketType, routing_id: &'static [u8]) -> SessionConf
         heartbeat_ivl: None,
         heartbeat_timeout: None,
         heartbeat_ttl: None,
+        ..SessionConfig::new(socket_type)
     }
 }
 

@@ -6,12 +6,16 @@
 //! - [`frame`]: frame header encoding and the incremental frame decoder.
 //! - [`greeting`]: the 64-byte greeting.
 //! - [`command`]: commands (`READY`, `ERROR`, `PING`, `PONG`) and metadata.
-//! - [`session`]: one connection's protocol state machine: greeting, NULL
-//!   handshake, traffic, and its timers.
+//! - [`mechanism`]: the security mechanisms (NULL, PLAIN, CURVE) the
+//!   session runs its handshake and, for CURVE, its traffic through; keys,
+//!   Z85 and the ZAP callback types.
+//! - [`session`]: one connection's protocol state machine: greeting,
+//!   handshake (through a mechanism), traffic, and its timers.
 
 pub mod command;
 pub mod frame;
 pub mod greeting;
+pub mod mechanism;
 pub mod session;
 
 #[cfg(test)]

@@ -1,11 +1,13 @@
-//! One connection's ZMTP state machine: greeting, NULL handshake, traffic
-//! and timers. Sans-IO: bytes and `Instant`s in, bytes and events out.
+//! One connection's ZMTP state machine: greeting, the handshake of its
+//! security mechanism, traffic and timers. Sans-IO: bytes and `Instant`s
+//! in, bytes and events out.
 
 use super::command::{
     Command, Metadata, SubscriptionChange, MAX_PING_CONTEXT, PROP_IDENTITY, PROP_SOCKET_TYPE,
 };
 use super::frame::{self, Frame, FrameDecoder};
 use super::greeting::{Greeting, GREETING_LEN};
+use super::mechanism::{Mechanism, MechanismConfig, Step, ZapContext};
 use crate::error::ProtocolError;
 use crate::message::Message;
 use crate::pattern::PeerInfo;
@@ -53,6 +55,11 @@ pub struct SessionConfig {
     /// down and capped at `u16::MAX` (as libzmq does): under 100 ms is 0,
     /// which means no TTL.
     pub heartbeat_ttl: Option<Duration>,
+    /// The security mechanism, its role and secrets.
+    pub mechanism: MechanismConfig,
+    /// What a server mechanism needs to ask ZAP (handler, domain, the
+    /// peer's address).
+    pub zap: ZapContext,
 }
 
 impl SessionConfig {
@@ -68,6 +75,8 @@ impl SessionConfig {
             heartbeat_ivl: None,
             heartbeat_timeout: None,
             heartbeat_ttl: None,
+            mechanism: MechanismConfig::Null,
+            zap: ZapContext::default(),
         }
     }
 }
@@ -164,7 +173,7 @@ enum State {
     Failed(ProtocolError),
 }
 
-/// One connection's ZMTP 3.1 state machine (NULL mechanism).
+/// One connection's ZMTP 3.1 state machine, whatever its mechanism.
 ///
 /// The session owns no socket and reads no clock. Its methods fall into
 /// three groups:
@@ -201,6 +210,17 @@ enum State {
 pub struct Session {
     config: SessionConfig,
     state: State,
+    /// The security mechanism: runs the handshake and, if it encrypts,
+    /// boxes and opens every frame after it.
+    mechanism: Mechanism,
+    /// The peer's metadata (READY's properties, and `User-Id` from ZAP).
+    peer_properties: Metadata,
+    /// The same, shared, attached to each received message when the
+    /// mechanism is not NULL.
+    message_properties: Option<std::sync::Arc<[(Bytes, Bytes)]>>,
+    /// Messages sent before the handshake finished, when the mechanism
+    /// encrypts (they can only be encoded once its keys exist).
+    early_msgs: Vec<Message>,
     decoder: FrameDecoder,
     /// Bytes for the peer, written front to back.
     out: BytesMut,
@@ -248,9 +268,20 @@ impl Session {
                 timers.set(Timer::Handshake, at);
             }
         }
+        let mut md = Metadata::new();
+        md.push(PROP_SOCKET_TYPE, config.socket_type.as_str());
+        if config.socket_type.sends_identity() {
+            md.push(PROP_IDENTITY, config.routing_id.clone());
+        }
+        let mechanism = Mechanism::new(&config.mechanism, md, config.zap.clone());
+        let greeting = Greeting::with_mechanism(mechanism.name(), mechanism.as_server());
         let mut out = BytesMut::with_capacity(256);
-        out.extend_from_slice(&Greeting::ours().to_bytes_for(config.routing_id.len()));
+        out.extend_from_slice(&greeting.to_bytes_for(config.routing_id.len()));
         Session {
+            mechanism,
+            peer_properties: Metadata::new(),
+            message_properties: None,
+            early_msgs: Vec::new(),
             decoder: FrameDecoder::new(config.maxmsgsize).with_command_limit(config.command_limit),
             config,
             state: State::Greeting,
@@ -349,10 +380,14 @@ impl Session {
         match self.state {
             State::Traffic { .. } => {
                 match self.subscription_command(msg) {
-                    Some(cmd) => cmd.encode(&mut self.out),
-                    None => encode_message(&mut self.out, msg),
+                    Some(cmd) => self.encode_command(&cmd),
+                    None => self.encode_message(msg),
                 }
                 self.message_queued();
+            }
+            State::Greeting | State::Handshake { .. } if self.mechanism.encrypts() => {
+                self.early_msgs.push(msg.clone());
+                self.early_ends.push(0);
             }
             State::Greeting | State::Handshake { .. } => {
                 encode_message(&mut self.early, msg);
@@ -376,6 +411,35 @@ impl Session {
         Some(change.to_command())
     }
 
+    /// Appends a message, through the mechanism when it encrypts.
+    fn encode_message(&mut self, msg: &Message) {
+        if !self.mechanism.encrypts() {
+            return encode_message(&mut self.out, msg);
+        }
+        let frames = msg.frames();
+        let last = frames.len().saturating_sub(1);
+        for (i, f) in frames.iter().enumerate() {
+            self.mechanism
+                .encode_frame(&mut self.out, f, i != last, false);
+        }
+    }
+
+    /// Appends a command, through the mechanism when it encrypts (after
+    /// a CURVE handshake, PING and SUBSCRIBE travel in MESSAGE boxes too).
+    fn encode_command(&mut self, cmd: &Command) {
+        if !self.mechanism.encrypts() {
+            return cmd.encode(&mut self.out);
+        }
+        let whole = cmd.to_frame_bytes();
+        let header = if whole.first().is_some_and(|&f| f & frame::FLAG_LONG != 0) {
+            9
+        } else {
+            2
+        };
+        self.mechanism
+            .encode_frame(&mut self.out, &whole[header..], false, true);
+    }
+
     /// Records that a message now ends at the end of the output.
     fn message_queued(&mut self) {
         let end = self.consumed + self.output_len() as u64;
@@ -388,7 +452,9 @@ impl Session {
     /// [`output_chunks`](Self::output_chunks)). Before the handshake it
     /// copies, as `send_message` does.
     pub fn send_message_zero_copy(&mut self, msg: &Message, min_body: usize) {
-        if !matches!(self.state, State::Traffic { .. }) || self.subscription_command(msg).is_some()
+        if !matches!(self.state, State::Traffic { .. })
+            || self.mechanism.encrypts()
+            || self.subscription_command(msg).is_some()
         {
             return self.send_message(msg);
         }
@@ -538,6 +604,12 @@ impl Session {
         }
     }
 
+    /// The peer's metadata once the handshake completed: its READY (or
+    /// INITIATE) properties, and `User-Id` when our ZAP handler gave one.
+    pub fn peer_properties(&self) -> &Metadata {
+        &self.peer_properties
+    }
+
     /// The (major, minor) version from the peer's greeting, once received.
     /// A 3.0 peer does not know PING/PONG.
     pub fn peer_version(&self) -> Option<(u8, u8)> {
@@ -580,6 +652,7 @@ impl Session {
     fn fail(&mut self, e: ProtocolError) {
         self.timers.stop_all();
         self.early = BytesMut::new();
+        self.early_msgs = Vec::new();
         self.partial = Vec::new();
         self.state = State::Failed(e);
     }
@@ -621,11 +694,10 @@ impl Session {
         let ttl = self.config.heartbeat_ttl.map_or(0, |t| {
             u16::try_from(t.as_millis() / 100).unwrap_or(u16::MAX)
         });
-        Command::Ping {
+        self.encode_command(&Command::Ping {
             ttl,
             context: Bytes::new(),
-        }
-        .encode(&mut self.out);
+        });
         let timeout = self.config.heartbeat_timeout.unwrap_or(ivl);
         if !timeout.is_zero()
             && !self.input_paused
@@ -656,17 +728,14 @@ impl Session {
     }
 
     fn on_greeting(&mut self, greeting: &Greeting) -> Result<(), ProtocolError> {
-        if !greeting.is_null_mechanism() {
+        // Like libzmq, all 20 bytes count: "NULL" followed by anything but
+        // zeros is another mechanism.
+        if greeting.mechanism_name() != self.mechanism.name() {
             return Err(ProtocolError::MechanismMismatch {
                 peer: String::from_utf8_lossy(greeting.mechanism_name()).into_owned(),
             });
         }
-        let mut md = Metadata::new();
-        md.push(PROP_SOCKET_TYPE, self.config.socket_type.as_str());
-        if self.config.socket_type.sends_identity() {
-            md.push(PROP_IDENTITY, self.config.routing_id.clone());
-        }
-        Command::Ready(md).encode(&mut self.out);
+        self.mechanism.start(&mut self.out)?;
         self.state = State::Handshake {
             peer_version: (greeting.major, greeting.minor),
         };
@@ -681,34 +750,47 @@ impl Session {
                         "message frame before READY".into(),
                     ));
                 }
-                match Command::parse(frame.body)? {
-                    Command::Ready(md) => self.on_ready(&md, peer_version, now),
-                    Command::Error(reason) => Err(ProtocolError::PeerError(reason)),
-                    other => Err(unexpected(&other)),
+                match self.mechanism.on_command(frame.body, &mut self.out)? {
+                    Step::Continue => Ok(()),
+                    Step::Done(md) => self.on_ready(md, peer_version, now),
                 }
             }
-            State::Traffic { .. } if !frame.command => {
+            State::Traffic { .. } if self.mechanism.encrypts() => {
+                let frame = self.mechanism.decode_frame(frame)?;
+                self.on_traffic_frame(frame, now)
+            }
+            State::Traffic { .. } => self.on_traffic_frame(frame, now),
+            // Frames are only decoded after the greeting, and a failed
+            // session decodes nothing.
+            State::Greeting | State::Failed(_) => Ok(()),
+        }
+    }
+
+    /// One frame after the handshake (opened, if the mechanism encrypts).
+    fn on_traffic_frame(&mut self, frame: Frame, now: Instant) -> Result<(), ProtocolError> {
+        match frame.command {
+            false => {
                 if !frame.more && self.partial.is_empty() {
                     // The common single-frame message: no Vec to allocate.
                     let msg = Message::from(frame.body);
-                    self.events.push_back(SessionEvent::Message(msg));
+                    self.deliver(msg);
                     return Ok(());
                 }
                 self.partial.push(frame.body);
                 if !frame.more {
                     let msg = Message::from(std::mem::take(&mut self.partial));
-                    self.events.push_back(SessionEvent::Message(msg));
+                    self.deliver(msg);
                 }
                 Ok(())
             }
-            State::Traffic { .. } => match Command::parse(frame.body)? {
+            true => match Command::parse(frame.body)? {
                 Command::Ping { ttl, context } => {
                     // The latest PING's TTL (deciseconds) replaces any
                     // earlier one; zero withdraws it.
                     self.peer_ttl = (ttl > 0).then(|| Duration::from_millis(u64::from(ttl) * 100));
                     self.on_activity(now);
                     let context = context.slice(..context.len().min(MAX_PING_CONTEXT));
-                    Command::Pong { context }.encode(&mut self.out);
+                    self.encode_command(&Command::Pong { context });
                     Ok(())
                 }
                 // Like any traffic, a PONG already stopped the timeout.
@@ -737,15 +819,22 @@ impl Session {
                     Ok(())
                 }
             },
-            // Frames are only decoded after the greeting, and a failed
-            // session decodes nothing.
-            State::Greeting | State::Failed(_) => Ok(()),
         }
+    }
+
+    /// Hands a received message to the engine, with the connection's
+    /// properties when it has them.
+    #[inline]
+    fn deliver(&mut self, mut msg: Message) {
+        if let Some(p) = &self.message_properties {
+            msg.set_properties(p.clone());
+        }
+        self.events.push_back(SessionEvent::Message(msg));
     }
 
     fn on_ready(
         &mut self,
-        md: &Metadata,
+        md: Metadata,
         peer_version: (u8, u8),
         now: Instant,
     ) -> Result<(), ProtocolError> {
@@ -756,7 +845,7 @@ impl Session {
         let socket_type = match SocketType::from_name(name) {
             Some(t) if ours.is_compatible(t) => t,
             _ => {
-                Command::Error(INVALID_SOCKET_TYPE.into()).encode(&mut self.out);
+                self.encode_command(&Command::Error(INVALID_SOCKET_TYPE.into()));
                 return Err(ProtocolError::IncompatibleSocketType {
                     ours: ours.as_str(),
                     peer: String::from_utf8_lossy(name).into_owned(),
@@ -771,6 +860,13 @@ impl Session {
         if let Some(ivl) = self.heartbeat_ivl(peer_version) {
             self.arm(Timer::Heartbeat, now, ivl);
         }
+        if !self.early_msgs.is_empty() {
+            self.early_ends.clear();
+            for msg in std::mem::take(&mut self.early_msgs) {
+                self.encode_message(&msg);
+                self.message_queued();
+            }
+        }
         if !self.early.is_empty() {
             let base = self.consumed + self.output_len() as u64;
             self.out.extend_from_slice(&self.early);
@@ -778,6 +874,11 @@ impl Session {
             self.msg_ends
                 .extend(self.early_ends.drain(..).map(|end| base + end as u64));
         }
+        if !matches!(self.config.mechanism, MechanismConfig::Null) {
+            self.message_properties =
+                Some(md.iter().map(|(n, v)| (n.clone(), v.clone())).collect());
+        }
+        self.peer_properties = md;
         self.events.push_back(SessionEvent::Ready(peer.clone()));
         self.state = State::Traffic { peer_version, peer };
         Ok(())

@@ -15,6 +15,7 @@
 
 pub mod interop;
 pub mod netns;
+pub mod pyzmq;
 pub mod raw;
 
 use crossbeam_channel::Receiver;
