@@ -79,7 +79,6 @@ mod shared;
 mod socket;
 pub mod socket_type;
 mod sync;
-/// The async adapter (cargo feature `tokio`).
 #[cfg(feature = "tokio")]
 pub mod tokio;
 mod wait;
