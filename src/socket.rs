@@ -26,23 +26,29 @@ use std::time::{Duration, Instant};
 /// `getaddrinfo` blocks and the I/O thread must not. Prefers IPv4, as libzmq
 /// does without `ZMQ_IPV6`.
 fn resolve_for_bind(ep: Endpoint) -> Result<Endpoint> {
+    use crate::endpoint::{EndpointError, EndpointErrorKind, Host, TcpEndpoint};
     use std::net::ToSocketAddrs;
-    let crate::endpoint::Host::Name(name) = &ep.host else {
+    let Endpoint::Tcp(TcpEndpoint {
+        host: Host::Name(name),
+        port,
+    }) = &ep
+    else {
         return Ok(ep);
     };
-    let addrs: Vec<_> = (name.as_str(), ep.port)
+    let unresolved = |why: String| EndpointError::new(&ep, EndpointErrorKind::Unresolved(why));
+    let addrs: Vec<_> = (name.as_str(), *port)
         .to_socket_addrs()
-        .map_err(|e| Error::InvalidEndpoint(format!("{ep}: {e}")))?
+        .map_err(|e| unresolved(e.to_string()))?
         .collect();
     let addr = addrs
         .iter()
         .find(|a| a.is_ipv4())
         .or_else(|| addrs.first())
-        .ok_or_else(|| Error::InvalidEndpoint(format!("{ep}: resolves to no address")))?;
-    Ok(Endpoint {
-        host: crate::endpoint::Host::Ip(addr.ip()),
-        port: ep.port,
-    })
+        .ok_or_else(|| unresolved("resolves to no address".into()))?;
+    Ok(Endpoint::Tcp(TcpEndpoint {
+        host: Host::Ip(addr.ip()),
+        port: *port,
+    }))
 }
 
 /// A ZeroMQ socket.

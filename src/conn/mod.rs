@@ -1,4 +1,5 @@
-//! The connection a borrower may touch: one TCP stream with its ZMTP
+//! The connection a borrower may touch: one stream ([`Stream`]: TCP or
+//! Unix) with its ZMTP
 //! session and buffers ([`EngineIo`], behind [`EngineShared::io`]), and
 //! who is responsible for its incoming bytes ([`owner::ReadOwner`]).
 //!
@@ -20,6 +21,7 @@
 
 pub(crate) mod budget;
 pub(crate) mod owner;
+pub(crate) mod stream;
 
 use crate::error::ProtocolError;
 use crate::pattern::pipe::READ_AHEAD;
@@ -27,7 +29,6 @@ use crate::pattern::{PipeId, Pipes};
 use crate::zmtp::{Session, SessionEvent};
 use budget::{InboundBudget, Share};
 use bytes::{BufMut, BytesMut};
-use mio::net::TcpStream;
 use mio::Token;
 use owner::ReadOwner;
 use parking_lot::Mutex;
@@ -36,6 +37,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+pub(crate) use stream::Stream;
 
 /// The largest read. Reads start at [`MIN_READ`] and double while they
 /// fill the buffer, so a bulk transfer reads 256 KiB at a time while an idle
@@ -95,7 +97,7 @@ pub(crate) struct EngineShared {
 impl EngineShared {
     /// A connection that has not started its handshake.
     pub(crate) fn new(
-        stream: TcpStream,
+        stream: Stream,
         session: Session,
         token: Token,
         budget: Arc<InboundBudget>,
@@ -127,7 +129,7 @@ impl EngineShared {
 /// A connection's stream, protocol state and buffers.
 #[derive(Debug)]
 pub(crate) struct EngineIo {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: Stream,
     pub(crate) session: Session,
     read_buf: BytesMut,
     /// How much the next read asks for; see [`MAX_READ`].

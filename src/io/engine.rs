@@ -10,6 +10,7 @@
 use super::timers::TimerKey;
 use super::{IoThread, Timer};
 use crate::conn::owner::Edge;
+use crate::conn::Stream;
 use crate::conn::{Close, EngineShared, PipeAccess, ReadStop};
 use crate::monitor::{EventKind, PeerStatus};
 use crate::options::Options;
@@ -17,7 +18,6 @@ use crate::pattern::{PipeId, Pipes};
 use crate::shared::SocketShared;
 use crate::zmtp::mechanism::ZapContext;
 use crate::zmtp::{Session, SessionConfig, SessionEvent};
-use mio::net::TcpStream;
 use mio::{Interest, Token};
 use std::io;
 use std::sync::atomic::Ordering;
@@ -93,7 +93,7 @@ pub(super) struct Engine {
 
 impl Engine {
     pub(super) fn new(
-        stream: TcpStream,
+        stream: Stream,
         socket: Arc<SocketShared>,
         options: &Options,
         origin: Origin,
@@ -106,8 +106,7 @@ impl Engine {
             listener,
             peer,
         } = origin;
-        stream.set_nodelay(true)?;
-        set_keepalive(&stream, options)?;
+        super::transport::configure(&stream, options)?;
         let config = SessionConfig {
             socket_type: socket.ty,
             routing_id: options.routing_id.clone(),
@@ -159,28 +158,6 @@ impl Engine {
                 .pipe
                 .is_none_or(|p| !self.socket.core.lock().pipes.output_pending(p))
     }
-}
-
-/// Applies the `tcp_keepalive*` options as libzmq does: only what was set.
-fn set_keepalive(stream: &TcpStream, o: &Options) -> io::Result<()> {
-    let sock = socket2::SockRef::from(stream);
-    if let Some(on) = o.tcp_keepalive {
-        sock.set_keepalive(on)?;
-    }
-    if o.tcp_keepalive == Some(true) {
-        let mut ka = socket2::TcpKeepalive::new();
-        if let Some(idle) = o.tcp_keepalive_idle {
-            ka = ka.with_time(idle);
-        }
-        if let Some(intvl) = o.tcp_keepalive_intvl {
-            ka = ka.with_interval(intvl);
-        }
-        if let Some(cnt) = o.tcp_keepalive_cnt {
-            ka = ka.with_retries(cnt);
-        }
-        sock.set_tcp_keepalive(&ka)?;
-    }
-    Ok(())
 }
 
 impl IoThread {

@@ -6,8 +6,11 @@
 //! queue and a [`mailbox`] of commands from application threads. Each
 //! concern has its own file, all as `impl IoThread` blocks over the state
 //! declared here:
-//! - `listener.rs`: bind, accept;
-//! - `connecter.rs`: non-blocking connect, classification, backoff, retry;
+//! - `transport/`: what differs between `tcp://` and `ipc://`: addresses,
+//!   listen/accept, connect and its error classes, the stream;
+//! - `listener.rs`: bind, accept, the EMFILE pause, for every transport;
+//! - `connecter.rs`: non-blocking connect, backoff, retry, for every
+//!   transport;
 //! - `engine.rs`: each connection's lifecycle (handshake, registration,
 //!   timers, closing) and the policy of handing its reads to application
 //!   threads; the connection itself is `crate::conn`;
@@ -23,6 +26,7 @@ mod listener;
 mod mailbox;
 mod resolver;
 mod timers;
+mod transport;
 
 pub(crate) use mailbox::{Command, Mailbox};
 
