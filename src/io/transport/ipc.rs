@@ -257,3 +257,19 @@ fn fresh_dir() -> Result<PathBuf> {
         "no fresh directory for ipc://*",
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_errors_are_classified_as_the_issue_asks() {
+        let class = |errno| classify(&io::Error::from_raw_os_error(errno));
+        // A path nobody created yet and a path nobody listens on are the
+        // same to a client: retried on backoff.
+        assert_eq!(class(libc::ENOENT), ConnectFailure::Refused);
+        assert_eq!(class(libc::ECONNREFUSED), ConnectFailure::Refused);
+        assert_eq!(class(libc::EACCES), ConnectFailure::PermissionDenied);
+        assert_eq!(class(libc::EAGAIN), ConnectFailure::Other);
+    }
+}
