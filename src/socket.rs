@@ -108,9 +108,13 @@ impl Socket {
         self.shared.ty
     }
 
-    /// Passes pipe notices to the I/O thread.
+    /// Acts on pipe notices: those of inproc pipes here (moving the
+    /// messages, `shared::inproc`), the rest by passing them to the I/O
+    /// thread. Must be called without the core lock when the socket has
+    /// inproc links (see [`Socket::has_inproc`]).
     pub(crate) fn notify_io(&self, requests: Vec<IoRequest>) {
-        self.mailbox.send_pipe_notices(requests);
+        self.mailbox
+            .send_pipe_notices(self.shared.route_inproc(requests));
     }
 
     /// What a [`crate::Poller`] keeps of the socket: its shared state and
@@ -118,6 +122,13 @@ impl Socket {
     /// closes it).
     pub(crate) fn handle(&self) -> (Arc<SocketShared>, Mailbox) {
         (self.shared.clone(), self.mailbox.clone())
+    }
+
+    /// Whether pipe notices may need this socket's core lock to act on
+    /// (an inproc transfer takes it), so that a caller holding it must
+    /// let go first.
+    fn has_inproc(&self) -> bool {
+        !self.shared.inproc.is_empty()
     }
 
     fn check_alive(&self) -> Result<()> {
@@ -160,6 +171,18 @@ impl Socket {
         let ep = Endpoint::parse(endpoint)?;
         ep.check_connectable()?;
         self.shared.core.lock().options.mechanism_config()?;
+        if let Endpoint::Inproc(name) = ep {
+            // The I/O thread makes the pipe once it knows the peer is
+            // compatible, if it is bound already.
+            let options = self.shared.core.lock().options.clone();
+            let socket = self.shared.clone();
+            return self.call_io(|reply| Command::InprocConnect {
+                socket,
+                name,
+                options,
+                reply,
+            });
+        }
         let pipe = PipeId(self.shared.ctx.next_id());
         let (options, io) = {
             let mut core = self.shared.core.lock();
@@ -260,6 +283,12 @@ impl Socket {
                 }) => {
                     msg = message;
                     if !io.is_empty() {
+                        if self.has_inproc() {
+                            // An inproc transfer may free room: with the
+                            // lock released, then try again.
+                            MutexGuard::unlocked(&mut core, || self.notify_io(io));
+                            continue;
+                        }
                         self.notify_io(io);
                     }
                     wait = wait.started();
@@ -399,10 +428,20 @@ impl Socket {
             let c = &mut *core;
             let result = c.pattern.recv(&mut c.pipes);
             let (io, wake) = c.settle();
+            let mut unlocked = false;
             if !io.is_empty() {
-                self.notify_io(io);
+                if self.has_inproc() {
+                    // A resume pulls from an inproc peer, which takes
+                    // this socket's lock; what it brings is looked at
+                    // again below.
+                    MutexGuard::unlocked(&mut core, || self.notify_io(io));
+                    unlocked = true;
+                } else {
+                    self.notify_io(io);
+                }
             }
             match result {
+                Err(Error::WouldBlock) if unlocked => continue,
                 Err(Error::WouldBlock) => {
                     // Fast path: bytes may be waiting in the kernel that the
                     // I/O thread has not read yet; read them here. A thread

@@ -314,7 +314,7 @@ pub enum Transport {
     Inproc,
 }
 
-pub const TRANSPORTS: [Transport; 2] = [Transport::Tcp, Transport::Ipc];
+pub const TRANSPORTS: [Transport; 3] = [Transport::Tcp, Transport::Ipc, Transport::Inproc];
 
 impl Transport {
     /// An endpoint to bind: a wildcard where the transport has one,
