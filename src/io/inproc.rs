@@ -9,7 +9,9 @@
 //! which is why another context's names are not found.
 //!
 //! A connect made before the bind waits (`Waiting`) and links when the
-//! name is bound, as libzmq 4 does. A connecter whose binder goes away
+//! name is bound, as libzmq 4 does. What a closing socket has queued for
+//! a name nobody binds is dropped at once (counted as the peer gone):
+//! there is no peer to linger for. A connecter whose binder goes away
 //! keeps its pipe and queue and waits again for the name, as a TCP
 //! connecter reconnects (libzmq drops such a pipe).
 
@@ -467,6 +469,13 @@ impl IoThread {
             };
             let binder_closes = matches!(&c.state, State::Linked { binder, .. } if binder.id == id);
             if c.socket.id == id {
+                if deliver && !matches!(c.state, State::Linked { .. }) {
+                    // Nobody binds the name: no peer to linger for.
+                    let (s, pipe, ep) = (c.socket.clone(), c.pipe, endpoint(&c.name));
+                    let mut core = s.core.lock();
+                    let n = core.pipes.clear_outbound(pipe) as u64;
+                    self.count_dropped(id, &mut core.pipes.stats, pipe, &ep, n);
+                }
                 self.inproc_unlink(cid, Why::ConnecterCloses { deliver });
                 if let Some(c) = self.inproc.connects.remove(&cid) {
                     Self::emit(&c.socket, &endpoint(&c.name), EventKind::Closed);
