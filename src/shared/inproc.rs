@@ -13,7 +13,9 @@
 //! is full, the rest waits in the sender's pipe; the receiver's pipe is
 //! then paused, and the `recv` that drains it to half its HWM raises the
 //! resume notice, on which the receiving thread pulls the rest the same
-//! way. So a pipe holds `sndhwm + rcvhwm` messages, as in libzmq.
+//! way. So a pipe holds `sndhwm + rcvhwm` messages, as in libzmq (the
+//! receiver's side also stops at `READ_AHEAD` of queued bodies, as it
+//! does over TCP).
 //!
 //! One transfer at a time per direction: each direction has a mutex
 //! ([`Dir`]), held while moving. A transfer locks one socket core at a
@@ -198,6 +200,11 @@ impl Ends for Way<'_> {
     fn room(&mut self) -> Option<usize> {
         let core = self.dst.core.lock();
         let len = core.pipes.get(self.dst_pipe)?.inbound_len();
+        // Paused at `READ_AHEAD` bytes, as a TCP pipe would be: the rest
+        // waits in the sender's pipe until the reader resumes.
+        if core.pipes.read_room(self.dst_pipe) == 0 {
+            return Some(0);
+        }
         Some(self.room_of(len))
     }
 
