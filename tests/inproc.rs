@@ -378,3 +378,38 @@ fn the_poller_and_stats_behave_as_over_tcp() {
     assert_eq!(router.stats().dropped_unroutable, 1);
     drop(pa);
 }
+
+#[test]
+fn a_subscriber_a_publisher_refuses_is_unlinked_with_the_reason() {
+    let ctx = ctx();
+    let ep = name();
+    let xpub = socket(&ctx, SocketType::XPub);
+    xpub.set_subscription_limit(Some(2_000));
+    let monitor = xpub.monitor();
+    xpub.bind(&ep).expect("bind");
+    let greedy = socket(&ctx, SocketType::Sub);
+    let greedy_events = greedy.monitor();
+    for i in 0..100 {
+        greedy
+            .subscribe(format!("prefix-{i:03}"))
+            .expect("subscribe");
+    }
+    greedy.connect(&ep).expect("connect");
+    // The XPUB takes subscriptions in as it is read.
+    while xpub.recv_timeout(Duration::from_millis(50)).is_ok() {}
+    let refused = |e: &ferrozmq::MonitorEvent| {
+        matches!(
+            e.kind,
+            EventKind::Disconnected {
+                reason: Some(ProtocolError::TooManySubscriptions { limit: 2_000, .. }),
+                ..
+            }
+        )
+    };
+    wait_event(&monitor, TIMEOUT, refused);
+    wait_event(&greedy_events, TIMEOUT, refused);
+    assert_eq!(
+        greedy.endpoints().expect("status")[0].state,
+        EndpointState::Stopped
+    );
+}

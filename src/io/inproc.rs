@@ -63,7 +63,7 @@ enum State {
 }
 
 /// Why a link ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum Why {
     /// The connecting socket closes; `deliver`: hand its queue over.
     ConnecterCloses { deliver: bool },
@@ -71,8 +71,22 @@ enum Why {
     BinderCloses { deliver: bool },
     /// `disconnect` on the connecting socket.
     Disconnect,
-    /// A pattern refused the peer (`IoRequest::Disconnect`).
-    Refused,
+    /// A pattern refused the peer (`IoRequest::Disconnect`), reported
+    /// to both.
+    Refused(ProtocolError),
+}
+
+impl Why {
+    /// The event the sides that stay hear.
+    fn event(&self) -> EventKind {
+        EventKind::Disconnected {
+            reason: match self {
+                Why::Refused(reason) => Some(reason.clone()),
+                _ => None,
+            },
+            error: None,
+        }
+    }
 }
 
 fn endpoint(name: &str) -> String {
@@ -341,18 +355,18 @@ impl IoThread {
         else {
             return;
         };
-        if why == Why::Refused {
+        if matches!(why, Why::Refused(_)) {
             c.state = State::Stopped;
         }
         let (socket, pipe, ep) = (c.socket.clone(), c.pipe, endpoint(&c.name));
         socket.inproc.remove(pipe);
         binder.inproc.remove(b_pipe);
         // Nothing moves once both directions are closed; a thread that
-        // found the link before waits here for its transfer to end.
-        let mut d0 = link.dirs[0].lock();
-        let mut d1 = link.dirs[1].lock();
-        d0.closed = true;
-        d1.closed = true;
+        // found the link before has finished its transfer when we get
+        // the mutex, and one that comes after moves nothing.
+        for dir in &link.dirs {
+            dir.lock().closed = true;
+        }
         match why {
             Why::ConnecterCloses { deliver: true } => {
                 self.inproc_hand_over(&socket, pipe, &binder, b_pipe, &ep)
@@ -362,7 +376,6 @@ impl IoThread {
             }
             _ => {}
         }
-        drop((d0, d1));
         // The connecter's pipe, unless its socket is closing.
         if !matches!(why, Why::ConnecterCloses { .. }) {
             let (io, wake) = {
@@ -370,7 +383,7 @@ impl IoThread {
                 let c = &mut *core;
                 c.pipes.set_peer(pipe, None);
                 c.pattern.peer_lost(pipe, &mut c.pipes);
-                if why == Why::Disconnect {
+                if matches!(why, Why::Disconnect) {
                     let n = c.pipes.clear_outbound(pipe) as u64;
                     self.count_dropped(socket.id, &mut c.pipes.stats, pipe, &ep, n);
                     c.pattern.detach(pipe, &mut c.pipes);
@@ -379,14 +392,7 @@ impl IoThread {
                 c.settle()
             };
             self.after_change(&socket, io, wake);
-            Self::emit(
-                &socket,
-                &ep,
-                EventKind::Disconnected {
-                    reason: None,
-                    error: None,
-                },
-            );
+            Self::emit(&socket, &ep, why.event());
         }
         // The binder's pipe goes as an accepted connection's does.
         if !matches!(why, Why::BinderCloses { .. }) {
@@ -403,14 +409,7 @@ impl IoThread {
                 c.settle()
             };
             self.after_change(&binder, io, wake);
-            Self::emit(
-                &binder,
-                &ep,
-                EventKind::Disconnected {
-                    reason: None,
-                    error: None,
-                },
-            );
+            Self::emit(&binder, &ep, why.event());
         }
     }
 
@@ -540,7 +539,7 @@ impl IoThread {
             return false;
         };
         log::warn!("dropping an inproc peer: {reason}");
-        self.inproc_unlink(id, Why::Refused);
+        self.inproc_unlink(id, Why::Refused(reason.clone()));
         true
     }
 
