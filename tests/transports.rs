@@ -205,3 +205,28 @@ fn connect_before_bind() {
         }
     }
 }
+
+#[test]
+fn reconnects_after_the_binder_restarts() {
+    for t in TRANSPORTS {
+        let ctx = ctx();
+        let ep = t.unbound();
+        let push = socket(&ctx, SocketType::Push);
+        push.set_reconnect_ivl(Some(std::time::Duration::from_millis(10)));
+        push.connect(&ep).expect("connect");
+        for round in 0..3 {
+            let pull = socket(&ctx, SocketType::Pull);
+            pull.bind(&ep)
+                .unwrap_or_else(|e| panic!("{t:?}: bind {ep} in round {round}: {e}"));
+            send(&push, format!("round {round}"), "push");
+            assert_eq!(
+                strs(&recv(&pull, "pull")),
+                [format!("round {round}")],
+                "{t:?}"
+            );
+            pull.close().wait_timeout(TIMEOUT).expect("closed");
+        }
+        drop(push);
+        ctx.term();
+    }
+}
