@@ -11,6 +11,7 @@
 
 use crate::close::{CloseReport, ReportSlot};
 use crate::conn::owner::{Edge, ReadOwner};
+use crate::conn::WriteWatch;
 use crate::shared::{transfer, Dir, Ends};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::wait::park::{should_arm, Seen};
@@ -673,5 +674,38 @@ fn inproc_transfers_strand_nothing() {
             got.push(m);
         }
         assert_eq!(got, sent, "stranded or reordered");
+    });
+}
+
+/// A Unix stream's writability watch (`conn::WriteWatch`): a writer that
+/// finds the buffer full while the I/O thread, on a writable edge nobody
+/// waited for, stops watching. Whatever the interleaving, a blocked
+/// writer ends up watched, served by that edge, or asking the I/O thread.
+/// Seen to fail when `stop_watching` does not look at `write_blocked`
+/// again after clearing the watch.
+#[test]
+fn a_blocked_writer_is_always_watched() {
+    loom::model(|| {
+        let blocked = Arc::new(AtomicBool::new(false));
+        let watched = Arc::new(AtomicBool::new(true));
+        let writer = {
+            let (blocked, watched) = (blocked.clone(), watched.clone());
+            thread::spawn(move || {
+                // `EngineIo::flush` on `WouldBlock`, then the borrower.
+                blocked.store(true, Ordering::SeqCst);
+                WriteWatch::must_ask(&watched)
+            })
+        };
+        // `IoThread::engine_writable`.
+        let served = blocked.swap(false, Ordering::SeqCst);
+        if !served {
+            let _ = WriteWatch::stop_watching(&watched, &blocked);
+        }
+        let asked = writer.join().unwrap_or(false);
+        let still_blocked = blocked.load(Ordering::SeqCst);
+        assert!(
+            !still_blocked || served || asked || watched.load(Ordering::SeqCst),
+            "a blocked writer nobody watches"
+        );
     });
 }

@@ -207,3 +207,46 @@ fn too_long_paths_are_a_clear_error() {
     drop(s);
     ctx.term();
 }
+
+/// Writes that fill the Unix socket's buffer, by the I/O thread (a
+/// stream) and by the sending thread itself (a reply right after a
+/// `recv`), finish: the blocked writer is always watched for
+/// writability, though an idle Unix stream is not (its peer's every read
+/// would wake the I/O thread).
+#[test]
+fn writes_that_fill_the_buffer_finish() {
+    let ctx = ctx();
+    let path = temp_path("full");
+    let rep = socket(&ctx, SocketType::Rep);
+    rep.bind(&ipc(&path)).expect("bind");
+    let req = socket(&ctx, SocketType::Req);
+    req.connect(&ipc(&path)).expect("connect");
+    let big = vec![5u8; 2 << 20];
+    for i in 0..20 {
+        send(&req, big.clone(), "request");
+        let q = recv(&rep, "rep");
+        assert_eq!(q.byte_len(), big.len(), "request {i}");
+        send(&rep, big.clone(), "reply");
+        assert_eq!(recv(&req, "req").byte_len(), big.len(), "reply {i}");
+    }
+    // A stream to a reader that stops now and then.
+    let pull = socket(&ctx, SocketType::Pull);
+    let ep = pull.bind("ipc://*").expect("bind");
+    let push = socket(&ctx, SocketType::Push);
+    push.connect(&ep).expect("connect");
+    let body = vec![1u8; 64 * 1024];
+    let sender = std::thread::spawn(move || {
+        for _ in 0..2000 {
+            send(&push, body.clone(), "push");
+        }
+        push
+    });
+    for i in 0..2000 {
+        if i % 500 == 0 {
+            // Let the writer run into a full buffer.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(recv(&pull, "pull").byte_len(), 64 * 1024);
+    }
+    drop(sender.join());
+}
