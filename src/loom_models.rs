@@ -648,8 +648,8 @@ impl InprocPipe {
 }
 
 /// The inproc hand-off: a sender and a receiver on two threads, each
-/// moving messages across as `shared::inproc` does, never strand a
-/// message (every message sent is received, in order, once both sides
+/// moving messages across as `shared::inproc` does (the receiver also
+/// pulls before it would sleep), never strand a message (every message sent is received, in order, once both sides
 /// are done, by a reader that only reads) and never fill the receiver
 /// past its HWM.
 #[test]
@@ -666,7 +666,18 @@ fn inproc_transfers_strand_nothing() {
         };
         let receiver = {
             let pipe = pipe.clone();
-            thread::spawn(move || (0..2).filter_map(|_| pipe.recv()).collect::<Vec<u32>>())
+            thread::spawn(move || {
+                (0..2)
+                    .filter_map(|_| {
+                        // `recv_wait`: finding nothing, pull from the
+                        // sender (`pull_inproc`), then look again.
+                        pipe.recv().or_else(|| {
+                            transfer(&pipe.dir, &mut &*pipe);
+                            pipe.recv()
+                        })
+                    })
+                    .collect::<Vec<u32>>()
+            })
         };
         let sent = sender.join().unwrap_or_default();
         let mut got = receiver.join().unwrap_or_default();

@@ -423,6 +423,7 @@ impl Socket {
         let shared = &*self.shared;
         let mut core = shared.core.lock();
         let mut wait = wait.unwrap_or_else(|| Wait::from_timeout(core.options.rcvtimeo));
+        let mut pulled = false;
         loop {
             shared.check_open()?;
             let c = &mut *core;
@@ -442,7 +443,21 @@ impl Socket {
             }
             match result {
                 Err(Error::WouldBlock) if unlocked => continue,
+                Err(Error::WouldBlock) if self.has_inproc() && !pulled => {
+                    // Before sleeping, take what inproc peers have queued
+                    // or are handing over right now (waiting for their
+                    // transfer beats a wake-up per message); then look
+                    // again under the lock, in the critical section that
+                    // registers the wait.
+                    pulled = true;
+                    let io = MutexGuard::unlocked(&mut core, || self.shared.pull_inproc());
+                    for r in io {
+                        self.mailbox.send(Command::Pipe(r));
+                    }
+                    continue;
+                }
                 Err(Error::WouldBlock) => {
+                    pulled = false;
                     // Fast path: bytes may be waiting in the kernel that the
                     // I/O thread has not read yet; read them here. A thread
                     // about to park needn't: `poll` reports them at once.

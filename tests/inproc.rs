@@ -413,3 +413,31 @@ fn a_subscriber_a_publisher_refuses_is_unlinked_with_the_reason() {
         EndpointState::Stopped
     );
 }
+
+/// Many quick round trips between two threads: a reply delivered while
+/// the receiver was between its last look and its sleep must still wake
+/// it (a lost wake-up shows as one round trip waiting out the timeout).
+#[test]
+fn quick_round_trips_never_wait_out_the_timeout() {
+    let ctx = ctx();
+    let ep = name();
+    let rep = socket(&ctx, SocketType::Rep);
+    rep.bind(&ep).expect("bind");
+    let req = socket(&ctx, SocketType::Req);
+    req.connect(&ep).expect("connect");
+    const N: usize = 20_000;
+    let server = std::thread::spawn(move || {
+        for _ in 0..N {
+            let m = rep
+                .recv_timeout(Duration::from_secs(2))
+                .expect("a request within 2 s");
+            send(&rep, m, "reply");
+        }
+    });
+    for i in 0..N {
+        send(&req, "ping", "request");
+        req.recv_timeout(Duration::from_secs(2))
+            .unwrap_or_else(|e| panic!("round trip {i}: {e}"));
+    }
+    server.join().expect("server");
+}

@@ -84,29 +84,33 @@ impl<M> Dir<M> {
 /// someone responsible for what is left: the sender's queue is empty
 /// (its next write raises a notice), or the receiver is paused (its
 /// reader raises one when it has drained to half).
-pub(crate) fn transfer<E: Ends>(dir: &Mutex<Dir<E::Msg>>, ends: &mut E) {
+///
+/// Returns how many messages it moved.
+pub(crate) fn transfer<E: Ends>(dir: &Mutex<Dir<E::Msg>>, ends: &mut E) -> usize {
     let mut guard = dir.lock();
     let d = &mut *guard;
+    let mut moved = 0;
     if d.closed {
-        return;
+        return moved;
     }
     loop {
         if d.room == 0 {
             match ends.room() {
                 Some(r) if r > 0 => d.room = r,
-                _ => return,
+                _ => return moved,
             }
         }
         let want = d.room.min(INPROC_BATCH);
         ends.take(want, &mut d.batch);
         let got = d.batch.len();
         if got == 0 {
-            return;
+            return moved;
         }
+        moved += got;
         d.room = ends.give(&mut d.batch).unwrap_or(0);
         d.batch.clear();
         if got < want || d.room == 0 {
-            return;
+            return moved;
         }
     }
 }
@@ -146,13 +150,13 @@ impl Link {
 
     /// Moves what end `from` has queued to the other end. The pipe
     /// notices this causes are added to `out`.
-    pub(crate) fn transfer(&self, from: usize, out: &mut Notices) {
+    pub(crate) fn transfer(&self, from: usize, out: &mut Notices) -> usize {
         let to = 1 - from;
         let (Some(src), Some(dst)) = (
             self.ends[from].socket.upgrade(),
             self.ends[to].socket.upgrade(),
         ) else {
-            return;
+            return 0;
         };
         let mut way = Way {
             src: &src,
@@ -162,7 +166,7 @@ impl Link {
             hwm: self.ends[to].rcvhwm,
             out,
         };
-        transfer(&self.dirs[from], &mut way);
+        transfer(&self.dirs[from], &mut way)
     }
 }
 
@@ -296,6 +300,28 @@ impl SocketShared {
             self.route_one(r, &mut rest, &mut more);
         }
         // Notices the transfers caused, on either socket.
+        while let Some((socket, r)) = more.pop() {
+            socket.route_one(r, &mut rest, &mut more);
+        }
+        rest
+    }
+
+    /// Before a receiver sleeps: moves what its inproc peers have queued
+    /// for it, waiting for a transfer in progress to end rather than
+    /// sleeping until its notification. The caller must hold no core
+    /// lock, and must look again (under its lock) whatever this finds.
+    /// Returns the notices for the I/O thread this caused.
+    pub(crate) fn pull_inproc(&self) -> Vec<IoRequest> {
+        let mut more = Notices::new();
+        {
+            // Lock order: this map, then a direction, then one core.
+            let map = self.inproc.map.lock();
+            for (pipe, link) in map.iter() {
+                let me = link.side(*pipe);
+                link.transfer(1 - me, &mut more);
+            }
+        }
+        let mut rest = Vec::new();
         while let Some((socket, r)) = more.pop() {
             socket.route_one(r, &mut rest, &mut more);
         }
