@@ -250,3 +250,43 @@ fn writes_that_fill_the_buffer_finish() {
     }
     drop(sender.join());
 }
+
+/// Security mechanisms run over ipc:// as over TCP: the same session.
+#[test]
+fn curve_over_ipc() {
+    let ctx = ctx();
+    let (server, client) = (
+        ferrozmq::CurveKeyPair::generate(),
+        ferrozmq::CurveKeyPair::generate(),
+    );
+    let rep = socket(&ctx, SocketType::Rep);
+    rep.set_curve_keypair(&server);
+    rep.set_curve_server(true);
+    let ep = rep.bind("ipc://*").expect("bind");
+    let req = socket(&ctx, SocketType::Req);
+    req.set_curve_keypair(&client);
+    req.set_curve_serverkey(server.public.to_z85().as_bytes())
+        .expect("server key");
+    req.connect(&ep).expect("connect");
+    send(&req, "secret", "req");
+    assert_eq!(strs(&recv(&rep, "rep")), ["secret"]);
+    send(&rep, "sealed", "rep");
+    assert_eq!(strs(&recv(&req, "req")), ["sealed"]);
+    // A client with the wrong server key is refused, over ipc too: the
+    // server cannot open its HELLO.
+    let refused = rep.monitor();
+    let intruder = socket(&ctx, SocketType::Req);
+    intruder.set_curve_keypair(&ferrozmq::CurveKeyPair::generate());
+    intruder
+        .set_curve_serverkey(
+            ferrozmq::CurveKeyPair::generate()
+                .public
+                .to_z85()
+                .as_bytes(),
+        )
+        .expect("server key");
+    intruder.connect(&ep).expect("connect");
+    wait_event(&refused, TIMEOUT, |e| {
+        matches!(e.kind, EventKind::HandshakeFailed { .. })
+    });
+}
