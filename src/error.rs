@@ -162,8 +162,9 @@ pub enum Error {
     /// The call is not allowed in the socket's current state, for example
     /// a second `send` on a REQ socket before its reply (libzmq `EFSM`).
     InvalidState(&'static str),
-    /// The endpoint string could not be parsed or is not supported.
-    InvalidEndpoint(String),
+    /// The endpoint string could not be parsed, is not supported, or is
+    /// not usable for this call (a wildcard given to `connect`).
+    InvalidEndpoint(crate::endpoint::EndpointError),
     /// An option value was out of range.
     InvalidOption(&'static str),
     /// The address is already bound by another socket or process.
@@ -194,6 +195,12 @@ pub enum Error {
     Protocol(ProtocolError),
     /// An operating-system error.
     Io(io::Error),
+}
+
+impl From<crate::endpoint::EndpointError> for Error {
+    fn from(e: crate::endpoint::EndpointError) -> Error {
+        Error::InvalidEndpoint(e)
+    }
 }
 
 impl Error {

@@ -35,9 +35,14 @@
 //!  Socket::send ─┐                        ┌─ mio Poll: listeners, connects,
 //!                ▼                        │  engines, timer queue, mailbox
 //!        Mutex<SocketCore>  ◀── pipes ──▶ │
-//!        pattern + pipes                  │  Engine = TcpStream + zmtp::Session
-//!  Socket::recv ─┘  waiters               └─ Connecter, Listener
+//!        pattern + pipes                  │  Engine = Stream (TCP, IPC) + zmtp::Session
+//!  Socket::recv ─┘  waiters               └─ Connecter, Listener, inproc links
 //! ```
+//!
+//! Transports: `tcp://`, `ipc://` (Unix domain sockets, ZMTP as over TCP)
+//! and `inproc://` (sockets of one [`Context`]: messages move from the
+//! sending thread into the receiving socket's queue, with no I/O thread
+//! and no copy).
 //!
 //! - `zmtp` is the protocol, sans-IO: greeting, NULL handshake, frames,
 //!   commands; bytes in, bytes and events out, time passed in.

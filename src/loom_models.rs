@@ -11,6 +11,8 @@
 
 use crate::close::{CloseReport, ReportSlot};
 use crate::conn::owner::{Edge, ReadOwner};
+use crate::conn::WriteWatch;
+use crate::shared::{transfer, Dir, Ends};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::wait::park::{should_arm, Seen};
 use crate::waiter::{Waiter, WaiterList, Wake};
@@ -551,5 +553,170 @@ fn a_proxy_wake_always_ends_the_poll() {
         }
         wake.unregister(&waiter);
         let _ = control.join();
+    });
+}
+
+/// An inproc link's direction as `shared::inproc::transfer` sees it: the
+/// sender's queue with its flush flag (`Pipes::write`'s
+/// `output_signalled`) and the receiver's queue with its pause flag
+/// (`read_paused`), each behind its own lock as the two socket cores
+/// are, and the direction's own mutex.
+struct InprocPipe {
+    /// Queued to send; the flush notice is raised.
+    src: Mutex<(std::collections::VecDeque<u32>, bool)>,
+    /// Delivered; reading is paused at the HWM.
+    dst: Mutex<(std::collections::VecDeque<u32>, bool)>,
+    dir: Mutex<Dir<u32>>,
+}
+
+const INPROC_SNDHWM: usize = 1;
+const INPROC_RCVHWM: usize = 1;
+
+impl Ends for &InprocPipe {
+    type Msg = u32;
+
+    fn room(&mut self) -> Option<usize> {
+        Some(INPROC_RCVHWM.saturating_sub(self.dst.lock().0.len()))
+    }
+
+    fn take(&mut self, max: usize, batch: &mut Vec<u32>) {
+        let mut src = self.src.lock();
+        while batch.len() < max {
+            match src.0.pop_front() {
+                Some(m) => batch.push(m),
+                None => break,
+            }
+        }
+        if src.0.is_empty() {
+            // `pop_outbound` finding it empty clears the flag.
+            src.1 = false;
+        }
+    }
+
+    fn give(&mut self, batch: &mut Vec<u32>) -> Option<usize> {
+        let mut dst = self.dst.lock();
+        for m in batch.drain(..) {
+            dst.0.push_back(m);
+            assert!(dst.0.len() <= INPROC_RCVHWM, "past the receiver's HWM");
+            if dst.0.len() >= INPROC_RCVHWM {
+                dst.1 = true;
+            }
+        }
+        Some(if dst.1 {
+            0
+        } else {
+            INPROC_RCVHWM - dst.0.len()
+        })
+    }
+}
+
+impl InprocPipe {
+    /// `send`: queue within the sender's HWM; the send that raises the
+    /// flush notice transfers (`Socket::notify_io`).
+    fn send(&self, m: u32) -> bool {
+        let notify = {
+            let mut src = self.src.lock();
+            if src.0.len() >= INPROC_SNDHWM {
+                return false;
+            }
+            src.0.push_back(m);
+            !std::mem::replace(&mut src.1, true)
+        };
+        if notify {
+            transfer(&self.dir, &mut &*self);
+        }
+        true
+    }
+
+    /// `recv`: take one; the read that drains a paused queue to half its
+    /// HWM resumes, pulling from the sender (`Pipes::read_from`).
+    fn recv(&self) -> Option<u32> {
+        let (m, resume) = {
+            let mut dst = self.dst.lock();
+            let m = dst.0.pop_front();
+            let resume = dst.1 && dst.0.len() <= INPROC_RCVHWM / 2;
+            if resume {
+                dst.1 = false;
+            }
+            (m, resume)
+        };
+        if resume {
+            transfer(&self.dir, &mut &*self);
+        }
+        m
+    }
+}
+
+/// The inproc hand-off: a sender and a receiver on two threads, each
+/// moving messages across as `shared::inproc` does (the receiver also
+/// pulls before it would sleep), never strand a message (every message sent is received, in order, once both sides
+/// are done, by a reader that only reads) and never fill the receiver
+/// past its HWM.
+#[test]
+fn inproc_transfers_strand_nothing() {
+    loom::model(|| {
+        let pipe = Arc::new(InprocPipe {
+            src: Mutex::new((std::collections::VecDeque::new(), false)),
+            dst: Mutex::new((std::collections::VecDeque::new(), false)),
+            dir: Mutex::new(Dir::new()),
+        });
+        let sender = {
+            let pipe = pipe.clone();
+            thread::spawn(move || (1..=3).filter(|m| pipe.send(*m)).collect::<Vec<u32>>())
+        };
+        let receiver = {
+            let pipe = pipe.clone();
+            thread::spawn(move || {
+                (0..2)
+                    .filter_map(|_| {
+                        // `recv_wait`: finding nothing, pull from the
+                        // sender (`pull_inproc`), then look again.
+                        pipe.recv().or_else(|| {
+                            transfer(&pipe.dir, &mut &*pipe);
+                            pipe.recv()
+                        })
+                    })
+                    .collect::<Vec<u32>>()
+            })
+        };
+        let sent = sender.join().unwrap_or_default();
+        let mut got = receiver.join().unwrap_or_default();
+        while let Some(m) = pipe.recv() {
+            got.push(m);
+        }
+        assert_eq!(got, sent, "stranded or reordered");
+    });
+}
+
+/// A Unix stream's writability watch (`conn::WriteWatch`): a writer that
+/// finds the buffer full while the I/O thread, on a writable edge nobody
+/// waited for, stops watching. Whatever the interleaving, a blocked
+/// writer ends up watched, served by that edge, or asking the I/O thread.
+/// Seen to fail when `stop_watching` does not look at `write_blocked`
+/// again after clearing the watch.
+#[test]
+fn a_blocked_writer_is_always_watched() {
+    loom::model(|| {
+        let blocked = Arc::new(AtomicBool::new(false));
+        let watched = Arc::new(AtomicBool::new(true));
+        let writer = {
+            let (blocked, watched) = (blocked.clone(), watched.clone());
+            thread::spawn(move || {
+                // `EngineIo::flush` on `WouldBlock`, then the borrower.
+                blocked.store(true, Ordering::SeqCst);
+                WriteWatch::must_ask(&watched)
+            })
+        };
+        // `IoThread::engine_writable`.
+        let served = blocked.swap(false, Ordering::SeqCst);
+        if !served {
+            let _ = WriteWatch::stop_watching(&watched, &blocked);
+        }
+        let asked = writer.join().unwrap_or(false);
+        let still_blocked = blocked.load(Ordering::SeqCst);
+        assert!(
+            !still_blocked || served || asked || watched.load(Ordering::SeqCst),
+            "a blocked writer nobody watches"
+        );
     });
 }

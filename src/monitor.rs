@@ -30,6 +30,9 @@ pub enum ConnectFailure {
     Unreachable,
     /// The host name did not resolve.
     Resolve,
+    /// The OS refused us the address (`EACCES`: for `ipc://`, no search
+    /// or write permission on the socket file or its directory).
+    PermissionDenied,
     /// Anything else; see the attached `io::Error`.
     Other,
 }
@@ -39,6 +42,7 @@ impl ConnectFailure {
     pub fn classify(e: &io::Error) -> ConnectFailure {
         match e.kind() {
             io::ErrorKind::ConnectionRefused => ConnectFailure::Refused,
+            io::ErrorKind::PermissionDenied => ConnectFailure::PermissionDenied,
             io::ErrorKind::TimedOut => ConnectFailure::TimedOut,
             io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
                 ConnectFailure::Unreachable

@@ -338,7 +338,7 @@ impl Poller {
                 );
             }
             drop(core);
-            mailbox.send_pipe_notices(io);
+            mailbox.send_pipe_notices(shared.route_inproc(io));
             if wake {
                 shared.wake();
             }

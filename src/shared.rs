@@ -6,6 +6,15 @@
 //! Nothing here knows the mailbox or the I/O thread: callers pass pipe
 //! notices on themselves, which keeps this module below both the I/O
 //! thread and the application-thread code in the module graph.
+//!
+//! `inproc` is the one data path that needs no I/O thread: two sockets'
+//! pipes linked in memory.
+
+mod inproc;
+
+#[cfg(all(test, loom))]
+pub(crate) use inproc::{transfer, Dir, Ends};
+pub(crate) use inproc::{End, Link, Notices};
 
 use crate::close::{CloseReport, ReportSlot};
 use crate::conn::budget::InboundBudget;
@@ -182,6 +191,8 @@ pub(crate) struct SocketShared {
     /// What the socket's connections and pipes hold of inbound messages
     /// (`conn::budget`).
     pub(crate) inbound: Arc<InboundBudget>,
+    /// The socket's inproc connections, by pipe (`inproc`).
+    pub(crate) inproc: inproc::Links,
 }
 
 impl SocketShared {
@@ -211,6 +222,7 @@ impl SocketShared {
             closed: AtomicBool::new(false),
             report: Arc::new(ReportSlot::new()),
             inbound,
+            inproc: inproc::Links::default(),
         }
     }
 

@@ -26,23 +26,29 @@ use std::time::{Duration, Instant};
 /// `getaddrinfo` blocks and the I/O thread must not. Prefers IPv4, as libzmq
 /// does without `ZMQ_IPV6`.
 fn resolve_for_bind(ep: Endpoint) -> Result<Endpoint> {
+    use crate::endpoint::{EndpointError, EndpointErrorKind, Host, TcpEndpoint};
     use std::net::ToSocketAddrs;
-    let crate::endpoint::Host::Name(name) = &ep.host else {
+    let Endpoint::Tcp(TcpEndpoint {
+        host: Host::Name(name),
+        port,
+    }) = &ep
+    else {
         return Ok(ep);
     };
-    let addrs: Vec<_> = (name.as_str(), ep.port)
+    let unresolved = |why: String| EndpointError::new(&ep, EndpointErrorKind::Unresolved(why));
+    let addrs: Vec<_> = (name.as_str(), *port)
         .to_socket_addrs()
-        .map_err(|e| Error::InvalidEndpoint(format!("{ep}: {e}")))?
+        .map_err(|e| unresolved(e.to_string()))?
         .collect();
     let addr = addrs
         .iter()
         .find(|a| a.is_ipv4())
         .or_else(|| addrs.first())
-        .ok_or_else(|| Error::InvalidEndpoint(format!("{ep}: resolves to no address")))?;
-    Ok(Endpoint {
-        host: crate::endpoint::Host::Ip(addr.ip()),
-        port: ep.port,
-    })
+        .ok_or_else(|| unresolved("resolves to no address".into()))?;
+    Ok(Endpoint::Tcp(TcpEndpoint {
+        host: Host::Ip(addr.ip()),
+        port: *port,
+    }))
 }
 
 /// A ZeroMQ socket.
@@ -102,9 +108,13 @@ impl Socket {
         self.shared.ty
     }
 
-    /// Passes pipe notices to the I/O thread.
+    /// Acts on pipe notices: those of inproc pipes here (moving the
+    /// messages, `shared::inproc`), the rest by passing them to the I/O
+    /// thread. Must be called without the core lock when the socket has
+    /// inproc links (see [`Socket::has_inproc`]).
     pub(crate) fn notify_io(&self, requests: Vec<IoRequest>) {
-        self.mailbox.send_pipe_notices(requests);
+        self.mailbox
+            .send_pipe_notices(self.shared.route_inproc(requests));
     }
 
     /// What a [`crate::Poller`] keeps of the socket: its shared state and
@@ -112,6 +122,13 @@ impl Socket {
     /// closes it).
     pub(crate) fn handle(&self) -> (Arc<SocketShared>, Mailbox) {
         (self.shared.clone(), self.mailbox.clone())
+    }
+
+    /// Whether pipe notices may need this socket's core lock to act on
+    /// (an inproc transfer takes it), so that a caller holding it must
+    /// let go first.
+    fn has_inproc(&self) -> bool {
+        !self.shared.inproc.is_empty()
     }
 
     fn check_alive(&self) -> Result<()> {
@@ -154,6 +171,18 @@ impl Socket {
         let ep = Endpoint::parse(endpoint)?;
         ep.check_connectable()?;
         self.shared.core.lock().options.mechanism_config()?;
+        if let Endpoint::Inproc(name) = ep {
+            // The I/O thread makes the pipe once it knows the peer is
+            // compatible, if it is bound already.
+            let options = self.shared.core.lock().options.clone();
+            let socket = self.shared.clone();
+            return self.call_io(|reply| Command::InprocConnect {
+                socket,
+                name,
+                options,
+                reply,
+            });
+        }
         let pipe = PipeId(self.shared.ctx.next_id());
         let (options, io) = {
             let mut core = self.shared.core.lock();
@@ -254,6 +283,12 @@ impl Socket {
                 }) => {
                     msg = message;
                     if !io.is_empty() {
+                        if self.has_inproc() {
+                            // An inproc transfer may free room: with the
+                            // lock released, then try again.
+                            MutexGuard::unlocked(&mut core, || self.notify_io(io));
+                            continue;
+                        }
                         self.notify_io(io);
                     }
                     wait = wait.started();
@@ -388,16 +423,41 @@ impl Socket {
         let shared = &*self.shared;
         let mut core = shared.core.lock();
         let mut wait = wait.unwrap_or_else(|| Wait::from_timeout(core.options.rcvtimeo));
+        let mut pulled = false;
         loop {
             shared.check_open()?;
             let c = &mut *core;
             let result = c.pattern.recv(&mut c.pipes);
             let (io, wake) = c.settle();
+            let mut unlocked = false;
             if !io.is_empty() {
-                self.notify_io(io);
+                if self.has_inproc() {
+                    // A resume pulls from an inproc peer, which takes
+                    // this socket's lock; what it brings is looked at
+                    // again below.
+                    MutexGuard::unlocked(&mut core, || self.notify_io(io));
+                    unlocked = true;
+                } else {
+                    self.notify_io(io);
+                }
             }
             match result {
+                Err(Error::WouldBlock) if unlocked => continue,
+                Err(Error::WouldBlock) if self.has_inproc() && !pulled => {
+                    // Before sleeping, take what inproc peers have queued
+                    // or are handing over right now (waiting for their
+                    // transfer beats a wake-up per message); then look
+                    // again under the lock, in the critical section that
+                    // registers the wait.
+                    pulled = true;
+                    let io = MutexGuard::unlocked(&mut core, || self.shared.pull_inproc());
+                    for r in io {
+                        self.mailbox.send(Command::Pipe(r));
+                    }
+                    continue;
+                }
                 Err(Error::WouldBlock) => {
+                    pulled = false;
                     // Fast path: bytes may be waiting in the kernel that the
                     // I/O thread has not read yet; read them here. A thread
                     // about to park needn't: `poll` reports them at once.

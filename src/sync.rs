@@ -4,19 +4,20 @@
 //!
 //! Only the protocol's own state goes through here: [`crate::waiter`]
 //! (one wake-up per blocked thread), [`crate::conn::owner`] (who reads
-//! a connection) and [`crate::close`] (the report a closing thread waits
+//! a connection), `conn::WriteWatch` (who watches a Unix stream's
+//! writability) and [`crate::close`] (the report a closing thread waits
 //! for). Everything else uses `std` and `parking_lot` directly.
 //! Under loom the rest of the crate still compiles, but only the loom
 //! models (`cargo test --lib loom`) may run: loom's types panic outside
 //! `loom::model`.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
 #[cfg(loom)]
 pub(crate) use loom::sync::Arc;
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
 #[cfg(not(loom))]
 pub(crate) use std::sync::Arc;
 

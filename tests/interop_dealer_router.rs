@@ -6,7 +6,6 @@ mod util;
 
 use ferrozmq::{Context, Error, SocketType};
 use util::interop::*;
-use util::*;
 
 /// True for the routing ids libzmq generates (and ours imitates): five
 /// bytes, the first zero.
@@ -18,7 +17,7 @@ fn is_generated_id(id: &[u8]) -> bool {
 
 /// Two of our DEALERs and one libzmq ROUTER. `ids` are the DEALERs'
 /// routing ids, `None` to let the ROUTER generate them.
-fn our_dealers_lz_router(binder: Binder, ids: [Option<&'static str>; 2]) {
+fn our_dealers_lz_router(binder: Binder, ids: [Option<&'static str>; 2], any: &str) {
     check_libzmq_version();
     let ctx = Context::new();
     let zctx = zmq::Context::new();
@@ -38,14 +37,14 @@ fn our_dealers_lz_router(binder: Binder, ids: [Option<&'static str>; 2]) {
         .collect();
     match binder {
         Binder::Libzmq => {
-            let ep = lz_bind(&router);
+            let ep = lz_bind_at(&router, any);
             for d in &dealers {
                 d.connect(&ep).unwrap();
             }
         }
         Binder::Ours => {
             for d in &dealers {
-                router.connect(&bind_local(d)).unwrap();
+                router.connect(&d.bind(any).unwrap()).unwrap();
             }
         }
     }
@@ -89,28 +88,36 @@ fn our_dealers_lz_router(binder: Binder, ids: [Option<&'static str>; 2]) {
 }
 
 #[test]
+fn dealer_router_over_ipc_both_ways() {
+    for binder in BOTH {
+        our_dealers_lz_router(binder, [Some("alpha"), None], IPC_ANY);
+        lz_dealers_our_router(binder, [None, Some("beta")], IPC_ANY);
+    }
+}
+
+#[test]
 fn generated_ids_our_dealers_connect_to_libzmq_router() {
-    our_dealers_lz_router(Binder::Libzmq, [None, None]);
+    our_dealers_lz_router(Binder::Libzmq, [None, None], ANY);
 }
 
 #[test]
 fn generated_ids_libzmq_router_connects_to_our_dealers() {
-    our_dealers_lz_router(Binder::Ours, [None, None]);
+    our_dealers_lz_router(Binder::Ours, [None, None], ANY);
 }
 
 #[test]
 fn explicit_ids_our_dealers_connect_to_libzmq_router() {
-    our_dealers_lz_router(Binder::Libzmq, [Some("alpha"), Some("beta")]);
+    our_dealers_lz_router(Binder::Libzmq, [Some("alpha"), Some("beta")], ANY);
 }
 
 #[test]
 fn explicit_ids_libzmq_router_connects_to_our_dealers() {
-    our_dealers_lz_router(Binder::Ours, [Some("alpha"), Some("beta")]);
+    our_dealers_lz_router(Binder::Ours, [Some("alpha"), Some("beta")], ANY);
 }
 
 // ----- libzmq DEALERs, our ROUTER -----
 
-fn lz_dealers_our_router(binder: Binder, ids: [Option<&'static str>; 2]) {
+fn lz_dealers_our_router(binder: Binder, ids: [Option<&'static str>; 2], any: &str) {
     check_libzmq_version();
     let ctx = Context::new();
     let zctx = zmq::Context::new();
@@ -129,14 +136,14 @@ fn lz_dealers_our_router(binder: Binder, ids: [Option<&'static str>; 2]) {
         .collect();
     match binder {
         Binder::Ours => {
-            let ep = bind_local(&router);
+            let ep = router.bind(any).unwrap();
             for d in &dealers {
                 d.connect(&ep).unwrap();
             }
         }
         Binder::Libzmq => {
             for d in &dealers {
-                router.connect(&lz_bind(d)).unwrap();
+                router.connect(&lz_bind_at(d, any)).unwrap();
             }
         }
     }
@@ -178,22 +185,22 @@ fn lz_dealers_our_router(binder: Binder, ids: [Option<&'static str>; 2]) {
 
 #[test]
 fn generated_ids_libzmq_dealers_connect_to_our_router() {
-    lz_dealers_our_router(Binder::Ours, [None, None]);
+    lz_dealers_our_router(Binder::Ours, [None, None], ANY);
 }
 
 #[test]
 fn generated_ids_our_router_connects_to_libzmq_dealers() {
-    lz_dealers_our_router(Binder::Libzmq, [None, None]);
+    lz_dealers_our_router(Binder::Libzmq, [None, None], ANY);
 }
 
 #[test]
 fn explicit_ids_libzmq_dealers_connect_to_our_router() {
-    lz_dealers_our_router(Binder::Ours, [Some("alpha"), Some("beta")]);
+    lz_dealers_our_router(Binder::Ours, [Some("alpha"), Some("beta")], ANY);
 }
 
 #[test]
 fn explicit_ids_our_router_connects_to_libzmq_dealers() {
-    lz_dealers_our_router(Binder::Libzmq, [Some("alpha"), Some("beta")]);
+    lz_dealers_our_router(Binder::Libzmq, [Some("alpha"), Some("beta")], ANY);
 }
 
 // ----- REQ -> ROUTER -----

@@ -21,9 +21,9 @@ fn message(n: usize) -> Vec<Vec<u8>> {
     }
 }
 
-fn our_push_lz_pull(binder: Binder) {
+fn our_push_lz_pull(binder: Binder, any: &str) {
     check_libzmq_version();
-    let l = link(SocketType::Push, zmq::PULL, binder);
+    let l = link_at(any, SocketType::Push, zmq::PULL, binder);
     for n in 0..COUNT {
         our_send(&l.ours, &message(n));
     }
@@ -32,9 +32,9 @@ fn our_push_lz_pull(binder: Binder) {
     }
 }
 
-fn lz_push_our_pull(binder: Binder) {
+fn lz_push_our_pull(binder: Binder, any: &str) {
     check_libzmq_version();
-    let l = link(SocketType::Pull, zmq::PUSH, binder);
+    let l = link_at(any, SocketType::Pull, zmq::PUSH, binder);
     for n in 0..COUNT {
         lz_send(&l.lz, &message(n));
     }
@@ -44,23 +44,31 @@ fn lz_push_our_pull(binder: Binder) {
 }
 
 #[test]
+fn push_pull_over_ipc_both_ways() {
+    for binder in BOTH {
+        our_push_lz_pull(binder, IPC_ANY);
+        lz_push_our_pull(binder, IPC_ANY);
+    }
+}
+
+#[test]
 fn our_push_connects_to_libzmq_pull() {
-    our_push_lz_pull(Binder::Libzmq);
+    our_push_lz_pull(Binder::Libzmq, ANY);
 }
 
 #[test]
 fn libzmq_pull_connects_to_our_push() {
-    our_push_lz_pull(Binder::Ours);
+    our_push_lz_pull(Binder::Ours, ANY);
 }
 
 #[test]
 fn libzmq_push_connects_to_our_pull() {
-    lz_push_our_pull(Binder::Ours);
+    lz_push_our_pull(Binder::Ours, ANY);
 }
 
 #[test]
 fn our_pull_connects_to_libzmq_push() {
-    lz_push_our_pull(Binder::Libzmq);
+    lz_push_our_pull(Binder::Libzmq, ANY);
 }
 
 #[test]

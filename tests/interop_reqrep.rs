@@ -42,9 +42,9 @@ fn reply_to(request: &[Vec<u8>]) -> Vec<Vec<u8>> {
     r
 }
 
-fn our_req_lz_rep(binder: Binder) {
+fn our_req_lz_rep(binder: Binder, any: &str) {
     check_libzmq_version();
-    let l = link(SocketType::Req, zmq::REP, binder);
+    let l = link_at(any, SocketType::Req, zmq::REP, binder);
     for (what, req) in requests() {
         our_send(&l.ours, &req);
         let got = lz_recv(&l.lz);
@@ -55,9 +55,9 @@ fn our_req_lz_rep(binder: Binder) {
     }
 }
 
-fn lz_req_our_rep(binder: Binder) {
+fn lz_req_our_rep(binder: Binder, any: &str) {
     check_libzmq_version();
-    let l = link(SocketType::Rep, zmq::REQ, binder);
+    let l = link_at(any, SocketType::Rep, zmq::REQ, binder);
     for (what, req) in requests() {
         lz_send(&l.lz, &req);
         let got = our_recv(&l.ours);
@@ -73,23 +73,31 @@ fn lz_req_our_rep(binder: Binder) {
 }
 
 #[test]
+fn req_rep_over_ipc_both_ways() {
+    for binder in BOTH {
+        our_req_lz_rep(binder, IPC_ANY);
+        lz_req_our_rep(binder, IPC_ANY);
+    }
+}
+
+#[test]
 fn our_req_connects_to_libzmq_rep() {
-    our_req_lz_rep(Binder::Libzmq);
+    our_req_lz_rep(Binder::Libzmq, ANY);
 }
 
 #[test]
 fn libzmq_rep_connects_to_our_req() {
-    our_req_lz_rep(Binder::Ours);
+    our_req_lz_rep(Binder::Ours, ANY);
 }
 
 #[test]
 fn libzmq_req_connects_to_our_rep() {
-    lz_req_our_rep(Binder::Ours);
+    lz_req_our_rep(Binder::Ours, ANY);
 }
 
 #[test]
 fn our_rep_connects_to_libzmq_req() {
-    lz_req_our_rep(Binder::Libzmq);
+    lz_req_our_rep(Binder::Libzmq, ANY);
 }
 
 const CLIENTS: usize = 5;

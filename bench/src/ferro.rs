@@ -4,13 +4,16 @@ use crate::child::{
     clock_batch, cpu_us, max_messages, now_ns, payload, report, status_kb, time_round_trips,
 };
 use crate::role::{
-    end_marker, match_messages, topic, PubMode, Role, SubCount, SubMode, HEARTBEAT_TIMEOUT,
-    MATCH_PREFIXES, SETTLE, WARMUP,
+    end_marker, match_messages, report_inproc_rate, topic, PubMode, Role, SubCount, SubMode,
+    HEARTBEAT_TIMEOUT, MATCH_PREFIXES, SETTLE, WARMUP,
 };
 use bytes::Bytes;
 use ferrozmq::{Context, Events, Message, Poller, Socket, SocketType};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
+
+/// Where the inproc rows' two threads meet.
+const INPROC: &str = "inproc://bench";
 
 fn err(what: &str) -> impl Fn(ferrozmq::Error) -> String + '_ {
     move |e| format!("ferrozmq {what}: {e}")
@@ -33,6 +36,76 @@ fn heartbeats(s: &Socket, ivl: Option<Duration>) {
     }
 }
 
+/// REP: echoes `size`-byte requests until an error.
+fn rep_serve(s: &Socket, size: usize) -> Result<(), String> {
+    loop {
+        let m = s.recv().map_err(err("recv"))?;
+        if m.byte_len() != size {
+            return Err(format!("request of {} bytes", m.byte_len()));
+        }
+        send(s, m)?;
+    }
+}
+
+/// REQ: round trips for `secs` after a warm-up; reports `count` and
+/// `rtt_ns`.
+fn req_rounds(s: &Socket, size: usize, secs: f64) -> Result<(), String> {
+    let msg = Message::from(payload(size));
+    let round_trip = || -> Result<(), String> {
+        send(s, msg.clone())?;
+        let r = s.recv().map_err(err("recv"))?;
+        if r.byte_len() != size {
+            return Err(format!("reply of {} bytes", r.byte_len()));
+        }
+        Ok(())
+    };
+    let t = Instant::now();
+    while t.elapsed() < WARMUP {
+        round_trip()?;
+    }
+    let limit = Duration::from_secs_f64(secs);
+    let (t, mut n) = (Instant::now(), 0u64);
+    while t.elapsed() < limit {
+        round_trip()?;
+        n += 1;
+    }
+    let elapsed = t.elapsed();
+    report("count", n);
+    report("rtt_ns", elapsed.as_nanos() / u128::from(n.max(1)));
+    Ok(())
+}
+
+/// PULL: counts `size`-byte messages until an empty one.
+fn pull_count(s: &Socket, size: usize) -> Result<u64, String> {
+    let mut n = 0u64;
+    loop {
+        let m = s.recv().map_err(err("recv"))?;
+        match m.byte_len() {
+            0 => return Ok(n),
+            l if l == size => n += 1,
+            l => return Err(format!("message {n} has {l} bytes")),
+        }
+    }
+}
+
+/// PUSH: sends for `secs` (or `max_messages`), then the empty end
+/// marker; returns how many were sent.
+fn push_for(s: &Socket, size: usize, secs: f64) -> Result<u64, String> {
+    let body = payload(size);
+    let (batch, limit) = (clock_batch(size), Duration::from_secs_f64(secs));
+    let t = Instant::now();
+    let mut n = 0u64;
+    let max = max_messages(size, secs);
+    while n < max && t.elapsed() < limit {
+        for _ in 0..batch {
+            send(s, Message::from(body.clone()))?;
+        }
+        n += batch;
+    }
+    send(s, Message::from(Bytes::new()))?;
+    Ok(n)
+}
+
 /// Plays `role`; returns once its work is done and reported.
 pub fn run(role: &Role) -> Result<(), String> {
     let ctx = Context::new();
@@ -45,40 +118,40 @@ pub fn run(role: &Role) -> Result<(), String> {
             let s = socket(&ctx, SocketType::Rep)?;
             heartbeats(&s, *heartbeat);
             report("endpoint", s.bind(bind).map_err(err("bind"))?);
-            loop {
-                let m = s.recv().map_err(err("recv"))?;
-                if m.byte_len() != *size {
-                    return Err(format!("request of {} bytes", m.byte_len()));
-                }
-                send(&s, m)?;
-            }
+            rep_serve(&s, *size)?;
         }
         Role::ReqClient { ep, size, secs } => {
             let s = socket(&ctx, SocketType::Req)?;
             s.set_rcvtimeo(Some(Duration::from_secs(30)));
             s.connect(ep).map_err(err("connect"))?;
-            let msg = Message::from(payload(*size));
-            let round_trip = || -> Result<(), String> {
-                send(&s, msg.clone())?;
-                let r = s.recv().map_err(err("recv"))?;
-                if r.byte_len() != *size {
-                    return Err(format!("reply of {} bytes", r.byte_len()));
-                }
-                Ok(())
-            };
-            let t = Instant::now();
-            while t.elapsed() < WARMUP {
-                round_trip()?;
-            }
-            let limit = Duration::from_secs_f64(*secs);
-            let (t, mut n) = (Instant::now(), 0u64);
-            while t.elapsed() < limit {
-                round_trip()?;
-                n += 1;
-            }
-            let elapsed = t.elapsed();
-            report("count", n);
-            report("rtt_ns", elapsed.as_nanos() / u128::from(n.max(1)));
+            req_rounds(&s, *size, *secs)?;
+        }
+        Role::InprocLat { size, secs } => {
+            let rep = socket(&ctx, SocketType::Rep)?;
+            rep.bind(INPROC).map_err(err("bind"))?;
+            let size = *size;
+            // Ends with the process.
+            std::thread::spawn(move || rep_serve(&rep, size));
+            let req = socket(&ctx, SocketType::Req)?;
+            req.set_rcvtimeo(Some(Duration::from_secs(30)));
+            req.connect(INPROC).map_err(err("connect"))?;
+            req_rounds(&req, size, *secs)?;
+        }
+        Role::InprocThr { size, secs } => {
+            let pull = socket(&ctx, SocketType::Pull)?;
+            pull.bind(INPROC).map_err(err("bind"))?;
+            let size = *size;
+            let receiver =
+                std::thread::spawn(move || pull_count(&pull, size).map(|n| (n, Instant::now())));
+            let push = socket(&ctx, SocketType::Push)?;
+            push.set_sndtimeo(Some(Duration::from_secs(30)));
+            push.connect(INPROC).map_err(err("connect"))?;
+            let start = Instant::now();
+            let sent = push_for(&push, size, *secs)?;
+            let (received, end) = receiver
+                .join()
+                .map_err(|_| "ferrozmq receiver panicked".to_owned())??;
+            report_inproc_rate(sent, received, end.duration_since(start))?;
         }
         Role::TailClient {
             ep,
@@ -103,15 +176,7 @@ pub fn run(role: &Role) -> Result<(), String> {
         Role::PullServer { bind, size } => {
             let s = socket(&ctx, SocketType::Pull)?;
             report("endpoint", s.bind(bind).map_err(err("bind"))?);
-            let mut n = 0u64;
-            loop {
-                let m = s.recv().map_err(err("recv"))?;
-                match m.byte_len() {
-                    0 => break,
-                    l if l == *size => n += 1,
-                    l => return Err(format!("message {n} has {l} bytes")),
-                }
-            }
+            let n = pull_count(&s, *size)?;
             report("last_ns", now_ns());
             report("count", n);
         }
@@ -121,19 +186,8 @@ pub fn run(role: &Role) -> Result<(), String> {
             s.set_sndtimeo(Some(Duration::from_secs(30)));
             s.connect(ep).map_err(err("connect"))?;
             std::thread::sleep(SETTLE);
-            let body = payload(*size);
-            let (batch, limit) = (clock_batch(*size), Duration::from_secs_f64(*secs));
             let start_ns = now_ns();
-            let t = Instant::now();
-            let mut n = 0u64;
-            let max = max_messages(*size, *secs);
-            while n < max && t.elapsed() < limit {
-                for _ in 0..batch {
-                    send(&s, Message::from(body.clone()))?;
-                }
-                n += batch;
-            }
-            send(&s, Message::from(Bytes::new()))?;
+            let n = push_for(&s, *size, *secs)?;
             report("start_ns", start_ns);
             report("count", n);
             // Stay up (and keep writing) until the parent lets go.

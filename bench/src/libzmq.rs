@@ -5,8 +5,8 @@ use crate::child::{
     clock_batch, cpu_us, max_messages, now_ns, payload, report, status_kb, time_round_trips,
 };
 use crate::role::{
-    end_marker, match_messages, topic, PubMode, Role, SubCount, SubMode, HEARTBEAT_TIMEOUT,
-    MATCH_PREFIXES, SETTLE, WARMUP,
+    end_marker, match_messages, report_inproc_rate, topic, PubMode, Role, SubCount, SubMode,
+    HEARTBEAT_TIMEOUT, MATCH_PREFIXES, SETTLE, WARMUP,
 };
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -80,6 +80,83 @@ fn set_xpub_nodrop(s: &mut zmq::Socket, on: bool) -> Result<(), String> {
     }
 }
 
+/// REP: echoes `size`-byte requests until an error.
+fn rep_serve(s: &zmq::Socket, size: usize) -> Result<(), String> {
+    let mut msg = zmq::Message::new();
+    loop {
+        s.recv(&mut msg, 0).map_err(err("recv"))?;
+        if msg.len() != size {
+            return Err(format!("request of {} bytes", msg.len()));
+        }
+        let m = std::mem::replace(&mut msg, zmq::Message::new());
+        s.send(m, 0).map_err(err("send"))?;
+    }
+}
+
+/// REQ: round trips for `secs` after a warm-up; reports `count` and
+/// `rtt_ns`.
+fn req_rounds(s: &zmq::Socket, size: usize, secs: f64) -> Result<(), String> {
+    let body = payload(size);
+    let mut reply = zmq::Message::new();
+    let mut round_trip = || -> Result<(), String> {
+        s.send(&body[..], 0).map_err(err("send"))?;
+        s.recv(&mut reply, 0).map_err(err("recv"))?;
+        if reply.len() != size {
+            return Err(format!("reply of {} bytes", reply.len()));
+        }
+        Ok(())
+    };
+    let t = Instant::now();
+    while t.elapsed() < WARMUP {
+        round_trip()?;
+    }
+    let limit = Duration::from_secs_f64(secs);
+    let (t, mut n) = (Instant::now(), 0u64);
+    while t.elapsed() < limit {
+        round_trip()?;
+        n += 1;
+    }
+    let elapsed = t.elapsed();
+    report("count", n);
+    report("rtt_ns", elapsed.as_nanos() / u128::from(n.max(1)));
+    Ok(())
+}
+
+/// PULL: counts `size`-byte messages until an empty one.
+fn pull_count(s: &zmq::Socket, size: usize) -> Result<u64, String> {
+    let mut msg = zmq::Message::new();
+    let mut n = 0u64;
+    loop {
+        s.recv(&mut msg, 0).map_err(err("recv"))?;
+        match msg.len() {
+            0 => return Ok(n),
+            l if l == size => n += 1,
+            l => return Err(format!("message {n} has {l} bytes")),
+        }
+    }
+}
+
+/// PUSH: sends for `secs` (or `max_messages`), then the empty end
+/// marker; returns how many were sent.
+fn push_for(s: &zmq::Socket, size: usize, secs: f64) -> Result<u64, String> {
+    let body = payload(size);
+    let (batch, limit) = (clock_batch(size), Duration::from_secs_f64(secs));
+    let t = Instant::now();
+    let mut n = 0u64;
+    let max = max_messages(size, secs);
+    while n < max && t.elapsed() < limit {
+        for _ in 0..batch {
+            s.send(&body[..], 0).map_err(err("send"))?;
+        }
+        n += batch;
+    }
+    s.send(&[] as &[u8], 0).map_err(err("send"))?;
+    Ok(n)
+}
+
+/// Where the inproc rows' two threads meet.
+const INPROC: &str = "inproc://bench";
+
 /// Plays `role`; returns once its work is done and reported.
 pub fn run(role: &Role) -> Result<(), String> {
     let ctx = zmq::Context::new();
@@ -92,43 +169,40 @@ pub fn run(role: &Role) -> Result<(), String> {
             let s = socket(&ctx, zmq::REP)?;
             heartbeats(&s, *heartbeat)?;
             report("endpoint", bind(&s, ep)?);
-            let mut msg = zmq::Message::new();
-            loop {
-                s.recv(&mut msg, 0).map_err(err("recv"))?;
-                if msg.len() != *size {
-                    return Err(format!("request of {} bytes", msg.len()));
-                }
-                let m = std::mem::replace(&mut msg, zmq::Message::new());
-                s.send(m, 0).map_err(err("send"))?;
-            }
+            rep_serve(&s, *size)?;
         }
         Role::ReqClient { ep, size, secs } => {
             let s = socket(&ctx, zmq::REQ)?;
             s.set_rcvtimeo(30_000).map_err(err("rcvtimeo"))?;
             s.connect(ep).map_err(err("connect"))?;
-            let body = payload(*size);
-            let mut reply = zmq::Message::new();
-            let mut round_trip = || -> Result<(), String> {
-                s.send(&body[..], 0).map_err(err("send"))?;
-                s.recv(&mut reply, 0).map_err(err("recv"))?;
-                if reply.len() != *size {
-                    return Err(format!("reply of {} bytes", reply.len()));
-                }
-                Ok(())
-            };
-            let t = Instant::now();
-            while t.elapsed() < WARMUP {
-                round_trip()?;
-            }
-            let limit = Duration::from_secs_f64(*secs);
-            let (t, mut n) = (Instant::now(), 0u64);
-            while t.elapsed() < limit {
-                round_trip()?;
-                n += 1;
-            }
-            let elapsed = t.elapsed();
-            report("count", n);
-            report("rtt_ns", elapsed.as_nanos() / u128::from(n.max(1)));
+            req_rounds(&s, *size, *secs)?;
+        }
+        Role::InprocLat { size, secs } => {
+            let rep = socket(&ctx, zmq::REP)?;
+            rep.bind(INPROC).map_err(err("bind"))?;
+            let size = *size;
+            // Ends with the process.
+            std::thread::spawn(move || rep_serve(&rep, size));
+            let req = socket(&ctx, zmq::REQ)?;
+            req.set_rcvtimeo(30_000).map_err(err("rcvtimeo"))?;
+            req.connect(INPROC).map_err(err("connect"))?;
+            req_rounds(&req, size, *secs)?;
+        }
+        Role::InprocThr { size, secs } => {
+            let pull = socket(&ctx, zmq::PULL)?;
+            pull.bind(INPROC).map_err(err("bind"))?;
+            let size = *size;
+            let receiver =
+                std::thread::spawn(move || pull_count(&pull, size).map(|n| (n, Instant::now())));
+            let push = socket(&ctx, zmq::PUSH)?;
+            push.set_sndtimeo(30_000).map_err(err("sndtimeo"))?;
+            push.connect(INPROC).map_err(err("connect"))?;
+            let start = Instant::now();
+            let sent = push_for(&push, size, *secs)?;
+            let (received, end) = receiver
+                .join()
+                .map_err(|_| "libzmq receiver panicked".to_owned())??;
+            report_inproc_rate(sent, received, end.duration_since(start))?;
         }
         Role::TailClient {
             ep,
@@ -154,16 +228,7 @@ pub fn run(role: &Role) -> Result<(), String> {
         Role::PullServer { bind: ep, size } => {
             let s = socket(&ctx, zmq::PULL)?;
             report("endpoint", bind(&s, ep)?);
-            let mut msg = zmq::Message::new();
-            let mut n = 0u64;
-            loop {
-                s.recv(&mut msg, 0).map_err(err("recv"))?;
-                match msg.len() {
-                    0 => break,
-                    l if l == *size => n += 1,
-                    l => return Err(format!("message {n} has {l} bytes")),
-                }
-            }
+            let n = pull_count(&s, *size)?;
             report("last_ns", now_ns());
             report("count", n);
         }
@@ -172,19 +237,8 @@ pub fn run(role: &Role) -> Result<(), String> {
             s.set_sndtimeo(30_000).map_err(err("sndtimeo"))?;
             s.connect(ep).map_err(err("connect"))?;
             std::thread::sleep(SETTLE);
-            let body = payload(*size);
-            let (batch, limit) = (clock_batch(*size), Duration::from_secs_f64(*secs));
             let start_ns = now_ns();
-            let t = Instant::now();
-            let mut n = 0u64;
-            let max = max_messages(*size, *secs);
-            while n < max && t.elapsed() < limit {
-                for _ in 0..batch {
-                    s.send(&body[..], 0).map_err(err("send"))?;
-                }
-                n += batch;
-            }
-            s.send(&[] as &[u8], 0).map_err(err("send"))?;
+            let n = push_for(&s, *size, *secs)?;
             report("start_ns", start_ns);
             report("count", n);
             crate::child::park_forever();

@@ -188,10 +188,55 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
     Ok(o)
 }
 
+/// The stream transport of a two-process row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tr {
+    Tcp,
+    /// A fresh Unix socket path per run (every implementation gets the
+    /// same form; zmq.rs is built without its ipc transport).
+    Ipc,
+}
+
+impl Tr {
+    /// Where a server binds for one run.
+    fn bind(self) -> String {
+        match self {
+            Tr::Tcp => BIND.to_owned(),
+            Tr::Ipc => {
+                use std::sync::atomic::{AtomicUsize, Ordering};
+                static NEXT: AtomicUsize = AtomicUsize::new(0);
+                let path = std::env::temp_dir().join(format!(
+                    "ferrozmq-bench-{}-{}.sock",
+                    std::process::id(),
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                ));
+                format!("ipc://{}", path.display())
+            }
+        }
+    }
+
+    /// After a run: children exit without destructors, so a socket file
+    /// may remain.
+    fn clean(bind: &str) {
+        if let Some(path) = bind.strip_prefix("ipc://") {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// The shape of one measurement.
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     Lat {
+        size: usize,
+        tr: Tr,
+    },
+    /// REQ/REP over `inproc://`, both ends in one process.
+    InprocLat {
+        size: usize,
+    },
+    /// PUSH→PULL over `inproc://`, both ends in one process.
+    InprocThr {
         size: usize,
     },
     /// REQ/REP round trips, each timed: percentiles. `heartbeat`: ZMTP
@@ -202,6 +247,7 @@ enum Kind {
     },
     Thr {
         size: usize,
+        tr: Tr,
     },
     /// `threads`: one thread per client instead of one thread for all.
     ReqMany {
@@ -253,6 +299,10 @@ struct Metric {
 }
 
 const PEERS: &[Impl] = &[Impl::Ferro, Impl::Libzmq, Impl::ZmqRs];
+/// The rows zmq.rs does not play: inproc (it has none) and ipc (its ipc
+/// transport would pull in async-io).
+const NATIVE: &[Impl] = &[Impl::Ferro, Impl::Libzmq];
+const IPC_LAT: &[Impl] = &[Impl::Ferro, Impl::Libzmq, Impl::Tcp];
 
 fn measurements() -> Vec<Meas> {
     let lat = &[Impl::Ferro, Impl::Libzmq, Impl::ZmqRs, Impl::Tcp];
@@ -260,13 +310,19 @@ fn measurements() -> Vec<Meas> {
         Meas {
             id: "lat-64",
             title: "REQ/REP round trip, 64 B",
-            kind: Kind::Lat { size: 64 },
+            kind: Kind::Lat {
+                size: 64,
+                tr: Tr::Tcp,
+            },
             impls: lat,
         },
         Meas {
             id: "lat-1k",
             title: "REQ/REP round trip, 1 KiB",
-            kind: Kind::Lat { size: 1024 },
+            kind: Kind::Lat {
+                size: 1024,
+                tr: Tr::Tcp,
+            },
             impls: lat,
         },
         Meas {
@@ -290,20 +346,98 @@ fn measurements() -> Vec<Meas> {
         Meas {
             id: "thr-64",
             title: "PUSH→PULL, 64 B",
-            kind: Kind::Thr { size: 64 },
+            kind: Kind::Thr {
+                size: 64,
+                tr: Tr::Tcp,
+            },
             impls: PEERS,
         },
         Meas {
             id: "thr-1k",
             title: "PUSH→PULL, 1 KiB",
-            kind: Kind::Thr { size: 1024 },
+            kind: Kind::Thr {
+                size: 1024,
+                tr: Tr::Tcp,
+            },
             impls: PEERS,
         },
         Meas {
             id: "thr-64k",
             title: "PUSH→PULL, 64 KiB",
-            kind: Kind::Thr { size: 64 * 1024 },
+            kind: Kind::Thr {
+                size: 64 * 1024,
+                tr: Tr::Tcp,
+            },
             impls: PEERS,
+        },
+        Meas {
+            id: "ipc-lat-64",
+            title: "ipc: REQ/REP round trip, 64 B (raw column: a Unix socket ping-pong)",
+            kind: Kind::Lat {
+                size: 64,
+                tr: Tr::Ipc,
+            },
+            impls: IPC_LAT,
+        },
+        Meas {
+            id: "ipc-lat-1k",
+            title: "ipc: REQ/REP round trip, 1 KiB (raw column: a Unix socket ping-pong)",
+            kind: Kind::Lat {
+                size: 1024,
+                tr: Tr::Ipc,
+            },
+            impls: IPC_LAT,
+        },
+        Meas {
+            id: "ipc-thr-64",
+            title: "ipc: PUSH→PULL, 64 B",
+            kind: Kind::Thr {
+                size: 64,
+                tr: Tr::Ipc,
+            },
+            impls: NATIVE,
+        },
+        Meas {
+            id: "ipc-thr-1k",
+            title: "ipc: PUSH→PULL, 1 KiB",
+            kind: Kind::Thr {
+                size: 1024,
+                tr: Tr::Ipc,
+            },
+            impls: NATIVE,
+        },
+        Meas {
+            id: "ipc-thr-64k",
+            title: "ipc: PUSH→PULL, 64 KiB",
+            kind: Kind::Thr {
+                size: 64 * 1024,
+                tr: Tr::Ipc,
+            },
+            impls: NATIVE,
+        },
+        Meas {
+            id: "inproc-lat-64",
+            title: "inproc: REQ/REP round trip between two threads, 64 B",
+            kind: Kind::InprocLat { size: 64 },
+            impls: NATIVE,
+        },
+        Meas {
+            id: "inproc-lat-1k",
+            title: "inproc: REQ/REP round trip between two threads, 1 KiB",
+            kind: Kind::InprocLat { size: 1024 },
+            impls: NATIVE,
+        },
+        Meas {
+            id: "inproc-thr-64",
+            title: "inproc: PUSH→PULL between two threads, 64 B",
+            kind: Kind::InprocThr { size: 64 },
+            impls: NATIVE,
+        },
+        Meas {
+            id: "inproc-thr-1k",
+            title: "inproc: PUSH→PULL between two threads, 1 KiB",
+            kind: Kind::InprocThr { size: 1024 },
+            impls: NATIVE,
         },
         Meas {
             id: "req32",
@@ -414,7 +548,10 @@ fn metrics(kind: Kind) -> Vec<Metric> {
         lower_is_better,
     };
     match kind {
-        Kind::Lat { .. } => vec![m("latency", "µs / round trip", true)],
+        Kind::Lat { .. } | Kind::InprocLat { .. } => {
+            vec![m("latency", "µs / round trip", true)]
+        }
+        Kind::InprocThr { .. } => vec![m("throughput, end to end", "msg/s", false)],
         Kind::Tail { .. } => vec![
             m("p50", "µs", true),
             m("p99", "µs", true),
@@ -629,21 +766,52 @@ fn run_one(kind: Kind, imp: Impl, timing: &Timing) -> Result<Vec<f64>, String> {
     let run_limit = Duration::from_secs_f64(secs + 60.0);
     let short = Duration::from_secs(20);
     match kind {
-        Kind::Lat { size } => {
-            let mut server = Proc::spawn(&["server", me, "rep", BIND, &size.to_string()])?;
-            let ep = server.get("endpoint", short)?;
-            let mut client = Proc::spawn(&[
-                "client",
+        Kind::Lat { size, tr } => {
+            let bind = tr.bind();
+            let result = (|| {
+                let mut server = Proc::spawn(&["server", me, "rep", &bind, &size.to_string()])?;
+                let ep = server.get("endpoint", short)?;
+                let mut client = Proc::spawn(&[
+                    "client",
+                    me,
+                    "req",
+                    &ep,
+                    &size.to_string(),
+                    &secs.to_string(),
+                ])?;
+                let rtt_ns: f64 = client.get_num("rtt_ns", run_limit)?;
+                client.finish()?;
+                server.finish()?;
+                Ok(vec![rtt_ns / 1e3])
+            })();
+            Tr::clean(&bind);
+            result
+        }
+        Kind::InprocLat { size } => {
+            let args = [
+                "solo",
                 me,
-                "req",
-                &ep,
+                "inproc-lat",
                 &size.to_string(),
                 &secs.to_string(),
-            ])?;
-            let rtt_ns: f64 = client.get_num("rtt_ns", run_limit)?;
-            client.finish()?;
-            server.finish()?;
+            ];
+            let mut p = Proc::spawn(&args)?;
+            let rtt_ns: f64 = p.get_num("rtt_ns", run_limit)?;
+            p.finish()?;
             Ok(vec![rtt_ns / 1e3])
+        }
+        Kind::InprocThr { size } => {
+            let args = [
+                "solo",
+                me,
+                "inproc-thr",
+                &size.to_string(),
+                &secs.to_string(),
+            ];
+            let mut p = Proc::spawn(&args)?;
+            let rate: f64 = p.get_num("rate", run_limit)?;
+            p.finish()?;
+            Ok(vec![rate])
         }
         Kind::Tail { size, heartbeat } => {
             let count = timing.tail_round_trips;
@@ -677,32 +845,11 @@ fn run_one(kind: Kind, imp: Impl, timing: &Timing) -> Result<Vec<f64>, String> {
             server.finish()?;
             Ok(us)
         }
-        Kind::Thr { size } => {
-            let mut rx = Proc::spawn(&["server", me, "pull", BIND, &size.to_string()])?;
-            let ep = rx.get("endpoint", short)?;
-            let mut tx = Proc::spawn(&[
-                "client",
-                me,
-                "push",
-                &ep,
-                &size.to_string(),
-                &secs.to_string(),
-            ])?;
-            let start_ns: u128 = tx.get_num("start_ns", run_limit)?;
-            let sent: u64 = tx.get_num("count", run_limit)?;
-            let last_ns: u128 = rx.get_num("last_ns", run_limit)?;
-            let received: u64 = rx.get_num("count", short)?;
-            if received != sent {
-                return Err(format!("sent {sent} messages but {received} arrived"));
-            }
-            let tx_hwm = tx.finish()?;
-            let rx_hwm = rx.finish()?;
-            let elapsed = last_ns.saturating_sub(start_ns).max(1) as f64 / 1e9;
-            Ok(vec![
-                sent as f64 / elapsed,
-                tx_hwm as f64 / 1024.0,
-                rx_hwm as f64 / 1024.0,
-            ])
+        Kind::Thr { size, tr } => {
+            let bind = tr.bind();
+            let result = thr_run(me, &bind, size, secs, run_limit, short);
+            Tr::clean(&bind);
+            result
         }
         Kind::ReqMany {
             clients,
@@ -829,6 +976,43 @@ fn run_one(kind: Kind, imp: Impl, timing: &Timing) -> Result<Vec<f64>, String> {
             Ok(vec![cpu_us / 1e3 * 5.0 / idle])
         }
     }
+}
+
+/// One PUSH→PULL run between two processes over `bind`: messages/s end to
+/// end, and each side's peak RSS in MiB.
+fn thr_run(
+    me: &str,
+    bind: &str,
+    size: usize,
+    secs: f64,
+    run_limit: Duration,
+    short: Duration,
+) -> Result<Vec<f64>, String> {
+    let mut rx = Proc::spawn(&["server", me, "pull", bind, &size.to_string()])?;
+    let ep = rx.get("endpoint", short)?;
+    let mut tx = Proc::spawn(&[
+        "client",
+        me,
+        "push",
+        &ep,
+        &size.to_string(),
+        &secs.to_string(),
+    ])?;
+    let start_ns: u128 = tx.get_num("start_ns", run_limit)?;
+    let sent: u64 = tx.get_num("count", run_limit)?;
+    let last_ns: u128 = rx.get_num("last_ns", run_limit)?;
+    let received: u64 = rx.get_num("count", short)?;
+    if received != sent {
+        return Err(format!("sent {sent} messages but {received} arrived"));
+    }
+    let tx_hwm = tx.finish()?;
+    let rx_hwm = rx.finish()?;
+    let elapsed = last_ns.saturating_sub(start_ns).max(1) as f64 / 1e9;
+    Ok(vec![
+        sent as f64 / elapsed,
+        tx_hwm as f64 / 1024.0,
+        rx_hwm as f64 / 1024.0,
+    ])
 }
 
 /// One run of the slow-subscriber row: an XPUB dropping at the HWM, `k`

@@ -1,26 +1,77 @@
-//! The REQ/REP latency roles (mean and tail) over a bare `std::net::TcpStream` with
-//! `TCP_NODELAY`: write the request, read exactly as many bytes back. The
-//! floor any messaging library on TCP can approach.
+//! The REQ/REP latency roles (mean and tail) over a bare
+//! `std::net::TcpStream` with `TCP_NODELAY`, or a bare Unix stream socket
+//! for `ipc://` endpoints: write the request, read exactly as many bytes
+//! back. The floor any messaging library on that transport can approach.
 
 use crate::child::{payload, report, time_round_trips};
 use crate::role::{Role, WARMUP};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
 
 fn io(what: &'static str) -> impl Fn(std::io::Error) -> String {
-    move |e| format!("tcp {what}: {e}")
+    move |e| format!("raw {what}: {e}")
 }
 
-/// A client connection to `ep` (`tcp://host:port`), as both latency
-/// clients use it.
-fn connect(ep: &str) -> Result<TcpStream, String> {
-    let addr = ep.strip_prefix("tcp://").ok_or("tcp endpoint expected")?;
+/// A raw connection of either transport.
+enum Raw {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Raw {
+    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self {
+            Raw::Tcp(s) => s.write_all(b),
+            Raw::Unix(s) => s.write_all(b),
+        }
+    }
+
+    fn read_exact(&mut self, b: &mut [u8]) -> std::io::Result<()> {
+        match self {
+            Raw::Tcp(s) => s.read_exact(b),
+            Raw::Unix(s) => s.read_exact(b),
+        }
+    }
+}
+
+/// A client connection to `ep` (`tcp://host:port` or `ipc://path`), as
+/// both latency clients use it.
+fn connect(ep: &str) -> Result<Raw, String> {
+    let timeout = Some(Duration::from_secs(30));
+    if let Some(path) = ep.strip_prefix("ipc://") {
+        let s = UnixStream::connect(path).map_err(io("connect"))?;
+        s.set_read_timeout(timeout).map_err(io("timeout"))?;
+        return Ok(Raw::Unix(s));
+    }
+    let addr = ep
+        .strip_prefix("tcp://")
+        .ok_or("tcp:// or ipc:// endpoint expected")?;
     let s = TcpStream::connect(addr).map_err(io("connect"))?;
     s.set_nodelay(true).map_err(io("nodelay"))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .map_err(io("timeout"))?;
-    Ok(s)
+    s.set_read_timeout(timeout).map_err(io("timeout"))?;
+    Ok(Raw::Tcp(s))
+}
+
+/// Listens on `bind`, reports the endpoint, and accepts one client.
+fn accept_one(bind: &str) -> Result<Raw, String> {
+    if let Some(path) = bind.strip_prefix("ipc://") {
+        let l = UnixListener::bind(path).map_err(io("bind"))?;
+        report("endpoint", bind);
+        let (s, _) = l.accept().map_err(io("accept"))?;
+        return Ok(Raw::Unix(s));
+    }
+    let addr = bind
+        .strip_prefix("tcp://")
+        .ok_or("tcp:// or ipc:// endpoint expected")?
+        .replace(":*", ":0");
+    let l = TcpListener::bind(addr).map_err(io("bind"))?;
+    let local = l.local_addr().map_err(io("local_addr"))?;
+    report("endpoint", format!("tcp://{local}"));
+    let (s, _) = l.accept().map_err(io("accept"))?;
+    s.set_nodelay(true).map_err(io("nodelay"))?;
+    Ok(Raw::Tcp(s))
 }
 
 /// Plays `role` (only the latency roles exist for raw TCP).
@@ -33,15 +84,7 @@ pub fn run(role: &Role) -> Result<(), String> {
             heartbeat: Some(_), ..
         } => Err("raw TCP has no heartbeats".into()),
         Role::RepServer { bind, size, .. } => {
-            let addr = bind
-                .strip_prefix("tcp://")
-                .ok_or("tcp endpoint expected")?
-                .replace(":*", ":0");
-            let l = TcpListener::bind(addr).map_err(io("bind"))?;
-            let local = l.local_addr().map_err(io("local_addr"))?;
-            report("endpoint", format!("tcp://{local}"));
-            let (mut s, _) = l.accept().map_err(io("accept"))?;
-            s.set_nodelay(true).map_err(io("nodelay"))?;
+            let mut s = accept_one(bind)?;
             let mut buf = vec![0u8; *size];
             loop {
                 if s.read_exact(&mut buf).is_err() {

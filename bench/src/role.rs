@@ -37,6 +37,12 @@ pub enum Role {
     PushClient { ep: String, size: usize, secs: f64 },
     /// ROUTER echo server for many REQ clients.
     RouterEcho { bind: String },
+    /// REQ/REP over `inproc://`, both ends in this process (a thread
+    /// each): as `ReqClient`, reports `count` and `rtt_ns`.
+    InprocLat { size: usize, secs: f64 },
+    /// PUSH→PULL over `inproc://`, a thread each: as `PushClient` and
+    /// `PullServer`, timed in-process; reports `count` and `rate`.
+    InprocThr { size: usize, secs: f64 },
     /// `clients` REQ sockets driven by one thread (a poller, or tasks on one
     /// runtime thread) in one process, round trips
     /// of `size` bytes for `secs`; reports `rate` (round trips/s, all
@@ -297,6 +303,14 @@ impl Role {
                 secs: secs(3)?,
             },
             "router-echo" => Role::RouterEcho { bind: s(1)? },
+            "inproc-lat" => Role::InprocLat {
+                size: num(1)?,
+                secs: secs(2)?,
+            },
+            "inproc-thr" => Role::InprocThr {
+                size: num(1)?,
+                secs: secs(2)?,
+            },
             "req-many" => Role::ReqMany {
                 ep: s(1)?,
                 clients: num(2)?,
@@ -352,6 +366,8 @@ impl Role {
         let secs = match self {
             Role::ReqClient { secs, .. }
             | Role::PushClient { secs, .. }
+            | Role::InprocLat { secs, .. }
+            | Role::InprocThr { secs, .. }
             | Role::ReqMany { secs, .. }
             | Role::ReqThreads { secs, .. }
             | Role::Idle { secs }
@@ -412,4 +428,16 @@ pub fn star_to_zero(ep: &str) -> String {
         Some(head) => format!("{head}:0"),
         None => ep.to_owned(),
     }
+}
+
+/// Reports an inproc throughput run: `count` and `rate` (messages/s from
+/// the first send to the receipt of the last), or an error if the
+/// receiver did not get what was sent.
+pub fn report_inproc_rate(sent: u64, received: u64, elapsed: Duration) -> Result<(), String> {
+    if received != sent {
+        return Err(format!("sent {sent} messages but {received} arrived"));
+    }
+    crate::child::report("count", sent);
+    crate::child::report("rate", sent as f64 / elapsed.as_secs_f64().max(1e-9));
+    Ok(())
 }

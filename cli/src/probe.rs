@@ -22,7 +22,7 @@
 use crate::Outcome;
 use bytes::BytesMut;
 use clap::Args;
-use ferrozmq::endpoint::{Endpoint, Host};
+use ferrozmq::endpoint::{Endpoint, Host, TcpEndpoint};
 use ferrozmq::zmtp::greeting::{Greeting, GREETING_LEN, SIGNATURE_LEN};
 use ferrozmq::zmtp::session::{Session, SessionConfig, SessionEvent};
 use ferrozmq::{ConnectFailure, ProtocolError, SocketType};
@@ -119,7 +119,12 @@ pub fn run(args: &ProbeArgs) -> Outcome {
         ep.check_connectable()?;
         Ok(ep)
     }) {
-        Ok(ep) => ep,
+        Ok(Endpoint::Tcp(ep)) => ep,
+        Ok(other) => {
+            return Outcome::Usage(format!(
+                "{other}: the probe speaks tcp:// only (it opens its own TCP connection)"
+            ))
+        }
         Err(e) => return Outcome::Usage(e.to_string()),
     };
     let timeout = Duration::from_millis(args.timeout_ms);
@@ -149,7 +154,7 @@ fn ms(since: Instant) -> String {
 
 /// Resolves and connects, trying each address in order as the connecter
 /// does; the verdict of the last failure if none connects.
-fn connect(ep: &Endpoint, timeout: Duration) -> Result<TcpStream, Verdict> {
+fn connect(ep: &TcpEndpoint, timeout: Duration) -> Result<TcpStream, Verdict> {
     let start = Instant::now();
     let addrs: Vec<SocketAddr> = match (&ep.host, ep.literal_addr()) {
         (_, Some(addr)) => {

@@ -1,4 +1,5 @@
-//! The connection a borrower may touch: one TCP stream with its ZMTP
+//! The connection a borrower may touch: one stream ([`Stream`]: TCP or
+//! Unix) with its ZMTP
 //! session and buffers ([`EngineIo`], behind [`EngineShared::io`]), and
 //! who is responsible for its incoming bytes ([`owner::ReadOwner`]).
 //!
@@ -20,22 +21,23 @@
 
 pub(crate) mod budget;
 pub(crate) mod owner;
+pub(crate) mod stream;
 
 use crate::error::ProtocolError;
 use crate::pattern::pipe::READ_AHEAD;
 use crate::pattern::{PipeId, Pipes};
+use crate::sync::{fence, AtomicBool, Ordering};
 use crate::zmtp::{Session, SessionEvent};
 use budget::{InboundBudget, Share};
 use bytes::{BufMut, BytesMut};
-use mio::net::TcpStream;
 use mio::Token;
 use owner::ReadOwner;
 use parking_lot::Mutex;
 use std::io::{self, IoSlice, Write};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+pub(crate) use stream::Stream;
 
 /// The largest read. Reads start at [`MIN_READ`] and double while they
 /// fill the buffer, so a bulk transfer reads 256 KiB at a time while an idle
@@ -90,17 +92,66 @@ pub(crate) struct EngineShared {
     /// "writable" that epoll reports with every incoming-data edge without
     /// taking `io` (which would get in the way of a parking reader).
     pub(crate) write_blocked: AtomicBool,
+    /// The I/O thread's registration includes writability. Always for
+    /// TCP; for a Unix stream only while a writer may be blocked, since a
+    /// Unix socket reports a writable edge each time its peer reads, which
+    /// woke the I/O thread once per round trip. See [`WriteWatch`].
+    pub(crate) watch_writes: AtomicBool,
+}
+
+/// Who watches a Unix stream's writability, between a writer that was
+/// blocked (an application thread borrowing the engine, or the I/O
+/// thread) and the I/O thread, which alone registers. Two flags, each
+/// written by one side and read by the other after its own write and a
+/// SeqCst fence, so that at least one side sees the other:
+/// - a writer sets `write_blocked` (in `EngineIo::flush`), then reads
+///   `watch_writes`: unwatched, it asks the I/O thread to watch
+///   ([`WriteWatch::must_ask`]; the I/O thread then registers for
+///   writability, and re-registering reports a socket already writable);
+/// - the I/O thread, on a writable edge nobody waited for, clears
+///   `watch_writes`, then reads `write_blocked`: set, it keeps watching
+///   ([`WriteWatch::stop_watching`]).
+///
+/// So a blocked writer is always watched or about to be. Modelled in
+/// `loom_models.rs`.
+#[derive(Debug)]
+pub(crate) struct WriteWatch;
+
+impl WriteWatch {
+    /// After `flush` reported a full buffer: whether the writer must ask
+    /// the I/O thread to watch for writability (`Command::EngineCheck`).
+    pub(crate) fn must_ask(watch_writes: &AtomicBool) -> bool {
+        // Orders `flush`'s store of `write_blocked` before this load (a
+        // store and a load of different atomics: SeqCst accesses alone
+        // do not promise it to loom, the fence does to both).
+        fence(Ordering::SeqCst);
+        !watch_writes.load(Ordering::SeqCst)
+    }
+
+    /// The I/O thread, on a writable edge that found no blocked writer:
+    /// stops watching unless a writer blocked meanwhile. Returns whether
+    /// it stopped (and must re-register without writability).
+    pub(crate) fn stop_watching(watch_writes: &AtomicBool, write_blocked: &AtomicBool) -> bool {
+        watch_writes.store(false, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if write_blocked.load(Ordering::SeqCst) {
+            watch_writes.store(true, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
 }
 
 impl EngineShared {
     /// A connection that has not started its handshake.
     pub(crate) fn new(
-        stream: TcpStream,
+        stream: Stream,
         session: Session,
         token: Token,
         budget: Arc<InboundBudget>,
     ) -> EngineShared {
         use std::os::fd::AsRawFd;
+        let tcp = matches!(stream, Stream::Tcp(_));
         EngineShared {
             fd: stream.as_raw_fd(),
             io: Mutex::new(EngineIo {
@@ -120,6 +171,7 @@ impl EngineShared {
             token,
             owner: ReadOwner::new(),
             write_blocked: AtomicBool::new(false),
+            watch_writes: AtomicBool::new(tcp),
         }
     }
 }
@@ -127,7 +179,7 @@ impl EngineShared {
 /// A connection's stream, protocol state and buffers.
 #[derive(Debug)]
 pub(crate) struct EngineIo {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: Stream,
     pub(crate) session: Session,
     read_buf: BytesMut,
     /// How much the next read asks for; see [`MAX_READ`].

@@ -1,8 +1,10 @@
-//! Connecters: the TCP connect flow for one `connect()` endpoint.
+//! Connecters: the connect flow for one `connect()` endpoint, the same
+//! for every transport (`transport::Addr` is what differs: the socket it
+//! makes and how its errors are classified).
 //!
 //! Each attempt follows `connect(2)`'s real semantics:
-//! - a fresh non-blocking `socket2` socket per attempt and per resolved
-//!   address, because a socket whose connect failed cannot be reused;
+//! - a fresh non-blocking socket per attempt and per resolved address,
+//!   because a socket whose connect failed cannot be reused;
 //! - `connect` returns at once: success (common on loopback), EINPROGRESS
 //!   (wait for writability, then read `SO_ERROR`), or an immediate error
 //!   such as ENETUNREACH when there is no route;
@@ -15,18 +17,17 @@
 
 use super::engine::{Engine, Origin};
 use super::timers::TimerKey;
+use super::transport::{self, Addr, Addrs};
 use super::{IoThread, Timer};
 use crate::backoff::Backoff;
-use crate::conn::Close;
-use crate::endpoint::{Endpoint, Host};
+use crate::conn::{Close, Stream};
+use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::monitor::{ConnectFailure, EndpointState, EndpointStatus, EventKind};
 use crate::options::Options;
 use crate::pattern::PipeId;
 use crate::shared::SocketShared;
-use mio::net::TcpStream;
 use mio::{Interest, Token};
-use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,8 +40,10 @@ pub(super) enum State {
     /// A connect is in flight on `token`.
     Connecting {
         token: Token,
-        stream: TcpStream,
+        stream: Stream,
         timeout: Option<TimerKey>,
+        /// Where this attempt goes, to classify its failure.
+        addr: Addr,
     },
     /// Connected; the engine on `token` owns the connection.
     Connected(Token),
@@ -60,7 +63,7 @@ pub(super) struct Connecter {
     options: Options,
     backoff: Backoff,
     pub(super) state: State,
-    addrs: Vec<SocketAddr>,
+    addrs: Vec<Addr>,
     next_addr: usize,
     /// Connect attempts made so far, one per address tried.
     pub(super) attempts: u64,
@@ -111,18 +114,22 @@ impl IoThread {
         let Some(c) = self.connecters.get_mut(&id) else {
             return;
         };
-        match (&c.endpoint.host, c.endpoint.literal_addr()) {
-            (Host::Name(host), _) => {
+        match transport::addrs(&c.endpoint) {
+            Ok(Addrs::Resolve(host, port)) => {
                 c.state = State::Resolving;
-                let (host, port) = (host.clone(), c.endpoint.port);
                 self.resolver.resolve(&self.mailbox, id, &host, port);
             }
-            (_, Some(addr)) => {
-                c.addrs = vec![addr];
+            Ok(Addrs::Ready(addrs)) if !addrs.is_empty() => {
+                c.addrs = addrs;
                 c.next_addr = 0;
                 self.try_next_addr(id);
             }
-            (_, None) => self.schedule_retry(id),
+            Ok(Addrs::Ready(_)) => self.schedule_retry(id),
+            Err(e) => {
+                let e = io::Error::new(io::ErrorKind::InvalidInput, e.to_string());
+                self.attempt_failed(id, ConnectFailure::Other, Some(e));
+                self.schedule_retry(id);
+            }
         }
     }
 
@@ -135,7 +142,7 @@ impl IoThread {
         }
         match result {
             Ok(addrs) if !addrs.is_empty() => {
-                c.addrs = addrs;
+                c.addrs = addrs.into_iter().map(Addr::Tcp).collect();
                 c.next_addr = 0;
                 self.try_next_addr(id);
             }
@@ -156,13 +163,13 @@ impl IoThread {
             let Some(c) = self.connecters.get_mut(&id) else {
                 return;
             };
-            let Some(&addr) = c.addrs.get(c.next_addr) else {
+            let Some(addr) = c.addrs.get(c.next_addr).cloned() else {
                 return self.schedule_retry(id);
             };
             c.next_addr += 1;
             c.attempts += 1;
             log::debug!("connecting to {} ({addr}), attempt {}", c.name, c.attempts);
-            match start_connect(addr) {
+            match addr.connect() {
                 Ok((stream, true)) => return self.connected(id, stream),
                 Ok((mut stream, false)) => {
                     let token = self.token();
@@ -187,6 +194,7 @@ impl IoThread {
                         token,
                         stream,
                         timeout,
+                        addr,
                     };
                     self.attempts.insert(token, id);
                     let (socket, name) = (c.socket.clone(), c.name.clone());
@@ -194,7 +202,7 @@ impl IoThread {
                     return;
                 }
                 Err(e) => {
-                    let cause = ConnectFailure::classify(&e);
+                    let cause = addr.classify(&e);
                     self.attempt_failed(id, cause, Some(e));
                 }
             }
@@ -211,20 +219,20 @@ impl IoThread {
         };
         let outcome = match stream.take_error() {
             Ok(Some(e)) | Err(e) => Err(e),
-            Ok(None) => match stream.peer_addr() {
-                Ok(_) => Ok(()),
+            Ok(None) => match stream.is_connected() {
+                Ok(true) => Ok(()),
                 // Spurious wake-up: still in progress.
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Ok(false) => return,
                 Err(e) => Err(e),
             },
         };
-        let Some(stream) = self.end_attempt(id, token) else {
+        let Some((stream, addr)) = self.end_attempt(id, token) else {
             return;
         };
         match outcome {
             Ok(()) => self.connected(id, stream),
             Err(e) => {
-                let cause = ConnectFailure::classify(&e);
+                let cause = addr.classify(&e);
                 self.attempt_failed(id, cause, Some(e));
                 self.try_next_addr(id);
             }
@@ -239,6 +247,7 @@ impl IoThread {
             token,
             stream,
             timeout,
+            ..
         } = &mut c.state
         else {
             return;
@@ -247,12 +256,12 @@ impl IoThread {
         let token = *token;
         // An ICMP error may have arrived just before our timer: report it.
         let pending = stream.take_error().ok().flatten();
-        if self.end_attempt(id, token).is_none() {
+        let Some((_, addr)) = self.end_attempt(id, token) else {
             return;
-        }
+        };
         match pending {
             Some(e) => {
-                let cause = ConnectFailure::classify(&e);
+                let cause = addr.classify(&e);
                 self.attempt_failed(id, cause, Some(e));
             }
             None => {
@@ -264,10 +273,13 @@ impl IoThread {
     }
 
     /// Takes the in-flight stream out of the connecter and the poller.
-    fn end_attempt(&mut self, id: u64, token: Token) -> Option<TcpStream> {
+    fn end_attempt(&mut self, id: u64, token: Token) -> Option<(Stream, Addr)> {
         let c = self.connecters.get_mut(&id)?;
         let State::Connecting {
-            stream, timeout, ..
+            stream,
+            timeout,
+            addr,
+            ..
         } = std::mem::replace(&mut c.state, State::Stopped)
         else {
             return None;
@@ -278,7 +290,7 @@ impl IoThread {
         }
         self.attempts.remove(&token);
         let _ = self.poll.registry().deregister(&mut stream);
-        Some(stream)
+        Some((stream, addr))
     }
 
     fn attempt_failed(&mut self, id: u64, cause: ConnectFailure, error: Option<io::Error>) {
@@ -297,16 +309,13 @@ impl IoThread {
         Self::emit(&socket, &name, EventKind::ConnectFailed { cause, error });
     }
 
-    fn connected(&mut self, id: u64, stream: TcpStream) {
+    fn connected(&mut self, id: u64, stream: Stream) {
         let Some(c) = self.connecters.get_mut(&id) else {
             return;
         };
         let (socket, name) = (c.socket.clone(), c.name.clone());
         Self::emit(&socket, &name, EventKind::Connected);
-        let peer = stream
-            .peer_addr()
-            .map(|a| Endpoint::from_addr(a).to_string())
-            .unwrap_or_else(|_| name.clone());
+        let peer = transport::peer_name(&stream, &name);
         let token = self.token();
         let Some(c) = self.connecters.get_mut(&id) else {
             return;
@@ -429,6 +438,7 @@ impl IoThread {
                 token,
                 mut stream,
                 timeout,
+                ..
             } => {
                 if let Some(t) = timeout {
                     self.timers.cancel(t);
@@ -522,18 +532,4 @@ impl IoThread {
         }
         Ok(())
     }
-}
-
-/// Starts a non-blocking connect on a fresh socket. `Ok((s, true))` means it
-/// connected at once; `Ok((s, false))` means it is in progress.
-fn start_connect(addr: SocketAddr) -> io::Result<(TcpStream, bool)> {
-    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    sock.set_nonblocking(true)?;
-    sock.set_nodelay(true)?;
-    let done = match sock.connect(&addr.into()) {
-        Ok(()) => true,
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => false,
-        Err(e) => return Err(e),
-    };
-    Ok((TcpStream::from_std(sock.into()), done))
 }

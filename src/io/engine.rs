@@ -10,14 +10,14 @@
 use super::timers::TimerKey;
 use super::{IoThread, Timer};
 use crate::conn::owner::Edge;
-use crate::conn::{Close, EngineShared, PipeAccess, ReadStop};
+use crate::conn::Stream;
+use crate::conn::{Close, EngineShared, PipeAccess, ReadStop, WriteWatch};
 use crate::monitor::{EventKind, PeerStatus};
 use crate::options::Options;
 use crate::pattern::{PipeId, Pipes};
 use crate::shared::SocketShared;
 use crate::zmtp::mechanism::ZapContext;
 use crate::zmtp::{Session, SessionConfig, SessionEvent};
-use mio::net::TcpStream;
 use mio::{Interest, Token};
 use std::io;
 use std::sync::atomic::Ordering;
@@ -89,11 +89,17 @@ pub(super) struct Engine {
     /// Messages the session had written when its socket closed: what it
     /// writes beyond that was delivered while lingering.
     pub(super) written_at_close: u64,
+    /// Registered with the poller at all (a handed-off Unix stream with
+    /// no blocked writer needs no event, and mio has no empty interest).
+    registered: bool,
+    /// A Unix stream: writability is watched only while a writer may be
+    /// blocked (`conn::WriteWatch`).
+    unix: bool,
 }
 
 impl Engine {
     pub(super) fn new(
-        stream: TcpStream,
+        stream: Stream,
         socket: Arc<SocketShared>,
         options: &Options,
         origin: Origin,
@@ -106,8 +112,7 @@ impl Engine {
             listener,
             peer,
         } = origin;
-        stream.set_nodelay(true)?;
-        set_keepalive(&stream, options)?;
+        super::transport::configure(&stream, options)?;
         let config = SessionConfig {
             socket_type: socket.ty,
             routing_id: options.routing_id.clone(),
@@ -130,6 +135,7 @@ impl Engine {
                 routing_id: options.routing_id.clone(),
             },
         };
+        let unix = matches!(stream, Stream::Unix(_));
         Ok(Engine {
             shared: Arc::new(EngineShared::new(
                 stream,
@@ -147,6 +153,8 @@ impl Engine {
             ready: false,
             timer: None,
             written_at_close: 0,
+            registered: false,
+            unix,
         })
     }
 
@@ -161,39 +169,22 @@ impl Engine {
     }
 }
 
-/// Applies the `tcp_keepalive*` options as libzmq does: only what was set.
-fn set_keepalive(stream: &TcpStream, o: &Options) -> io::Result<()> {
-    let sock = socket2::SockRef::from(stream);
-    if let Some(on) = o.tcp_keepalive {
-        sock.set_keepalive(on)?;
-    }
-    if o.tcp_keepalive == Some(true) {
-        let mut ka = socket2::TcpKeepalive::new();
-        if let Some(idle) = o.tcp_keepalive_idle {
-            ka = ka.with_time(idle);
-        }
-        if let Some(intvl) = o.tcp_keepalive_intvl {
-            ka = ka.with_interval(intvl);
-        }
-        if let Some(cnt) = o.tcp_keepalive_cnt {
-            ka = ka.with_retries(cnt);
-        }
-        sock.set_tcp_keepalive(&ka)?;
-    }
-    Ok(())
-}
-
 impl IoThread {
     /// Registers a new engine and sends its greeting. `engine` must have
     /// been made with `token`.
-    pub(super) fn add_engine(&mut self, engine: Engine) -> Option<Token> {
+    pub(super) fn add_engine(&mut self, mut engine: Engine) -> Option<Token> {
         let token = engine.shared.token;
         let registered = {
-            let mut io = engine.shared.io.lock();
-            self.poll.registry().register(
+            let shared = engine.shared.clone();
+            let mut io = shared.io.lock();
+            let write = shared.watch_writes.load(Ordering::SeqCst);
+            set_interest(
+                self.poll.registry(),
                 &mut io.stream,
                 token,
-                Interest::READABLE | Interest::WRITABLE,
+                &mut engine.registered,
+                true,
+                write,
             )
         };
         if let Err(e) = registered {
@@ -333,8 +324,9 @@ impl IoThread {
         if e.shared.owner.is_handed_off() {
             return;
         }
+        let shared = e.shared.clone();
         // A reader holds it right now; the next edge tries again.
-        let Some(mut io) = e.shared.io.try_lock() else {
+        let Some(mut io) = shared.io.try_lock() else {
             return;
         };
         // Streams are read ahead by this thread while the application
@@ -342,14 +334,25 @@ impl IoThread {
         if io.is_streaming() || io.read_paused {
             return;
         }
-        let rereg = self
-            .poll
-            .registry()
-            .reregister(&mut io.stream, token, Interest::WRITABLE);
+        let Some(e) = self.engines.get_mut(&token) else {
+            return;
+        };
+        let write = shared.watch_writes.load(Ordering::SeqCst);
+        let rereg = set_interest(
+            self.poll.registry(),
+            &mut io.stream,
+            token,
+            &mut e.registered,
+            false,
+            write,
+        );
         drop(io);
         if rereg.is_err() {
             return;
         }
+        let Some(e) = self.engines.get(&token) else {
+            return;
+        };
         e.shared.owner.set_handed_off();
         e.shared.owner.take_active();
         e.socket.wake();
@@ -371,14 +374,12 @@ impl IoThread {
         if !e.shared.owner.is_handed_off() {
             return true;
         }
-        let rereg = self.poll.registry().reregister(
-            &mut e.shared.io.lock().stream,
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        );
-        if rereg.is_err() {
+        if self.engine_register(token, true).is_err() {
             return false;
         }
+        let Some(e) = self.engines.get(&token) else {
+            return true;
+        };
         e.shared.owner.set_io_thread();
         // Off the review's list (a no-op during the review itself, which
         // has taken the list), so that a later hand-off is listed once.
@@ -527,19 +528,68 @@ impl IoThread {
             Some(e) => e.shared.write_blocked.load(Ordering::SeqCst),
             None => return,
         };
-        if !blocked {
+        if blocked {
+            // A borrower that found the buffer full leaves this notice
+            // when nobody watches for writability yet.
+            self.engine_watch_writes(token);
+        } else {
             self.engine_write(token);
         }
     }
 
     pub(super) fn engine_writable(&mut self, token: Token) {
-        if let Some(e) = self.engines.get(&token) {
-            // epoll reports writability with every readable edge too; only
-            // a blocked writer cares.
-            if e.shared.write_blocked.swap(false, Ordering::SeqCst) {
-                self.engine_write(token);
-            }
+        let Some(e) = self.engines.get(&token) else {
+            return;
+        };
+        // epoll reports writability with every readable edge too; only
+        // a blocked writer cares.
+        if e.shared.write_blocked.swap(false, Ordering::SeqCst) {
+            return self.engine_write(token);
         }
+        // A Unix stream reports one each time its peer reads: nobody
+        // waits, so stop watching until a writer is blocked again.
+        if e.unix && WriteWatch::stop_watching(&e.shared.watch_writes, &e.shared.write_blocked) {
+            let read = !e.shared.owner.is_handed_off();
+            let _ = self.engine_register(token, read);
+        }
+    }
+
+    /// A writer found the kernel buffer full: make sure this thread
+    /// watches for writability (a Unix stream is registered for it only
+    /// while needed; see `conn::WriteWatch`).
+    fn engine_watch_writes(&mut self, token: Token) {
+        let Some(e) = self.engines.get(&token) else {
+            return;
+        };
+        let shared = &e.shared;
+        if !shared.write_blocked.load(Ordering::SeqCst)
+            || shared.watch_writes.swap(true, Ordering::SeqCst)
+        {
+            return;
+        }
+        let read = !shared.owner.is_handed_off();
+        if let Err(err) = self.engine_register(token, read) {
+            log::debug!("cannot watch a connection for writability: {err}");
+        }
+    }
+
+    /// Registers the engine for what it needs now: readability unless
+    /// `read` is false (reads handed off), writability while watched.
+    fn engine_register(&mut self, token: Token, read: bool) -> io::Result<()> {
+        let Some(e) = self.engines.get_mut(&token) else {
+            return Ok(());
+        };
+        let shared = e.shared.clone();
+        let write = shared.watch_writes.load(Ordering::SeqCst);
+        let mut io = shared.io.lock();
+        set_interest(
+            self.poll.registry(),
+            &mut io.stream,
+            token,
+            &mut e.registered,
+            read,
+            write,
+        )
     }
 
     /// Writes pending output, refilling it from the pipe, until the pipe is
@@ -558,7 +608,10 @@ impl IoThread {
             }
             match io.flush(&shared.write_blocked) {
                 Ok(true) => {}
-                Ok(false) => return,
+                Ok(false) => {
+                    drop(io);
+                    return self.engine_watch_writes(token);
+                }
                 Err(err) => {
                     drop(io);
                     return self.close_engine(token, Close::Io(err));
@@ -624,6 +677,8 @@ impl IoThread {
             Some(why) => self.close_engine(token, why),
             None if overdrawn => self.enforce_budget(socket),
             None => {
+                // A borrower may have found the buffer full.
+                self.engine_watch_writes(token);
                 self.engine_read(token);
                 self.engine_rearm(token);
             }
@@ -819,4 +874,32 @@ impl IoThread {
             }
         })
     }
+}
+
+/// Sets a stream's registration to `read` and `write` interest,
+/// registering, re-registering or deregistering as needed; `registered`
+/// says which it is now. Re-registering reports readiness that is already
+/// there, so no edge is lost.
+fn set_interest(
+    registry: &mio::Registry,
+    stream: &mut Stream,
+    token: Token,
+    registered: &mut bool,
+    read: bool,
+    write: bool,
+) -> io::Result<()> {
+    let interest = match (read, write) {
+        (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
+        (true, false) => Some(Interest::READABLE),
+        (false, true) => Some(Interest::WRITABLE),
+        (false, false) => None,
+    };
+    match (*registered, interest) {
+        (false, Some(i)) => registry.register(stream, token, i)?,
+        (true, Some(i)) => registry.reregister(stream, token, i)?,
+        (true, None) => registry.deregister(stream)?,
+        (false, None) => {}
+    }
+    *registered = interest.is_some();
+    Ok(())
 }

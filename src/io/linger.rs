@@ -62,6 +62,9 @@ impl IoThread {
             expired: false,
             tally: Tally::default(),
         });
+        // Inproc peers get what is queued for them now (unless linger is
+        // zero: then `linger_expired` below counts it dropped).
+        self.inproc_close_socket(id, linger != Some(Duration::ZERO));
         // What the engines wrote until now was delivered before the close.
         for token in self.socket_engines(id) {
             if let Some(e) = self.engines.get_mut(&token) {

@@ -1,15 +1,15 @@
-//! Listeners: bind, listen, accept.
+//! Listeners: bind, accept, the EMFILE pause, status and events, for
+//! every transport (`transport::Listener` is what differs).
 
 use super::engine::{Engine, Origin};
+use super::transport;
 use super::{IoThread, Timer};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::monitor::{EndpointState, EndpointStatus, EventKind, PeerStatus};
 use crate::options::Options;
 use crate::shared::SocketShared;
-use mio::net::TcpListener;
 use mio::{Interest, Token};
-use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,26 +23,13 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 #[derive(Debug)]
 pub(super) struct Listener {
-    listener: TcpListener,
+    listener: transport::Listener,
     socket: Arc<SocketShared>,
     /// The endpoint as the user wrote it.
     requested: String,
     /// The endpoint actually bound, with the port resolved.
     bound: String,
     options: Options,
-}
-
-fn listen(addr: std::net::SocketAddr, backlog: i32) -> io::Result<TcpListener> {
-    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    sock.set_reuse_address(true)?;
-    if addr.is_ipv6() && addr.ip().is_unspecified() {
-        // `tcp://[::]:port` takes IPv4 clients too, as a dual-stack socket.
-        sock.set_only_v6(false)?;
-    }
-    sock.bind(&addr.into())?;
-    sock.listen(backlog)?;
-    sock.set_nonblocking(true)?;
-    Ok(TcpListener::from_std(sock.into()))
 }
 
 impl IoThread {
@@ -53,19 +40,9 @@ impl IoThread {
         requested: String,
         options: Options,
     ) -> Result<String> {
-        let addr = endpoint
-            .literal_addr()
-            .ok_or_else(|| Error::InvalidEndpoint(format!("{endpoint}: unresolved host")))?;
-        let mut listener = match listen(addr, options.backlog) {
+        let (mut listener, bound) = match transport::Listener::bind(endpoint, options.backlog) {
             Ok(l) => l,
-            Err(e) => {
-                let err = match e.kind() {
-                    io::ErrorKind::AddrInUse => Error::AddressInUse(endpoint.to_string()),
-                    io::ErrorKind::AddrNotAvailable => {
-                        Error::AddressNotAvailable(endpoint.to_string())
-                    }
-                    _ => Error::Io(e),
-                };
+            Err(err) => {
                 let copy = match &err {
                     Error::Io(e) => io::Error::new(e.kind(), e.to_string()),
                     other => io::Error::other(other.to_string()),
@@ -74,7 +51,6 @@ impl IoThread {
                 return Err(err);
             }
         };
-        let bound = Endpoint::from_addr(listener.local_addr()?).to_string();
         let token = self.token();
         self.poll
             .registry()
@@ -154,11 +130,10 @@ impl IoThread {
             let Some(l) = self.listeners.get(&token) else {
                 return;
             };
-            match l.listener.accept() {
+            match l.listener.accept(&l.bound) {
                 Ok((stream, peer)) => {
                     let socket = l.socket.clone();
                     let options = l.options.clone();
-                    let peer = Endpoint::from_addr(peer).to_string();
                     Self::emit(&socket, &peer, EventKind::Accepted);
                     let listener = token;
                     let token = self.token();

@@ -34,6 +34,14 @@ pub(crate) enum Command {
         pipe: PipeId,
         options: Options,
     },
+    /// `connect("inproc://name")`: linked at once if the name is bound,
+    /// else when it is.
+    InprocConnect {
+        socket: Arc<SocketShared>,
+        name: String,
+        options: Options,
+        reply: Sender<Result<()>>,
+    },
     Disconnect {
         socket: u64,
         endpoint: String,
@@ -70,6 +78,7 @@ impl fmt::Debug for Command {
         let name = match self {
             Command::Bind { .. } => "Bind",
             Command::Connect { .. } => "Connect",
+            Command::InprocConnect { .. } => "InprocConnect",
             Command::Disconnect { .. } => "Disconnect",
             Command::Unbind { .. } => "Unbind",
             Command::Pipe(_) => "Pipe",

@@ -6,8 +6,11 @@
 //! queue and a [`mailbox`] of commands from application threads. Each
 //! concern has its own file, all as `impl IoThread` blocks over the state
 //! declared here:
-//! - `listener.rs`: bind, accept;
-//! - `connecter.rs`: non-blocking connect, classification, backoff, retry;
+//! - `transport/`: what differs between `tcp://` and `ipc://`: addresses,
+//!   listen/accept, connect and its error classes, the stream;
+//! - `listener.rs`: bind, accept, the EMFILE pause, for every transport;
+//! - `connecter.rs`: non-blocking connect, backoff, retry, for every
+//!   transport;
 //! - `engine.rs`: each connection's lifecycle (handshake, registration,
 //!   timers, closing) and the policy of handing its reads to application
 //!   threads; the connection itself is `crate::conn`;
@@ -18,11 +21,13 @@
 mod budget;
 mod connecter;
 mod engine;
+mod inproc;
 mod linger;
 mod listener;
 mod mailbox;
 mod resolver;
 mod timers;
+mod transport;
 
 pub(crate) use mailbox::{Command, Mailbox};
 
@@ -66,6 +71,7 @@ pub(crate) fn spawn() -> io::Result<(Mailbox, JoinHandle<()>)> {
         now: Instant::now(),
         handed_off: Vec::new(),
         handoff_timer: None,
+        inproc: inproc::Registry::default(),
     };
     let handle = std::thread::Builder::new()
         .name("ferrozmq-io".into())
@@ -139,6 +145,8 @@ pub(crate) struct IoThread {
     /// threads read them, and the timer that reviews them.
     handed_off: Vec<Token>,
     handoff_timer: Option<TimerKey>,
+    /// This context's inproc names, connects and links.
+    inproc: inproc::Registry,
 }
 
 impl IoThread {
@@ -224,10 +232,25 @@ impl IoThread {
                 options,
                 reply,
             } => {
+                let result = match &endpoint {
+                    _ if self.terminating => Err(crate::Error::ContextTerminated),
+                    crate::endpoint::Endpoint::Inproc(name) => {
+                        self.inproc_bind(socket, name, options)
+                    }
+                    _ => self.bind(socket, &endpoint, requested, options),
+                };
+                let _ = reply.send(result);
+            }
+            Command::InprocConnect {
+                socket,
+                name,
+                options,
+                reply,
+            } => {
                 let result = if self.terminating {
                     Err(crate::Error::ContextTerminated)
                 } else {
-                    self.bind(socket, &endpoint, requested, options)
+                    self.inproc_connect(socket, name, options)
                 };
                 let _ = reply.send(result);
             }
@@ -246,14 +269,22 @@ impl IoThread {
                 endpoint,
                 reply,
             } => {
-                let _ = reply.send(self.disconnect(socket, &endpoint));
+                let result = match self.inproc_disconnect(socket, &endpoint) {
+                    Some(()) => Ok(()),
+                    None => self.disconnect(socket, &endpoint),
+                };
+                let _ = reply.send(result);
             }
             Command::Unbind {
                 socket,
                 endpoint,
                 reply,
             } => {
-                let _ = reply.send(self.unbind(socket, &endpoint));
+                let result = match self.inproc_unbind(socket, &endpoint) {
+                    Some(()) => Ok(()),
+                    None => self.unbind(socket, &endpoint),
+                };
+                let _ = reply.send(result);
             }
             Command::Pipe(IoRequest::Flush(pipe)) => {
                 if let Some(&token) = self.pipe_engine.get(&pipe) {
@@ -269,6 +300,8 @@ impl IoThread {
                 if let Some(&token) = self.pipe_engine.get(&pipe) {
                     log::warn!("dropping a peer: {reason}");
                     self.close_engine(token, crate::conn::Close::Protocol(reason));
+                } else {
+                    self.inproc_refuse(pipe, &reason);
                 }
             }
             Command::EngineCheck(token) => self.engine_check(token),
@@ -307,7 +340,10 @@ impl IoThread {
             .connecters
             .iter()
             .filter_map(|id| self.connecter_status(*id));
-        listeners.chain(connecters).collect()
+        listeners
+            .chain(connecters)
+            .chain(self.inproc_status(socket))
+            .collect()
     }
 
     /// Every connection of a socket: those it accepted and those its
@@ -359,7 +395,7 @@ impl IoThread {
         if wake {
             socket.wake();
         }
-        for r in io {
+        for r in socket.route_inproc(io) {
             self.handle_command(Command::Pipe(r));
         }
     }

@@ -13,7 +13,7 @@
 //! its time when 1 % of 10,000 subscriptions matched).
 
 use super::park::pollfd;
-use crate::conn::{Close, EngineShared, ReadStop};
+use crate::conn::{Close, EngineShared, ReadStop, WriteWatch};
 use crate::io::{Command, Mailbox};
 use crate::pattern::PipeId;
 use crate::shared::SocketCore;
@@ -53,8 +53,9 @@ pub(crate) fn try_flush(core: &mut SocketCore, pipe: PipeId, after_recv: bool) -
         match io.flush(&engine.write_blocked) {
             Ok(true) if moved == 0 => return true,
             Ok(true) => {}
-            // The writable edge will bring the I/O thread back.
-            Ok(false) => return true,
+            // The writable edge will bring the I/O thread back, if it
+            // watches; else the flush notice asks it to (a Unix stream).
+            Ok(false) => return !WriteWatch::must_ask(&engine.watch_writes),
             Err(e) => {
                 io.broken = Some(Close::Io(e));
                 return false;
@@ -132,8 +133,12 @@ pub(crate) fn read_engine(
     let after = core.pipes.get(pipe).map_or(0, |p| p.inbound_len());
     // PONGs and other replies the session produced while reading.
     if io.session.has_output() && !engine.write_blocked.load(Ordering::SeqCst) {
-        if let Err(e) = io.flush(&engine.write_blocked) {
-            io.broken = Some(Close::Io(e));
+        match io.flush(&engine.write_blocked) {
+            Err(e) => io.broken = Some(Close::Io(e)),
+            Ok(false) if WriteWatch::must_ask(&engine.watch_writes) => {
+                mailbox.send(Command::EngineCheck(engine.token));
+            }
+            Ok(_) => {}
         }
     }
     let check = matches!(

@@ -9,7 +9,7 @@
 //! - every one of our sockets has `linger = 0` and finite timeouts;
 //! - every bind uses an ephemeral port on 127.0.0.1.
 
-use super::{bind_local, socket, TIMEOUT};
+use super::{socket, TIMEOUT};
 use ferrozmq::{Context, Message, Socket, SocketType};
 use std::time::Duration;
 
@@ -18,6 +18,9 @@ pub const LIBZMQ_VERSION: (i32, i32, i32) = (4, 3, 4);
 
 /// Our wildcard bind endpoint.
 pub const ANY: &str = "tcp://127.0.0.1:*";
+
+/// Where links over `ipc://` bind (libzmq resolves the wildcard too).
+pub const IPC_ANY: &str = "ipc://*";
 
 /// A duration as libzmq's `int` milliseconds.
 pub fn ms(d: Duration) -> i32 {
@@ -165,12 +168,28 @@ pub struct Link {
 }
 
 pub fn link(ours_ty: SocketType, lz_ty: zmq::SocketType, binder: Binder) -> Link {
-    link_with(ours_ty, lz_ty, binder, |_| {}, |_| {})
+    link_at(ANY, ours_ty, lz_ty, binder)
+}
+
+/// As [`link`], binding `any` (a wildcard endpoint: [`ANY`], [`IPC_ANY`]).
+pub fn link_at(any: &str, ours_ty: SocketType, lz_ty: zmq::SocketType, binder: Binder) -> Link {
+    link_any(any, ours_ty, lz_ty, binder, |_| {}, |_| {})
 }
 
 /// As [`link`], with hooks to configure each socket before bind/connect
 /// (routing ids, for example).
 pub fn link_with(
+    ours_ty: SocketType,
+    lz_ty: zmq::SocketType,
+    binder: Binder,
+    setup_ours: impl FnOnce(&Socket),
+    setup_lz: impl FnOnce(&zmq::Socket),
+) -> Link {
+    link_any(ANY, ours_ty, lz_ty, binder, setup_ours, setup_lz)
+}
+
+fn link_any(
+    any: &str,
     ours_ty: SocketType,
     lz_ty: zmq::SocketType,
     binder: Binder,
@@ -185,12 +204,12 @@ pub fn link_with(
     setup_lz(&lz);
     let endpoint = match binder {
         Binder::Ours => {
-            let ep = bind_local(&ours);
+            let ep = ours.bind(any).expect("ferrozmq bind");
             lz.connect(&ep).expect("libzmq connect");
             ep
         }
         Binder::Libzmq => {
-            let ep = lz_bind(&lz);
+            let ep = lz_bind_at(&lz, any);
             ours.connect(&ep).expect("ferrozmq connect");
             ep
         }

@@ -305,3 +305,51 @@ pub fn sync_subscription(
         assert_eq!(m[0], probe, "{what}: only probes before the marker");
     }
 }
+
+/// The transports every socket type is tested over (`tests/transports.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Ipc,
+    Inproc,
+}
+
+pub const TRANSPORTS: [Transport; 3] = [Transport::Tcp, Transport::Ipc, Transport::Inproc];
+
+impl Transport {
+    /// An endpoint to bind: a wildcard where the transport has one,
+    /// else a name unique to this process run.
+    pub fn any(self) -> String {
+        match self {
+            Transport::Tcp => "tcp://127.0.0.1:*".into(),
+            Transport::Ipc => "ipc://*".into(),
+            Transport::Inproc => unique_name("inproc://t"),
+        }
+    }
+
+    /// A concrete endpoint nothing is bound to yet.
+    pub fn unbound(self) -> String {
+        match self {
+            Transport::Tcp => free_endpoint(),
+            Transport::Ipc => format!("ipc://{}", temp_path("unbound").display()),
+            Transport::Inproc => unique_name("inproc://unbound"),
+        }
+    }
+}
+
+/// `{prefix}-{pid}-{n}`: distinct across the tests of one process and
+/// across concurrently running test binaries.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A path under the temporary directory that does not exist yet.
+pub fn temp_path(what: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(unique_name(&format!("ferrozmq-test-{what}")))
+}
