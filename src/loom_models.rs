@@ -7,7 +7,7 @@
 //! and an edge is a count of edges the I/O thread has yet to handle.
 //!
 //! Run (see README.md for deeper runs):
-//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --lib loom_models`
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p ferrozmq --release --lib loom_models`
 
 use crate::close::{CloseReport, ReportSlot};
 use crate::conn::owner::{Edge, ReadOwner};
