@@ -201,6 +201,12 @@ pub fn run(role: &Role) -> Result<(), String> {
                 send(&s, m)?;
             }
         }
+        Role::AsyncReq {
+            ep,
+            clients,
+            size,
+            secs,
+        } => async_req(&ctx, ep, *clients, *size, *secs)?,
         Role::ReqMany {
             ep,
             clients,
@@ -466,4 +472,76 @@ pub fn run(role: &Role) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// One round trip through the tokio adapter, checking the reply's size.
+async fn async_round_trip(
+    s: &ferrozmq::tokio::AsyncSocket,
+    msg: Message,
+    size: usize,
+) -> Result<(), String> {
+    s.send(msg).await.map_err(|e| format!("send: {e}"))?;
+    let r = s.recv().await.map_err(err("recv"))?;
+    match r.byte_len() {
+        l if l == size => Ok(()),
+        l => Err(format!("reply of {l} bytes")),
+    }
+}
+
+/// `clients` REQ sockets through the tokio adapter, a task each on one
+/// current-thread runtime, as zmq.rs's clients run (see `Role::AsyncReq`).
+fn async_req(
+    ctx: &Context,
+    ep: &str,
+    clients: usize,
+    size: usize,
+    secs: f64,
+) -> Result<(), String> {
+    use ferrozmq::tokio::AsyncSocket;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    rt.block_on(async {
+        let msg = Message::from(payload(size));
+        let mut sockets = Vec::with_capacity(clients);
+        for _ in 0..clients {
+            let s = AsyncSocket::new(socket(ctx, SocketType::Req)?).map_err(err("async"))?;
+            s.get_ref().connect(ep).map_err(err("connect"))?;
+            async_round_trip(&s, msg.clone(), size).await?;
+            sockets.push(s);
+        }
+        let warm = Instant::now();
+        while warm.elapsed() < crate::role::WARMUP {
+            async_round_trip(&sockets[0], msg.clone(), size).await?;
+        }
+        let limit = Duration::from_secs_f64(secs);
+        let start = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for s in sockets {
+            let msg = msg.clone();
+            tasks.spawn(async move {
+                let mut n = 0u64;
+                while start.elapsed() < limit {
+                    async_round_trip(&s, msg.clone(), size).await?;
+                    n += 1;
+                }
+                Ok::<_, String>((n, Instant::now()))
+            });
+        }
+        let (mut total, mut end) = (0u64, start);
+        while let Some(r) = tasks.join_next().await {
+            let (n, e) = r.map_err(|e| format!("client task: {e}"))??;
+            total += n;
+            end = end.max(e);
+        }
+        let elapsed = (end - start).as_secs_f64();
+        report("count", total);
+        report("rate", total as f64 / elapsed);
+        report(
+            "rtt_ns",
+            (elapsed * 1e9 * clients as f64 / total.max(1) as f64) as u64,
+        );
+        Ok::<(), String>(())
+    })
 }

@@ -311,6 +311,7 @@ pub fn run(role: &Role) -> Result<(), String> {
             report("count", total);
             report("rate", total as f64 / start.elapsed().as_secs_f64());
         }
+        Role::AsyncReq { .. } => return Err("libzmq has no async adapter".into()),
         Role::ReqThreads {
             ep,
             clients,

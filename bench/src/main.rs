@@ -249,6 +249,13 @@ enum Kind {
         size: usize,
         tr: Tr,
     },
+    /// REQ clients through an async API on one tokio current-thread
+    /// runtime: ferrozmq's `tokio::AsyncSocket`, zmq.rs's own sockets. One
+    /// client: the round trip; more: round trips/s.
+    AsyncReq {
+        clients: usize,
+        size: usize,
+    },
     /// `threads`: one thread per client instead of one thread for all.
     ReqMany {
         clients: usize,
@@ -303,6 +310,8 @@ const PEERS: &[Impl] = &[Impl::Ferro, Impl::Libzmq, Impl::ZmqRs];
 /// transport would pull in async-io).
 const NATIVE: &[Impl] = &[Impl::Ferro, Impl::Libzmq];
 const IPC_LAT: &[Impl] = &[Impl::Ferro, Impl::Libzmq, Impl::Tcp];
+/// The async rows: libzmq has no async API.
+const ASYNC: &[Impl] = &[Impl::Ferro, Impl::ZmqRs];
 
 fn measurements() -> Vec<Meas> {
     let lat = &[Impl::Ferro, Impl::Libzmq, Impl::ZmqRs, Impl::Tcp];
@@ -450,6 +459,24 @@ fn measurements() -> Vec<Meas> {
             impls: PEERS,
         },
         Meas {
+            id: "async-lat-64",
+            title: "async REQ/REP round trip, 64 B, tokio current-thread",
+            kind: Kind::AsyncReq {
+                clients: 1,
+                size: 64,
+            },
+            impls: ASYNC,
+        },
+        Meas {
+            id: "async-req32",
+            title: "32 async REQ clients on one tokio current-thread runtime → ROUTER echo, 64 B",
+            kind: Kind::AsyncReq {
+                clients: 32,
+                size: 64,
+            },
+            impls: ASYNC,
+        },
+        Meas {
             id: "req32-threads",
             title: "32 REQ clients, a thread each → ROUTER echo, 64 B",
             kind: Kind::ReqMany {
@@ -548,9 +575,10 @@ fn metrics(kind: Kind) -> Vec<Metric> {
         lower_is_better,
     };
     match kind {
-        Kind::Lat { .. } | Kind::InprocLat { .. } => {
+        Kind::Lat { .. } | Kind::InprocLat { .. } | Kind::AsyncReq { clients: 1, .. } => {
             vec![m("latency", "µs / round trip", true)]
         }
+        Kind::AsyncReq { .. } => vec![m("aggregate", "round trips/s", false)],
         Kind::InprocThr { .. } => vec![m("throughput, end to end", "msg/s", false)],
         Kind::Tail { .. } => vec![
             m("p50", "µs", true),
@@ -850,6 +878,30 @@ fn run_one(kind: Kind, imp: Impl, timing: &Timing) -> Result<Vec<f64>, String> {
             let result = thr_run(me, &bind, size, secs, run_limit, short);
             Tr::clean(&bind);
             result
+        }
+        Kind::AsyncReq { clients, size } => {
+            let (n, size_s) = (clients.to_string(), size.to_string());
+            let mut server = if clients == 1 {
+                Proc::spawn(&["server", me, "rep", BIND, &size_s])?
+            } else {
+                Proc::spawn(&["server", me, "router-echo", BIND])?
+            };
+            let ep = server.get("endpoint", short)?;
+            let secs_s = secs.to_string();
+            let args: Vec<&str> = match (imp, clients) {
+                (Impl::Ferro, _) => vec!["client", me, "async-req", &ep, &n, &size_s, &secs_s],
+                (_, 1) => vec!["client", me, "req", &ep, &size_s, &secs_s],
+                _ => vec!["client", me, "req-many", &ep, &n, &size_s, &secs_s],
+            };
+            let mut client = Proc::spawn(&args)?;
+            let value = if clients == 1 {
+                client.get_num::<f64>("rtt_ns", run_limit)? / 1e3
+            } else {
+                client.get_num("rate", run_limit)?
+            };
+            client.finish()?;
+            server.finish()?;
+            Ok(vec![value])
         }
         Kind::ReqMany {
             clients,

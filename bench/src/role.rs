@@ -53,6 +53,18 @@ pub enum Role {
         size: usize,
         secs: f64,
     },
+    /// ferrozmq's tokio adapter: `clients` REQ sockets, each an
+    /// `AsyncSocket` in a task of one current-thread runtime, round trips
+    /// of `size` bytes for `secs` after a warm-up; reports `count`, `rate`
+    /// (round trips/s, all clients) and `rtt_ns` (one client's mean round
+    /// trip). zmq.rs plays the same rows with its `req`/`req-many`, which
+    /// are async on the same runtime already.
+    AsyncReq {
+        ep: String,
+        clients: usize,
+        size: usize,
+        secs: f64,
+    },
     /// As `ReqMany`, but each client on its own thread (libzmq's and
     /// ferrozmq's blocking style; zmq.rs does not play this role).
     ReqThreads {
@@ -317,6 +329,12 @@ impl Role {
                 size: num(3)?,
                 secs: secs(4)?,
             },
+            "async-req" => Role::AsyncReq {
+                ep: s(1)?,
+                clients: num(2)?,
+                size: num(3)?,
+                secs: secs(4)?,
+            },
             "req-threads" => Role::ReqThreads {
                 ep: s(1)?,
                 clients: num(2)?,
@@ -370,6 +388,7 @@ impl Role {
             | Role::InprocThr { secs, .. }
             | Role::ReqMany { secs, .. }
             | Role::ReqThreads { secs, .. }
+            | Role::AsyncReq { secs, .. }
             | Role::Idle { secs }
             | Role::Publisher { secs, .. } => *secs,
             // A generous 1 ms per round trip.

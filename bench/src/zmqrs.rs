@@ -154,6 +154,9 @@ async fn play(role: Role) -> Result<(), String> {
             }
         }
         Role::ReqThreads { .. } => Err("zmq.rs plays req-many (tasks), not req-threads".into()),
+        Role::AsyncReq { .. } => {
+            Err("zmq.rs plays the async rows with req and req-many (async already)".into())
+        }
         Role::InprocLat { .. } | Role::InprocThr { .. } => {
             Err("zmq.rs 0.7 has no inproc transport".into())
         }
