@@ -103,6 +103,36 @@ pub fn payload(size: usize) -> bytes::Bytes {
     bytes::Bytes::from((0..size).map(|i| (i % 251) as u8).collect::<Vec<u8>>())
 }
 
+/// Round trips for [`crate::role::WARMUP`], untimed: connections up,
+/// caches warm.
+fn warm_up(round_trip: &mut impl FnMut() -> Result<(), String>) -> Result<(), String> {
+    let t = Instant::now();
+    while t.elapsed() < crate::role::WARMUP {
+        round_trip()?;
+    }
+    Ok(())
+}
+
+/// Warms up for [`crate::role::WARMUP`], then makes round trips for
+/// `secs` and reports `count` and `rtt_ns` (their mean). Every
+/// implementation's REQ client times its round trips this way.
+pub fn mean_round_trips(
+    secs: f64,
+    mut round_trip: impl FnMut() -> Result<(), String>,
+) -> Result<(), String> {
+    warm_up(&mut round_trip)?;
+    let limit = Duration::from_secs_f64(secs);
+    let (t, mut n) = (Instant::now(), 0u64);
+    while t.elapsed() < limit {
+        round_trip()?;
+        n += 1;
+    }
+    let elapsed = t.elapsed();
+    report("count", n);
+    report("rtt_ns", elapsed.as_nanos() / u128::from(n.max(1)));
+    Ok(())
+}
+
 /// Warms up for [`crate::role::WARMUP`], then times `count` calls of
 /// `round_trip` one by one (`Instant` before and after each) and reports
 /// their percentiles (see [`report_percentiles`]).
@@ -110,10 +140,7 @@ pub fn time_round_trips(
     count: usize,
     mut round_trip: impl FnMut() -> Result<(), String>,
 ) -> Result<(), String> {
-    let t = Instant::now();
-    while t.elapsed() < crate::role::WARMUP {
-        round_trip()?;
-    }
+    warm_up(&mut round_trip)?;
     let mut ns = Vec::with_capacity(count);
     for _ in 0..count {
         let t = Instant::now();

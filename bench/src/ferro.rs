@@ -1,11 +1,12 @@
 //! The roles, played by ferrozmq.
 
 use crate::child::{
-    clock_batch, cpu_us, max_messages, now_ns, payload, report, status_kb, time_round_trips,
+    clock_batch, cpu_us, max_messages, mean_round_trips, now_ns, payload, report, status_kb,
+    time_round_trips,
 };
 use crate::role::{
     end_marker, match_messages, report_inproc_rate, topic, PubMode, Role, SubCount, SubMode,
-    HEARTBEAT_TIMEOUT, MATCH_PREFIXES, SETTLE, WARMUP,
+    HEARTBEAT_TIMEOUT, MATCH_PREFIXES, SETTLE,
 };
 use bytes::Bytes;
 use ferrozmq::{Context, Events, Message, Poller, Socket, SocketType};
@@ -59,20 +60,7 @@ fn req_rounds(s: &Socket, size: usize, secs: f64) -> Result<(), String> {
         }
         Ok(())
     };
-    let t = Instant::now();
-    while t.elapsed() < WARMUP {
-        round_trip()?;
-    }
-    let limit = Duration::from_secs_f64(secs);
-    let (t, mut n) = (Instant::now(), 0u64);
-    while t.elapsed() < limit {
-        round_trip()?;
-        n += 1;
-    }
-    let elapsed = t.elapsed();
-    report("count", n);
-    report("rtt_ns", elapsed.as_nanos() / u128::from(n.max(1)));
-    Ok(())
+    mean_round_trips(secs, round_trip)
 }
 
 /// PULL: counts `size`-byte messages until an empty one.

@@ -3,12 +3,12 @@
 //! for `ipc://` endpoints: write the request, read exactly as many bytes
 //! back. The floor any messaging library on that transport can approach.
 
-use crate::child::{payload, report, time_round_trips};
-use crate::role::{Role, WARMUP};
+use crate::child::{mean_round_trips, payload, report, time_round_trips};
+use crate::role::Role;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn io(what: &'static str) -> impl Fn(std::io::Error) -> String {
     move |e| format!("raw {what}: {e}")
@@ -98,24 +98,11 @@ pub fn run(role: &Role) -> Result<(), String> {
             let mut s = connect(ep)?;
             let body = payload(*size);
             let mut buf = vec![0u8; *size];
-            let mut round_trip = || -> Result<(), String> {
+            let round_trip = || -> Result<(), String> {
                 s.write_all(&body).map_err(io("write"))?;
                 s.read_exact(&mut buf).map_err(io("read"))
             };
-            let t = Instant::now();
-            while t.elapsed() < WARMUP {
-                round_trip()?;
-            }
-            let limit = Duration::from_secs_f64(*secs);
-            let (t, mut n) = (Instant::now(), 0u64);
-            while t.elapsed() < limit {
-                round_trip()?;
-                n += 1;
-            }
-            let elapsed = t.elapsed();
-            report("count", n);
-            report("rtt_ns", elapsed.as_nanos() / u128::from(n.max(1)));
-            Ok(())
+            mean_round_trips(*secs, round_trip)
         }
         Role::TailClient {
             ep, size, count, ..
