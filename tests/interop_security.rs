@@ -73,7 +73,7 @@ fn requests() -> Vec<Vec<Vec<u8>>> {
     vec![
         vec![b"hello".to_vec()],
         vec![b"a".to_vec(), Vec::new(), b"ccc".to_vec()],
-        vec![interop::body(40_000, 3)],
+        vec![body(40_000, 3)],
     ]
 }
 
@@ -173,7 +173,7 @@ fn curve_libzmq_req_and_dealer_with_our_servers() {
         curve_server(&s, &server);
         s.set_zap_domain("test");
         let ep = bind_local(&s);
-        let mut frames = vec![b"hi".to_vec(), interop::body(40_000, 4)];
+        let mut frames = vec![b"hi".to_vec(), body(40_000, 4)];
         if theirs == "DEALER" {
             frames.insert(0, Vec::new());
         }

@@ -7,13 +7,13 @@
 //! too).
 //!
 //! - this file: our sockets on loopback, monitor events, bounded waits;
-//! - [`interop`]: libzmq sockets (the `zmq` dev-dependency) next to ours;
+//! - `interop` (in `interop-tests/tests/util/`, which includes this file):
+//!   libzmq sockets from the `zmq` crate next to ours;
 //! - [`netns`]: private network and mount namespaces, for the tests that
 //!   need root;
 //! - [`raw`]: ZMTP bytes built by hand, for raw peers.
 #![allow(dead_code)]
 
-pub mod interop;
 pub mod netns;
 pub mod pyzmq;
 pub mod raw;
@@ -352,4 +352,10 @@ pub fn unique_name(prefix: &str) -> String {
 /// A path under the temporary directory that does not exist yet.
 pub fn temp_path(what: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(unique_name(&format!("ferrozmq-test-{what}")))
+}
+
+pub fn body(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(31).wrapping_add(u32::from(seed)) as u8 ^ (i >> 8) as u8)
+        .collect()
 }

@@ -98,14 +98,6 @@ pub fn to_vecs(m: Message) -> Vec<Vec<u8>> {
 /// A message as a list of frames.
 pub type Frames = Vec<Vec<u8>>;
 
-/// A deterministic body of `len` bytes that differs with `seed`, so that
-/// a truncated, shifted or swapped frame is noticed.
-pub fn body(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u32).wrapping_mul(31).wrapping_add(u32::from(seed)) as u8 ^ (i >> 8) as u8)
-        .collect()
-}
-
 /// `Vec<Vec<u8>>` from string literals.
 pub fn frames(parts: &[&str]) -> Vec<Vec<u8>> {
     parts.iter().map(|p| p.as_bytes().to_vec()).collect()

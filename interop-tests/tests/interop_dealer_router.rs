@@ -5,6 +5,7 @@
 mod util;
 
 use ferrozmq::{Context, Error, SocketType};
+use util::body;
 use util::interop::*;
 
 /// True for the routing ids libzmq generates (and ours imitates): five

@@ -1,0 +1,2 @@
+//! Nothing here: the benchmarks are in `benches/codec.rs`
+//! (`cargo bench -p ferrozmq-codec-bench`).
