@@ -217,19 +217,10 @@ impl AsyncSocket {
             };
             // Keep the descriptor raised only for directions a task waits
             // on: a writable socket must not keep waking a receiver.
-            let waiting = {
-                let w = self.wakers.lock();
-                let mut e = dir;
-                if (if other == Events::IN {
-                    &w.recv
-                } else {
-                    &w.send
-                })
-                .is_some()
-                {
-                    e |= other;
-                }
-                e
+            let waiting = if self.wakers.lock().slot(other).is_some() {
+                dir | other
+            } else {
+                dir
             };
             let ready = self.socket.events_raising(waiting)?;
             if ready.contains(other) {

@@ -13,17 +13,6 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 use util::*;
 
-fn curve_greeting() -> Vec<u8> {
-    let mut g = vec![0u8; 64];
-    g[0] = 0xFF;
-    g[8] = 1;
-    g[9] = 0x7F;
-    g[10] = 3;
-    g[11] = 1;
-    g[12..17].copy_from_slice(b"CURVE");
-    g
-}
-
 #[test]
 fn curve_pub_sub_with_zap_and_user_id() {
     let ctx = ctx();
@@ -129,9 +118,9 @@ fn stalled_and_garbage_handshakes_are_dropped_without_delaying_others() {
     // One peer sends a greeting and stalls; another sends a HELLO of the
     // wrong size.
     let mut stalled = TcpStream::connect(&addr).unwrap();
-    stalled.write_all(&curve_greeting()).unwrap();
+    stalled.write_all(&raw::greeting_for(b"CURVE")).unwrap();
     let mut garbage = TcpStream::connect(&addr).unwrap();
-    let mut bad = curve_greeting();
+    let mut bad = raw::greeting_for(b"CURVE").to_vec();
     bad.extend_from_slice(b"\x04\x10\x05HELLO0123456789");
     garbage.write_all(&bad).unwrap();
 

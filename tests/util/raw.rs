@@ -3,13 +3,18 @@
 
 /// A valid ZMTP 3.1 greeting with the NULL mechanism, built by hand.
 pub fn greeting() -> [u8; 64] {
+    greeting_for(b"NULL")
+}
+
+/// A ZMTP 3.1 client greeting announcing `mechanism` (at most 20 bytes).
+pub fn greeting_for(mechanism: &[u8]) -> [u8; 64] {
     let mut g = [0u8; 64];
     g[0] = 0xFF;
     g[8] = 0x01;
     g[9] = 0x7F;
     g[10] = 3;
     g[11] = 1;
-    g[12..16].copy_from_slice(b"NULL");
+    g[12..12 + mechanism.len()].copy_from_slice(mechanism);
     g
 }
 
