@@ -231,6 +231,8 @@ struct Conn {
     io: SpinLock,
     /// Set while some thread decodes.
     decoding: AtomicBool,
+    /// Chunks decoded so far, by anyone.
+    consumed: AtomicUsize,
 }
 
 impl Conn {
@@ -242,6 +244,7 @@ impl Conn {
             edged: AtomicBool::new(false),
             io: SpinLock(AtomicBool::new(false)),
             decoding: AtomicBool::new(false),
+            consumed: AtomicUsize::new(0),
         })
     }
 
@@ -261,7 +264,8 @@ impl Conn {
             !self.decoding.swap(true, Ordering::SeqCst),
             "two readers decoding one connection"
         );
-        self.kernel.swap(0, Ordering::SeqCst);
+        let chunks = self.kernel.swap(0, Ordering::SeqCst);
+        self.consumed.fetch_add(chunks, Ordering::SeqCst);
         self.decoding.store(false, Ordering::SeqCst);
     }
 
@@ -387,6 +391,114 @@ fn no_bytes_stranded_after_a_hand_back() {
         reader.join().expect("reader");
         c.check_quiescent();
     });
+}
+
+/// The runtime's reactor as a task sees one connection it registered
+/// (tokio's `AsyncFd`): the registration is edge-triggered and its own,
+/// so every arrival sets `ready` whatever the I/O thread watches, and
+/// wakes the task; `tick` counts arrivals, so that clearing `ready` under
+/// a guard taken before a read keeps an arrival that came after it (as
+/// `AsyncFdReadyGuard::clear_ready` does).
+struct Reactor {
+    /// (ready, tick)
+    state: loom::sync::Mutex<(bool, usize)>,
+    woken: loom::sync::Condvar,
+}
+
+impl Reactor {
+    fn new() -> Arc<Reactor> {
+        Arc::new(Reactor {
+            state: loom::sync::Mutex::new((false, 0)),
+            woken: loom::sync::Condvar::new(),
+        })
+    }
+
+    /// The peer sends a chunk: the kernel has it, epoll tells the I/O
+    /// thread if it watches (`Conn::arrive`) and the reactor in any case.
+    fn arrive(&self, c: &Conn) {
+        c.arrive();
+        let mut s = self.state.lock().expect("reactor");
+        s.0 = true;
+        s.1 += 1;
+        drop(s);
+        self.woken.notify_all();
+    }
+
+    /// `poll_read_ready` until ready: the guard is the tick it saw.
+    fn wait_ready(&self) -> usize {
+        let mut s = self.state.lock().expect("reactor");
+        while !s.0 {
+            s = self.woken.wait(s).expect("reactor");
+        }
+        s.1
+    }
+
+    /// `clear_ready` under the guard from `wait_ready`.
+    fn clear(&self, guard: usize) {
+        let mut s = self.state.lock().expect("reactor");
+        if s.1 == guard {
+            s.0 = false;
+        }
+    }
+}
+
+/// The tokio adapter's `recv` (`tokio::TaskReader`): arm, wait for the
+/// reactor, disarm, read what it reported or what the I/O thread left,
+/// and clear the readiness only after a read that got everything; until
+/// `want` chunks have been decoded by anyone.
+fn task_recv(c: &Conn, reactor: &Reactor, want: usize) {
+    while c.consumed.load(Ordering::SeqCst) < want {
+        c.owner.arm();
+        let guard = reactor.wait_ready();
+        let must_read = c.owner.disarm();
+        if c.io.try_lock() {
+            c.read();
+            c.io.unlock();
+            reactor.clear(guard);
+        } else {
+            if must_read {
+                c.edges.fetch_add(1, Ordering::SeqCst);
+            }
+            // Busy: the readiness is kept, and the task comes back after
+            // the runtime's other tasks.
+            thread::yield_now();
+        }
+    }
+}
+
+/// A task reading its connections through the reactor is never left
+/// waiting over bytes nobody reads, whether the I/O thread watches the
+/// connection or has handed it off, with the I/O thread handling edges
+/// and holding the engine for a timer meanwhile: two chunks arrive and the
+/// task's `recv` loop ends (a stranded chunk would park it forever, which
+/// loom reports as a deadlock; seen with `clear` made unconditional).
+#[test]
+fn a_task_reader_never_waits_over_unread_bytes() {
+    for handed_off in [false, true] {
+        loom::model(move || {
+            let c = Conn::new();
+            if handed_off {
+                c.owner.set_handed_off();
+            }
+            let reactor = Reactor::new();
+            let peer = {
+                let (c, reactor) = (c.clone(), reactor.clone());
+                thread::spawn(move || {
+                    reactor.arrive(&c);
+                    reactor.arrive(&c);
+                })
+            };
+            let task = {
+                let (c, reactor) = (c.clone(), reactor.clone());
+                thread::spawn(move || task_recv(&c, &reactor, 2))
+            };
+            c.io_thread_turn();
+            c.io_thread_timer();
+            peer.join().expect("peer");
+            task.join().expect("task");
+            c.check_quiescent();
+        });
+    }
 }
 
 /// An engine's `io` lock in the connection models, built on a

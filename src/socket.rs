@@ -362,6 +362,14 @@ impl Socket {
         self.recv_wait(Some(Wait::Never))
     }
 
+    /// [`Socket::try_recv`] from what is queued only, reading no
+    /// connection: for a waiter that reads the connections itself (the
+    /// tokio adapter's armed connections).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn try_recv_queued(&self) -> Result<Message> {
+        self.recv_inner(Some(Wait::Never), false)
+    }
+
     // ----- readiness for event loops -----
 
     /// The socket's readiness descriptor (libzmq's `ZMQ_FD`), for event
@@ -420,6 +428,12 @@ impl Socket {
 
     /// `wait: None` means "as `rcvtimeo` says", read under the same lock.
     fn recv_wait(&self, wait: Option<Wait>) -> Result<Message> {
+        self.recv_inner(wait, true)
+    }
+
+    /// Receives a message; with `read`, a caller that will not park reads
+    /// the connections first (see [`borrow::try_read`]).
+    fn recv_inner(&self, wait: Option<Wait>, read: bool) -> Result<Message> {
         let shared = &*self.shared;
         let mut core = shared.core.lock();
         let mut wait = wait.unwrap_or_else(|| Wait::from_timeout(core.options.rcvtimeo));
@@ -462,7 +476,7 @@ impl Socket {
                     // I/O thread has not read yet; read them here. A thread
                     // about to park needn't: `poll` reports them at once.
                     let parking = !matches!(wait, Wait::Never) && park::can_park(&core);
-                    if !parking && borrow::try_read(&self.mailbox, &mut core) {
+                    if !parking && read && borrow::try_read(&self.mailbox, &mut core) {
                         continue;
                     }
                     wait = wait.started();

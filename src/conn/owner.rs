@@ -2,7 +2,10 @@
 //!
 //! An engine past its handshake is read either by the I/O thread, which
 //! watches its readable edges in epoll, or by application threads blocked
-//! on its socket, which include its descriptor in their own `poll(2)`.
+//! on its socket, which include its descriptor in their own `poll(2)`, or
+//! by a task in the tokio adapter's `recv`, which has the runtime's
+//! reactor watch it (a reader like the others, whose readiness it clears
+//! only after reading to `WouldBlock`).
 //! [`ReadOwner`] packs the whole arrangement into one word:
 //!
 //! - `HANDED_OFF`: clear while the I/O thread's registration includes

@@ -72,9 +72,9 @@ pub(crate) fn try_read(mailbox: &Mailbox, core: &mut SocketCore) -> bool {
     match engines.len() {
         0 => false,
         // One connection: a `recv` that finds nothing is as cheap as asking.
-        1 => engines
-            .iter()
-            .any(|(pipe, e)| read_engine(mailbox, core, *pipe, e, 0, false) == Some(true)),
+        1 => engines.iter().any(|(pipe, e)| {
+            read_engine(mailbox, core, *pipe, e, 0, false).is_some_and(|r| r.delivered)
+        }),
         // Several: one `poll` says which have bytes, instead of a `recv`
         // on each.
         _ => {
@@ -88,8 +88,8 @@ pub(crate) fn try_read(mailbox: &Mailbox, core: &mut SocketCore) -> bool {
             let mut delivered = false;
             for ((pipe, e), fd) in engines.iter().zip(&fds) {
                 if fd.revents != 0 {
-                    delivered |=
-                        read_engine(mailbox, core, *pipe, e, fd.revents, false) == Some(true);
+                    delivered |= read_engine(mailbox, core, *pipe, e, fd.revents, false)
+                        .is_some_and(|r| r.delivered);
                 }
             }
             delivered
@@ -97,10 +97,22 @@ pub(crate) fn try_read(mailbox: &Mailbox, core: &mut SocketCore) -> bool {
     }
 }
 
-/// Borrows one engine and reads what it has. Returns whether it delivered
-/// anything, or `None` when someone else was in the engine. `duty`: this
-/// thread took `SKIPPED` from the engine's `ReadOwner`, so the bytes are
-/// its to read whatever happens.
+/// What one borrowed read of an engine did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Borrowed {
+    /// It delivered messages to the pipe.
+    pub(crate) delivered: bool,
+    /// Nothing is left for a reader: the kernel had no more bytes, or the
+    /// engine needs none (paused at the HWM, overdrawn, broken: the I/O
+    /// thread's business).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) settled: bool,
+}
+
+/// Borrows one engine and reads what it has. Returns what it did, or
+/// `None` when someone else was in the engine. `duty`: this thread took
+/// `SKIPPED` from the engine's `ReadOwner`, so the bytes are its to read
+/// whatever happens.
 pub(crate) fn read_engine(
     mailbox: &Mailbox,
     core: &mut SocketCore,
@@ -108,7 +120,7 @@ pub(crate) fn read_engine(
     engine: &Arc<EngineShared>,
     revents: libc::c_short,
     duty: bool,
-) -> Option<bool> {
+) -> Option<Borrowed> {
     let Some(mut io) = engine.io.try_lock() else {
         // Someone else is in it (the I/O thread on a timer or a write, or
         // another reader). Bytes left to us by the I/O thread go back to
@@ -123,7 +135,10 @@ pub(crate) fn read_engine(
         return None;
     };
     if io.read_paused || io.overdrawn || io.broken.is_some() {
-        return Some(false);
+        return Some(Borrowed {
+            delivered: false,
+            settled: true,
+        });
     }
     if revents & libc::POLLRDHUP != 0 {
         io.peer_closed = true;
@@ -150,5 +165,8 @@ pub(crate) fn read_engine(
     if check {
         mailbox.send(Command::EngineCheck(engine.token));
     }
-    Some(after > before)
+    Some(Borrowed {
+        delivered: after > before,
+        settled: !matches!(stop, ReadStop::Budget),
+    })
 }

@@ -99,6 +99,58 @@ pub(crate) fn should_arm(handed_off: bool, seen: Option<Seen>) -> bool {
     }
 }
 
+/// Whether a reader about to wait arms `engine`: [`should_arm`] on what
+/// it sees now. Call under the socket's lock.
+pub(crate) fn wants_reader(engine: &EngineShared) -> bool {
+    let seen = engine.io.try_lock().map(|io| Seen {
+        needs_no_reader: io.read_paused || io.overdrawn || io.broken.is_some(),
+        streaming: io.is_streaming(),
+    });
+    should_arm(engine.owner.is_handed_off(), seen)
+}
+
+/// What a reader that watches a connection its own way (the tokio
+/// adapter's task, through the runtime's reactor) found when it disarmed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+pub(crate) enum Disarmed {
+    /// Nothing to read: not readable, no duty, or no longer the socket's.
+    Idle,
+    /// It read the connection.
+    Read(super::borrow::Borrowed),
+    /// It had to read, but someone else was in the engine. A duty was
+    /// handed back to the I/O thread; readable bytes are where the table
+    /// in `crate::conn::owner` says someone notices them.
+    Busy,
+}
+
+/// Disarms one connection armed by [`wants_reader`] and `owner.arm()`,
+/// reading it if the caller saw it `readable` or took the I/O thread's
+/// duty: [`ParkSet::disarm`] for one connection. Call under the socket's
+/// lock.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+pub(crate) fn disarm_one(
+    mailbox: &Mailbox,
+    core: &mut SocketCore,
+    pipe: PipeId,
+    engine: &Arc<EngineShared>,
+    readable: bool,
+) -> Disarmed {
+    let must_read = engine.owner.disarm();
+    let still_ours = core
+        .direct
+        .get(&pipe)
+        .is_some_and(|e| Arc::ptr_eq(e, engine));
+    if !still_ours || !(readable || must_read) {
+        return Disarmed::Idle;
+    }
+    let revents = if readable { libc::POLLIN } else { 0 };
+    match read_engine(mailbox, core, pipe, engine, revents, must_read) {
+        Some(read) => Disarmed::Read(read),
+        None => Disarmed::Busy,
+    }
+}
+
 /// What one thread waits on in a single `poll(2)`: its waiter's
 /// descriptor first, then the connections it armed.
 #[derive(Default)]
@@ -156,12 +208,7 @@ impl ParkSet {
         let start = self.engines.len();
         if read && self.has_fd() && can_park(core) {
             for (pipe, engine) in core.direct.iter() {
-                let seen = engine.io.try_lock().map(|io| Seen {
-                    needs_no_reader: io.read_paused || io.overdrawn || io.broken.is_some(),
-                    streaming: io.is_streaming(),
-                });
-                let wanted = should_arm(engine.owner.is_handed_off(), seen);
-                if wanted {
+                if wants_reader(engine) {
                     engine.owner.arm();
                     self.fds.push(pollfd(engine.fd));
                     self.engines.push((*pipe, engine.clone()));

@@ -145,6 +145,103 @@ fn a_cancelled_recv_loses_nothing() {
     });
 }
 
+/// A `recv` dropped while it waits (and reads the connection on its task)
+/// leaves the connection to the I/O thread again. An arm left behind would
+/// leave the bytes to a reader that is gone: the I/O thread would hand the
+/// connection off and never read it, so the socket would never become
+/// readable for an event loop that watches only its readiness descriptor
+/// (`wait_readable`, which reads no connection itself).
+#[test]
+fn a_dropped_recv_leaves_its_connection_to_the_io_thread() {
+    let ctx = Context::new();
+    let router = ctx.socket(SocketType::Router).expect("router");
+    let ep = router.bind("tcp://127.0.0.1:*").expect("bind");
+    runtime().block_on(async {
+        let dealer =
+            AsyncSocket::new(ctx.socket(SocketType::Dealer).expect("dealer")).expect("async");
+        dealer.get_ref().connect(&ep).expect("connect");
+        dealer.send("hello").await.expect("send");
+        let hello = router.recv_timeout(TIMEOUT).expect("hello");
+        let peer = hello[0].clone();
+        for i in 0..20 {
+            // Nothing is coming: the recv arms, waits, and is dropped.
+            assert!(timeout(Duration::from_millis(2), dealer.recv())
+                .await
+                .is_err());
+            router
+                .send_multipart([&peer[..], format!("m{i}").as_bytes()])
+                .expect("send");
+            assert!(
+                wait_readable(dealer.get_ref(), TIMEOUT),
+                "message {i} never read: the connection was left to a dropped recv"
+            );
+            let m = dealer.get_ref().try_recv().expect("queued");
+            assert_eq!(text(&m), format!("m{i}"));
+        }
+    });
+}
+
+/// Waits, on this thread, for `socket`'s readiness descriptor to say it
+/// has a message, as an event loop would: `poll(2)` on the descriptor and
+/// `events()`, nothing else. False if `limit` passes first.
+fn wait_readable(socket: &ferrozmq::Socket, limit: Duration) -> bool {
+    use std::os::fd::AsRawFd;
+    let fd = socket.readiness().expect("readiness");
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if socket
+            .events()
+            .expect("events")
+            .contains(ferrozmq::Events::IN)
+        {
+            return true;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, whose descriptor `fd` keeps open.
+        unsafe { libc::poll(&mut pfd, 1, left.as_millis().max(1) as libc::c_int) };
+    }
+}
+
+/// A socket with more connections than a waiting task reads itself
+/// (they are left to the I/O thread) still receives from every one.
+#[test]
+fn an_async_router_hears_seventy_peers() {
+    let ctx = Context::new();
+    runtime().block_on(async {
+        let router =
+            AsyncSocket::new(ctx.socket(SocketType::Router).expect("router")).expect("async");
+        let ep = router.get_ref().bind("tcp://127.0.0.1:*").expect("bind");
+        let dealers: Vec<_> = (0..70)
+            .map(|_| {
+                let d = ctx.socket(SocketType::Dealer).expect("dealer");
+                d.connect(&ep).expect("connect");
+                d.send("hi").expect("send");
+                d
+            })
+            .collect();
+        for _ in 0..dealers.len() {
+            let m = timeout(TIMEOUT, router.recv())
+                .await
+                .expect("in time")
+                .expect("message");
+            assert_eq!(m.len(), 2);
+            router.send(m).await.expect("echo");
+        }
+        for d in &dealers {
+            let m = d.recv_timeout(TIMEOUT).expect("echo back");
+            assert_eq!(text(&m), "hi");
+        }
+    });
+}
+
 /// A `send` cancelled while the socket cannot take the message leaves it
 /// in the slot: handed back by `take_unsent`, or sent first by the next
 /// operation.
