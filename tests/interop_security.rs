@@ -10,53 +10,11 @@ use ferrozmq::{
     Credentials, CurveKeyPair, EventKind, HandshakeFailure, Message, Socket, SocketType, ZapReply,
     ZapRequest,
 };
-use util::pyzmq::{hex_frames, js, PyPeer};
+use util::pyzmq::{curve_client_opts, curve_server_opts, js, spec, PyPeer};
 use util::*;
 
 fn keys() -> (CurveKeyPair, CurveKeyPair) {
     (CurveKeyPair::generate(), CurveKeyPair::generate())
-}
-
-/// A libzmq peer's description (see `tests/peers/zmq_security_peer.py`).
-fn spec(
-    ty: &str,
-    place: (&str, &str),
-    options: &[(&str, String)],
-    zap: Option<&str>,
-    action: &str,
-    count: usize,
-    frames: &[Vec<u8>],
-) -> String {
-    let opts: Vec<String> = options
-        .iter()
-        .map(|(k, v)| format!("{}:{}", js(k), v))
-        .collect();
-    format!(
-        "{{\"type\":{},{}:{},\"options\":{{{}}},\"zap\":{},\"action\":{},\"count\":{},\"frames\":{}}}",
-        js(ty),
-        js(place.0),
-        js(place.1),
-        opts.join(","),
-        zap.unwrap_or("null"),
-        js(action),
-        count,
-        hex_frames(frames)
-    )
-}
-
-fn curve_server_opts(server: &CurveKeyPair) -> Vec<(&'static str, String)> {
-    vec![
-        ("curve_server", "1".into()),
-        ("curve_secretkey", js(&server.secret.to_z85())),
-    ]
-}
-
-fn curve_client_opts(client: &CurveKeyPair, server_key: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("curve_secretkey", js(&client.secret.to_z85())),
-        ("curve_publickey", js(&client.public.to_z85())),
-        ("curve_serverkey", js(server_key)),
-    ]
 }
 
 fn curve_client(s: &Socket, client: &CurveKeyPair, server_key: &[u8]) {

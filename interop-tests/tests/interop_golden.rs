@@ -299,24 +299,6 @@ impl RawPeer {
     }
 }
 
-/// Accepts one connection, bounded by [`TIMEOUT`].
-fn accept(listener: &TcpListener) -> TcpStream {
-    listener.set_nonblocking(true).unwrap();
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        match listener.accept() {
-            Ok((s, _)) => {
-                s.set_nonblocking(false).unwrap();
-                return s;
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
-                thread::sleep(Duration::from_millis(2));
-            }
-            Err(e) => panic!("no connection from libzmq: {e}"),
-        }
-    }
-}
-
 /// A raw listener and a libzmq socket of type `lz_ty` connected to it.
 fn lz_client(zctx: &zmq::Context, lz_ty: zmq::SocketType, id: &[u8]) -> (zmq::Socket, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -302,6 +302,19 @@ impl Session {
         }
     }
 
+    /// A session whose mechanism draws its ephemeral keys and random
+    /// nonces from `seed` instead of the operating system, so that a
+    /// CURVE handshake fed the same bytes writes the same bytes: the seam
+    /// of the golden-bytes tests, which record a handshake with libzmq
+    /// and replay it. Never for a real connection: whoever knows the seed
+    /// can read the traffic. No socket option leads here.
+    #[doc(hidden)]
+    pub fn new_seeded(config: SessionConfig, now: Instant, seed: [u8; 32]) -> Session {
+        let mut s = Session::new(config, now);
+        s.mechanism.seed_randomness(seed);
+        s
+    }
+
     // ----- inputs -----
 
     /// Feeds bytes received from the peer.

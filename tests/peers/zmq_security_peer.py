@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A libzmq peer (through pyzmq, whose wheels bundle libzmq with libsodium,
-so CURVE is there) for tests/interop_security.rs.
+so CURVE is there) for tests/interop_security.rs and
+tests/interop_curve_golden.rs.
 
 One JSON argument describes the peer:
   type       libzmq socket type name ("REQ", "ROUTER", ...)

@@ -20,8 +20,11 @@ pub mod raw;
 
 use crossbeam_channel::Receiver;
 use ferrozmq::{Context, Error, EventKind, Message, MonitorEvent, Socket, SocketType};
+use std::io::ErrorKind;
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 /// Upper bound of any single wait that is expected to succeed. Generous so
@@ -56,6 +59,23 @@ pub fn bind_local(s: &Socket) -> String {
     ep
 }
 
+/// Accepts one connection, bounded by [`TIMEOUT`].
+pub fn accept(listener: &TcpListener) -> TcpStream {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match listener.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).unwrap();
+                return s;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => panic!("no connection: {e}"),
+        }
+    }
+}
 /// A loopback port that was free a moment ago and is now unbound.
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind std listener");

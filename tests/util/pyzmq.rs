@@ -5,6 +5,7 @@
 
 use super::TIMEOUT;
 use crossbeam_channel::Receiver;
+use ferrozmq::CurveKeyPair;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
@@ -65,9 +66,55 @@ pub fn hex_frames(frames: &[Vec<u8>]) -> String {
     format!("[{}]", items.join(","))
 }
 
-fn unhex(s: &str) -> Vec<u8> {
+/// A libzmq peer's description (see `tests/peers/zmq_security_peer.py`).
+pub fn spec(
+    ty: &str,
+    place: (&str, &str),
+    options: &[(&str, String)],
+    zap: Option<&str>,
+    action: &str,
+    count: usize,
+    frames: &[Vec<u8>],
+) -> String {
+    let opts: Vec<String> = options
+        .iter()
+        .map(|(k, v)| format!("{}:{}", js(k), v))
+        .collect();
+    format!(
+        "{{\"type\":{},{}:{},\"options\":{{{}}},\"zap\":{},\"action\":{},\"count\":{},\"frames\":{}}}",
+        js(ty),
+        js(place.0),
+        js(place.1),
+        opts.join(","),
+        zap.unwrap_or("null"),
+        js(action),
+        count,
+        hex_frames(frames)
+    )
+}
+
+/// A libzmq CURVE server's options, with this key pair.
+pub fn curve_server_opts(server: &CurveKeyPair) -> Vec<(&'static str, String)> {
+    vec![
+        ("curve_server", "1".into()),
+        ("curve_secretkey", js(&server.secret.to_z85())),
+    ]
+}
+
+/// A libzmq CURVE client's options: its key pair and the server's
+/// public key (Z85).
+pub fn curve_client_opts(client: &CurveKeyPair, server_key: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("curve_secretkey", js(&client.secret.to_z85())),
+        ("curve_publickey", js(&client.public.to_z85())),
+        ("curve_serverkey", js(server_key)),
+    ]
+}
+
+/// Bytes from hex digits (a peer's line, a fixture).
+pub fn unhex(s: &str) -> Vec<u8> {
     (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex from the peer"))
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex digits"))
         .collect()
 }
 

@@ -34,6 +34,8 @@ use crypto_box::aead::rand_core::RngCore;
 use crypto_box::aead::{Aead, AeadInPlace, KeyInit, OsRng};
 use crypto_box::{Nonce, PublicKey, SalsaBox, SecretKey};
 use crypto_secretbox::XSalsa20Poly1305;
+use salsa20::cipher::{KeyIvInit, StreamCipher};
+use salsa20::XSalsa20;
 use std::fmt;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -92,6 +94,42 @@ pub(crate) struct Curve {
     /// The peer's last short nonce.
     peer_nonce: u64,
     zap: ZapContext,
+    rng: Randomness,
+}
+
+/// Where the ephemeral secrets (c' or s', the cookie key) and the random
+/// nonces (WELCOME, cookie, vouch) come from.
+enum Randomness {
+    /// The operating system's generator: every real connection.
+    Os,
+    /// Golden-bytes tests only: the XSalsa20 keystream of a fixed seed,
+    /// so that a handshake recorded against libzmq replays byte for byte.
+    /// Anyone who knows the seed can read the traffic.
+    Seeded(Box<XSalsa20>),
+}
+
+impl Randomness {
+    fn fill(&mut self, buf: &mut [u8]) {
+        match self {
+            Randomness::Os => OsRng.fill_bytes(buf),
+            Randomness::Seeded(stream) => {
+                buf.fill(0);
+                stream.apply_keystream(buf);
+            }
+        }
+    }
+
+    fn bytes16(&mut self) -> [u8; 16] {
+        let mut r = [0u8; 16];
+        self.fill(&mut r);
+        r
+    }
+
+    fn secret_key(&mut self) -> SecretKey {
+        let mut b = Zeroizing::new([0u8; 32]);
+        self.fill(&mut b[..]);
+        SecretKey::from_bytes(*b)
+    }
 }
 
 impl fmt::Debug for Curve {
@@ -109,12 +147,6 @@ fn nonce(prefix: &[u8], tail: &[u8]) -> Nonce {
     n[..prefix.len()].copy_from_slice(prefix);
     n[prefix.len()..].copy_from_slice(tail);
     Nonce::from(n)
-}
-
-fn random16() -> [u8; 16] {
-    let mut r = [0u8; 16];
-    OsRng.fill_bytes(&mut r);
-    r
 }
 
 fn key32(b: &[u8]) -> [u8; 32] {
@@ -158,7 +190,8 @@ impl Curve {
         server: bool,
         zap: ZapContext,
     ) -> Curve {
-        let short = SecretKey::generate(&mut OsRng);
+        let mut rng = Randomness::Os;
+        let short = rng.secret_key();
         Curve {
             state: if server {
                 State::ServerAwaitHello
@@ -178,15 +211,22 @@ impl Curve {
             nonce: 1,
             peer_nonce: 0,
             zap,
+            rng,
         }
     }
 
-    /// Replaces the short-term key pair (golden-bytes tests fix it).
-    #[cfg(test)]
-    pub(crate) fn set_short_secret(&mut self, secret: [u8; 32]) {
-        let s = SecretKey::from_bytes(secret);
-        self.short_public = s.public_key();
-        self.short_secret = Some(s);
+    /// Golden-bytes test seam: from here on, every ephemeral key and
+    /// random nonce comes from `seed`'s keystream, starting with a new
+    /// short-term key pair. Does nothing once the handshake has begun.
+    pub(crate) fn seed_randomness(&mut self, seed: [u8; 32]) {
+        if !matches!(self.state, State::ClientStart | State::ServerAwaitHello) {
+            return;
+        }
+        let stream = XSalsa20::new(&seed.into(), &[0u8; 24].into());
+        self.rng = Randomness::Seeded(Box::new(stream));
+        let short = self.rng.secret_key();
+        self.short_public = short.public_key();
+        self.short_secret = Some(short);
     }
 
     pub(crate) fn is_server(&self) -> bool {
@@ -284,8 +324,8 @@ impl Curve {
         // that what the server must remember between WELCOME and
         // INITIATE could live with the client (RFC 26).
         let mut t = Zeroizing::new([0u8; 32]);
-        OsRng.fill_bytes(&mut t[..]);
-        let cookie_nonce = random16();
+        self.rng.fill(&mut t[..]);
+        let cookie_nonce = self.rng.bytes16();
         let mut plain = Zeroizing::new([0u8; 64]);
         plain[..32].copy_from_slice(client_short.as_bytes());
         plain[32..].copy_from_slice(&short.to_bytes());
@@ -297,7 +337,7 @@ impl Curve {
         welcome.extend_from_slice(self.short_public.as_bytes());
         welcome.extend_from_slice(&cookie_nonce);
         welcome.extend_from_slice(&cookie_box);
-        let welcome_nonce = random16();
+        let welcome_nonce = self.rng.bytes16();
         let sealed = hello_box
             .encrypt(&nonce(b"WELCOME-", &welcome_nonce), &welcome[..])
             .map_err(|_| open_failed("WELCOME"))?;
@@ -332,7 +372,7 @@ impl Curve {
         let mut vouch_plain = [0u8; 64];
         vouch_plain[..32].copy_from_slice(self.short_public.as_bytes());
         vouch_plain[32..].copy_from_slice(self.server_key.as_bytes());
-        let vouch_nonce = random16();
+        let vouch_nonce = self.rng.bytes16();
         let vouch = SalsaBox::new(&server_short, &self.long_secret)
             .encrypt(&nonce(b"VOUCH---", &vouch_nonce), &vouch_plain[..])
             .map_err(|_| open_failed("vouch"))?;

@@ -13,7 +13,8 @@
 //!
 //! Mechanisms read no clock and do no I/O; CURVE draws its ephemeral keys
 //! and nonces from the operating system's generator (`getrandom`), which
-//! is the one outside input they take besides the bytes.
+//! is the one outside input they take besides the bytes. Golden-bytes
+//! tests replace it with a seeded one (`Mechanism::seed_randomness`).
 
 mod curve;
 pub mod keys;
@@ -290,6 +291,15 @@ impl Mechanism {
             Mechanism::Null(m) => m.on_command(body),
             Mechanism::Plain(m) => m.on_command(body, out),
             Mechanism::Curve(m) => m.on_command(body, out),
+        }
+    }
+
+    /// Golden-bytes tests only: ephemeral keys and random nonces from
+    /// `seed` (see `Session::new_seeded`). Mechanisms without randomness
+    /// ignore it.
+    pub(crate) fn seed_randomness(&mut self, seed: [u8; 32]) {
+        if let Mechanism::Curve(m) = self {
+            m.seed_randomness(seed);
         }
     }
 

@@ -510,20 +510,72 @@ fn messages_sent_before_a_curve_handshake_wait_and_go_boxed() {
     assert_eq!(p.a.session.unsent_messages(), 0);
 }
 
+/// Moves `from`'s output into `to`, logging it, and `to`'s messages into
+/// `got`.
+fn shuttle(
+    from: &mut crate::zmtp::Session,
+    to: &mut crate::zmtp::Session,
+    log: &mut Vec<u8>,
+    got: &mut Vec<Message>,
+) {
+    let out = from.output().to_vec();
+    from.consume_output(out.len());
+    log.extend_from_slice(&out);
+    to.handle_input(&mut BytesMut::from(&out[..]), base())
+        .unwrap();
+    while let Some(ev) = to.poll_event() {
+        if let crate::zmtp::SessionEvent::Message(m) = ev {
+            got.push(m);
+        }
+    }
+}
+
+/// Everything each side of a seeded CURVE handshake writes, one message
+/// each way included, and what each received.
+fn seeded_exchange(
+    client_seed: [u8; 32],
+    server_seed: [u8; 32],
+) -> (Vec<u8>, Vec<u8>, Vec<Message>) {
+    use crate::zmtp::Session;
+    let (client, server) = (
+        CurveKeyPair::from_secret(CurveSecretKey::from_bytes_or_z85(&[1; 32]).unwrap()),
+        CurveKeyPair::from_secret(CurveSecretKey::from_bytes_or_z85(&[2; 32]).unwrap()),
+    );
+    let (c, s) = curve_configs(&client, &server, server.public);
+    let mut a = Session::new_seeded(with(c, SocketType::Dealer, b"d"), base(), client_seed);
+    let mut b = Session::new_seeded(with(s, SocketType::Router, b""), base(), server_seed);
+    let (mut from_a, mut from_b, mut got) = (Vec::new(), Vec::new(), Vec::new());
+    let mut sent = false;
+    for _ in 0..10 {
+        shuttle(&mut a, &mut b, &mut from_a, &mut got);
+        shuttle(&mut b, &mut a, &mut from_b, &mut got);
+        if a.is_ready() && b.is_ready() && !sent {
+            a.send_message(&Message::from("up"));
+            b.send_message(&Message::from("down"));
+            sent = true;
+        }
+    }
+    (from_a, from_b, got)
+}
+
 #[test]
-fn fixed_short_keys_give_repeatable_hello() {
-    // The seam golden-bytes tests use: the HELLO box depends only on the
-    // keys and the nonce, so fixing c' fixes it.
-    let (client, server) = curve_pair();
-    let hello = |seed: u8| {
-        let mut m = curve::Curve::client(Metadata::new(), &client, server.public);
-        m.set_short_secret([seed; 32]);
-        let mut out = BytesMut::new();
-        m.start(&mut out);
-        out
-    };
-    assert_eq!(hello(1), hello(1));
-    assert_ne!(hello(1), hello(2));
+fn seeded_randomness_makes_curve_bytes_a_function_of_the_input() {
+    // The seam of the golden-bytes tests (Session::new_seeded): same seeds
+    // and keys, same bytes on the wire, and the handshake still works.
+    let (a, b, got) = seeded_exchange([3; 32], [4; 32]);
+    assert_eq!(got, vec![Message::from("up"), Message::from("down")]);
+    assert_eq!(
+        seeded_exchange([3; 32], [4; 32]),
+        (a.clone(), b.clone(), got)
+    );
+    // Each seed moves its own side's bytes: the client's HELLO (its C'),
+    // the server's WELCOME.
+    let (a2, b2, _) = seeded_exchange([5; 32], [4; 32]);
+    assert_ne!(a2[64..266], a[64..266]);
+    assert_ne!(b2[64..], b[64..]);
+    let (a3, b3, _) = seeded_exchange([3; 32], [6; 32]);
+    assert_eq!(a3[..266], a[..266]);
+    assert_ne!(b3[64..234], b[64..234]);
 }
 
 #[test]
