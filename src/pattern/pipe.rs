@@ -116,6 +116,11 @@ impl Pipe {
         self.inbound.len()
     }
 
+    /// The receive HWM in messages; 0 is unlimited.
+    pub fn rcvhwm(&self) -> usize {
+        self.rcvhwm
+    }
+
     /// Messages waiting to be written to the peer.
     pub fn outbound_len(&self) -> usize {
         self.outbound.len()
@@ -260,6 +265,35 @@ impl Pipes {
     /// (`ZMQ_CONFLATE`); older unread ones are dropped and counted.
     pub fn set_conflate(&mut self, on: bool) {
         self.conflate = on;
+    }
+
+    /// Changes every pipe's HWMs at once (`sndhwm`/`rcvhwm` set on a
+    /// socket with connections, as libzmq 4.2+ does). A raised send HWM
+    /// may free room for blocked senders; a raised receive HWM may let a
+    /// paused engine read again. A lowered one applies from the next
+    /// message: nothing queued is dropped.
+    pub fn set_hwms(&mut self, sndhwm: usize, rcvhwm: usize) {
+        let bytes_held = self.bytes_above_low_water();
+        for (&id, p) in self.pipes.iter_mut() {
+            let was_full = !p.writable();
+            p.sndhwm = sndhwm;
+            p.rcvhwm = rcvhwm;
+            if was_full && p.writable() {
+                self.wake_app = true;
+            }
+            if p.read_paused && p.below_low_water() {
+                if bytes_held {
+                    // Its own queue allows reading, the socket's bytes
+                    // not yet: it waits with those paused for the bytes.
+                    if !self.byte_paused.contains(&id) {
+                        self.byte_paused.push(id);
+                    }
+                } else {
+                    p.read_paused = false;
+                    self.io_requests.push(IoRequest::ResumeRead(id));
+                }
+            }
+        }
     }
 
     /// Sets the socket's inbound budget, which bounds the bytes queued in
