@@ -850,6 +850,53 @@ mod tests {
     }
 
     #[test]
+    fn raised_hwms_resume_reading_and_free_senders() {
+        let mut pipes = Pipes::new();
+        let id = PipeId(3);
+        pipes.insert(id, 1, 2);
+        assert!(pipes.deliver(id, "a".into()));
+        assert!(!pipes.deliver(id, "b".into()), "paused at rcvhwm 2");
+        pipes.write(id, "out".into()).unwrap();
+        assert!(pipes.write(id, "full".into()).is_err(), "at sndhwm 1");
+        pipes.take_io_requests();
+        pipes.take_app_wakeup();
+
+        // Two queued is not half of 3: still paused, still full.
+        pipes.set_hwms(1, 3);
+        assert!(pipes.take_io_requests().is_empty());
+        assert!(!pipes.take_app_wakeup());
+
+        pipes.set_hwms(2, 4);
+        assert_eq!(pipes.take_io_requests(), vec![IoRequest::ResumeRead(id)]);
+        assert!(pipes.take_app_wakeup(), "a blocked sender has room now");
+        assert!(pipes.write(id, "room".into()).is_ok());
+
+        // Lowered: nothing queued is dropped; the next delivery pauses.
+        pipes.set_hwms(1, 1);
+        assert_eq!(pipes.get(id).map(Pipe::inbound_len), Some(2));
+        assert_eq!(pipes.get(id).map(Pipe::outbound_len), Some(2));
+        assert!(!pipes.deliver(id, "c".into()));
+        assert!(pipes.write(id, "no".into()).is_err());
+    }
+
+    #[test]
+    fn a_raised_rcvhwm_waits_for_the_byte_limit() {
+        let mut pipes = Pipes::new();
+        pipes.set_byte_limit(Some(4));
+        let id = PipeId(4);
+        pipes.insert(id, 0, 1);
+        assert!(!pipes.deliver(id, "abcd".into()), "paused by both bounds");
+        pipes.take_io_requests();
+        pipes.set_hwms(0, 10);
+        assert!(
+            pipes.take_io_requests().is_empty(),
+            "the socket's bytes still hold it"
+        );
+        pipes.read_next();
+        assert_eq!(pipes.take_io_requests(), vec![IoRequest::ResumeRead(id)]);
+    }
+
+    #[test]
     fn read_pauses_at_read_ahead_bytes_below_the_hwm() {
         let mut pipes = Pipes::new();
         let id = PipeId(9);
