@@ -67,7 +67,7 @@ fn parse_args() -> Result<Args, String> {
 /// socket still held is not worth keeping once we give up on it.
 fn new_socket(ctx: &Context, endpoint: &str) -> ferrozmq::Result<Socket> {
     let req = ctx.socket(SocketType::Req)?;
-    req.set_linger(Some(Duration::ZERO));
+    req.set_linger(Some(Duration::ZERO))?;
     req.connect(endpoint)?;
     Ok(req)
 }

@@ -86,9 +86,9 @@ fn run(args: &Args) -> Result<(), String> {
     let ctx = Context::new();
     let xpub = ctx.socket(SocketType::XPub).map_err(|e| e.to_string())?;
     // Every subscriber's subscription counts, duplicates included.
-    xpub.set_xpub_verbose(true);
-    xpub.set_xpub_nodrop(true);
-    xpub.set_linger(None);
+    xpub.set_xpub_verbose(true).map_err(|e| e.to_string())?;
+    xpub.set_xpub_nodrop(true).map_err(|e| e.to_string())?;
+    xpub.set_linger(None).map_err(|e| e.to_string())?;
     if args.connect {
         xpub.connect(&args.endpoint).map_err(|e| e.to_string())?;
     } else {

@@ -35,7 +35,7 @@ fn run(connect_to: &str, size: usize, count: u64) -> Result<(), String> {
         .socket(SocketType::Push)
         .map_err(|e| format!("error in socket: {e}"))?;
     // libzmq's default: keep the socket open until everything is written.
-    s.set_linger(None);
+    s.set_linger(None).map_err(|e| e.to_string())?;
     s.connect(connect_to)
         .map_err(|e| format!("error in connect: {e}"))?;
     // One zeroed buffer, shared by every message (frames are refcounted).

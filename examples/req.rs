@@ -115,20 +115,23 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<(), String> {
     let ctx = Context::new();
     let req = Arc::new(ctx.socket(SocketType::Req).map_err(|e| e.to_string())?);
-    req.set_req_resend(args.req_resend);
-    req.set_immediate(args.immediate);
-    req.set_rcvtimeo(args.timeout);
-    req.set_sndtimeo(args.timeout);
+    req.set_req_resend(args.req_resend)
+        .map_err(|e| e.to_string())?;
+    req.set_immediate(args.immediate)
+        .map_err(|e| e.to_string())?;
+    req.set_rcvtimeo(args.timeout).map_err(|e| e.to_string())?;
+    req.set_sndtimeo(args.timeout).map_err(|e| e.to_string())?;
     // Nothing worth keeping is left once we give up.
-    req.set_linger(Some(Duration::ZERO));
+    req.set_linger(Some(Duration::ZERO))
+        .map_err(|e| e.to_string())?;
     if let Some(d) = args.reconnect_ivl {
-        req.set_reconnect_ivl(Some(d));
+        req.set_reconnect_ivl(Some(d)).map_err(|e| e.to_string())?;
     }
     if let Some(d) = args.reconnect_ivl_max {
-        req.set_reconnect_ivl_max(d);
+        req.set_reconnect_ivl_max(d).map_err(|e| e.to_string())?;
     }
     if let Some(d) = args.connect_timeout {
-        req.set_connect_timeout(d);
+        req.set_connect_timeout(d).map_err(|e| e.to_string())?;
     }
     req.connect(&args.endpoint).map_err(|e| e.to_string())?;
     let body: Vec<u8> = (0..args.size).map(|i| (i % 251) as u8).collect();

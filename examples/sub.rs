@@ -93,7 +93,8 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<(), String> {
     let ctx = Context::new();
     let sub = ctx.socket(SocketType::Sub).map_err(|e| e.to_string())?;
-    sub.set_linger(Some(Duration::ZERO));
+    sub.set_linger(Some(Duration::ZERO))
+        .map_err(|e| e.to_string())?;
     for p in &args.prefixes {
         sub.subscribe(p).map_err(|e| e.to_string())?;
     }

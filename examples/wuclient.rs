@@ -57,7 +57,9 @@ fn main() -> ExitCode {
 fn run(endpoint: &str, zip: &str, updates: u32) -> Result<f64, String> {
     let ctx = Context::new();
     let subscriber = ctx.socket(SocketType::Sub).map_err(|e| e.to_string())?;
-    subscriber.set_linger(Some(Duration::ZERO));
+    subscriber
+        .set_linger(Some(Duration::ZERO))
+        .map_err(|e| e.to_string())?;
     subscriber.connect(endpoint).map_err(|e| e.to_string())?;
     // The trailing space keeps 10001 from matching 100010 and the like.
     subscriber

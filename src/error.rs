@@ -165,8 +165,20 @@ pub enum Error {
     /// The endpoint string could not be parsed, is not supported, or is
     /// not usable for this call (a wildcard given to `connect`).
     InvalidEndpoint(crate::endpoint::EndpointError),
-    /// An option value was out of range.
+    /// An option value was out of range, or the option does not apply to
+    /// this socket's type (libzmq `EINVAL`). The option was not changed.
     InvalidOption(&'static str),
+    /// An option that shapes connections as they are made (a routing id,
+    /// a heartbeat, a security key...) was set after the socket's first
+    /// `bind` or `connect`. Connections made since were shaped by the old
+    /// value, so that a new one would apply to some connections only: the
+    /// option must be set before the first `bind` or `connect`, and its
+    /// value was not changed. (libzmq applies it to later connections
+    /// only, silently.)
+    OptionAfterConnect {
+        /// The option's name, as its setter has it (`"heartbeat_ivl"`).
+        option: &'static str,
+    },
     /// The address is already bound by another socket or process.
     AddressInUse(String),
     /// The address cannot be bound on this host.
@@ -243,6 +255,11 @@ impl fmt::Display for Error {
             Error::InvalidState(why) => write!(f, "invalid state: {why}"),
             Error::InvalidEndpoint(e) => write!(f, "invalid endpoint: {e}"),
             Error::InvalidOption(why) => write!(f, "invalid option: {why}"),
+            Error::OptionAfterConnect { option } => write!(
+                f,
+                "{option} shapes connections as they are made, so it must be set before the \
+                 socket's first bind or connect; its value was not changed"
+            ),
             Error::AddressInUse(a) => write!(f, "address in use: {a}"),
             Error::AddressNotAvailable(a) => write!(f, "address not available: {a}"),
             Error::UnknownEndpoint(e) => write!(f, "no such endpoint on this socket: {e}"),

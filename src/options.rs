@@ -1,9 +1,38 @@
 //! Socket options, with libzmq's names and defaults.
 //!
-//! Options that shape a connection (HWMs, `routing_id`, reconnect, timeouts,
-//! keepalive, `maxmsgsize`, `backlog`) are read when a `bind` or `connect`
-//! starts, as in libzmq; `sndtimeo`, `rcvtimeo`, `linger` and
-//! `router_mandatory` take effect at once.
+//! Every `Socket::set_*` returns a `Result`, and no option is ever
+//! silently ignored. Each belongs to one of three classes:
+//!
+//! 1. **Applies at once**, to everything, existing connections included:
+//!    `sndhwm` and `rcvhwm` (existing pipes take the new HWM, as in libzmq
+//!    4.2 and later), `sndtimeo`, `rcvtimeo`, `linger`, `router_mandatory`,
+//!    `inbound_budget`, `conflate`, `immediate`, the `req_*` and `xpub_*`
+//!    options, and subscriptions.
+//! 2. **Set before the first bind or connect**: the options that shape a
+//!    connection as it is made: `routing_id`, `reconnect_ivl`,
+//!    `reconnect_ivl_max`, `reconnect_stop`, `connect_timeout`,
+//!    `handshake_ivl`, the `heartbeat_*` and `tcp_keepalive*` options,
+//!    `maxmsgsize`, `subscription_limit`, `backlog`, and the security
+//!    options (`plain_*`, `curve_*`, `zap_domain`). libzmq reads them when
+//!    a connection starts, so that a change after `connect` applies to
+//!    some connections and not others, without a word. Here, once the
+//!    socket has had a `bind` or `connect` (even one that failed after
+//!    reading the options, such as a bind to an address in use), setting
+//!    one fails with [`Error::OptionAfterConnect`] and leaves the value
+//!    unchanged. A `bind` or `connect` refused before it reads the options
+//!    (an endpoint that does not parse, a CURVE socket without its secret
+//!    key) does not count.
+//! 3. **Validation**: a value out of range, or an option that means
+//!    nothing to the socket's type, fails with [`Error::InvalidOption`]
+//!    and changes nothing, as libzmq's `EINVAL` does: `req_*` only on
+//!    REQ, `router_mandatory` only on ROUTER, `xpub_*` only on XPUB,
+//!    `subscription_limit` only on PUB and XPUB, `conflate` only on SUB,
+//!    XSUB, PULL and DEALER. Where `None` says "none" (no heartbeat, no
+//!    reconnecting, no limit), a zero that would mean the same or nothing
+//!    useful is refused, and the error points to `None`. A closed socket
+//!    refuses every setter with [`Error::SocketClosed`].
+//!
+//! Each setter's documentation names its class and its valid values.
 
 use crate::error::{Error, Result};
 use crate::zmtp::mechanism::{

@@ -121,6 +121,10 @@ pub(crate) struct SocketCore {
     /// the I/O thread.
     pub(crate) last_flush: Option<Instant>,
     pub(crate) last_endpoint: Option<String>,
+    /// A `bind` or `connect` has read the options (even one that failed
+    /// later): from now on the options that shape connections are fixed
+    /// (`Error::OptionAfterConnect`).
+    pub(crate) connected_once: bool,
     /// The readiness descriptor's waiter, once asked for
     /// (`wait::readiness`): registered in `SocketShared::waiters` for
     /// the socket's life.
@@ -214,6 +218,7 @@ impl SocketShared {
                 last_was_recv: false,
                 last_flush: None,
                 last_endpoint: None,
+                connected_once: false,
                 readiness: None,
                 inbound: inbound.clone(),
             }),

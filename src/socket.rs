@@ -142,14 +142,23 @@ impl Socket {
         rx.recv().unwrap_or(Err(Error::ContextTerminated))
     }
 
+    /// The options a new `bind` or `connect` shapes its connections with,
+    /// checked, and fixed from now on: in one critical section, so that a
+    /// setter on another thread either comes first or is refused.
+    fn options_for_endpoint(&self) -> Result<Options> {
+        let mut core = self.shared.core.lock();
+        core.options.mechanism_config()?;
+        core.connected_once = true;
+        Ok(core.options.clone())
+    }
+
     /// Binds to a local endpoint and returns the endpoint actually bound,
     /// with a wildcard port resolved: `bind("tcp://127.0.0.1:*")` returns,
     /// for example, `"tcp://127.0.0.1:40123"`.
     pub fn bind(&self, endpoint: &str) -> Result<String> {
         self.check_alive()?;
         let ep = resolve_for_bind(Endpoint::parse(endpoint)?)?;
-        let options = self.shared.core.lock().options.clone();
-        options.mechanism_config()?;
+        let options = self.options_for_endpoint()?;
         let socket = self.shared.clone();
         let requested = endpoint.to_owned();
         let bound = self.call_io(|reply| Command::Bind {
@@ -170,11 +179,10 @@ impl Socket {
         self.check_alive()?;
         let ep = Endpoint::parse(endpoint)?;
         ep.check_connectable()?;
-        self.shared.core.lock().options.mechanism_config()?;
+        let options = self.options_for_endpoint()?;
         if let Endpoint::Inproc(name) = ep {
             // The I/O thread makes the pipe once it knows the peer is
             // compatible, if it is bound already.
-            let options = self.shared.core.lock().options.clone();
             let socket = self.shared.clone();
             return self.call_io(|reply| Command::InprocConnect {
                 socket,
@@ -184,14 +192,14 @@ impl Socket {
             });
         }
         let pipe = PipeId(self.shared.ctx.next_id());
-        let (options, io) = {
+        let io = {
             let mut core = self.shared.core.lock();
             let c = &mut *core;
             c.pipes.insert(pipe, c.options.sndhwm, c.options.rcvhwm);
             c.pipes.set_endpoint(pipe, ep.to_string());
             c.pattern.attach(pipe, &mut c.pipes);
             c.last_endpoint = Some(ep.to_string());
-            (c.options.clone(), c.settle())
+            c.settle()
         };
         self.notify_io(io.0);
         if io.1 {
@@ -571,12 +579,48 @@ impl Socket {
 
     // ----- options -----
 
-    fn with_options<T>(&self, f: impl FnOnce(&mut Options) -> T) -> T {
-        let mut core = self.shared.core.lock();
-        let c = &mut *core;
-        let t = f(&mut c.options);
-        c.configure_pattern();
-        t
+    /// Sets options, as one of the classes in `crate::options` says: a
+    /// closed socket refuses, an option that shapes connections is
+    /// refused once the socket has had a `bind` or `connect`, and a live
+    /// one reaches the pattern and every existing pipe before the lock is
+    /// let go, so that no send or recv sees half of it.
+    fn set_option(
+        &self,
+        option: &'static str,
+        applies: Applies,
+        set: impl FnOnce(&mut Options),
+    ) -> Result<()> {
+        let (io, wake) = {
+            let mut core = self.shared.core.lock();
+            self.check_alive()?;
+            if applies == Applies::BeforeConnect && core.connected_once {
+                return Err(Error::OptionAfterConnect { option });
+            }
+            let c = &mut *core;
+            let hwms = (c.options.sndhwm, c.options.rcvhwm);
+            set(&mut c.options);
+            if hwms != (c.options.sndhwm, c.options.rcvhwm) {
+                c.pipes.set_hwms(c.options.sndhwm, c.options.rcvhwm);
+            }
+            c.configure_pattern();
+            c.settle()
+        };
+        self.notify_io(io);
+        if wake {
+            self.shared.wake();
+        }
+        Ok(())
+    }
+
+    /// Refuses an option that means nothing to this socket's type, as
+    /// libzmq does with `EINVAL`.
+    fn only_for(&self, types: &[SocketType], why: &'static str) -> Result<()> {
+        self.check_alive()?;
+        if types.contains(&self.shared.ty) {
+            Ok(())
+        } else {
+            Err(Error::InvalidOption(why))
+        }
     }
 
     /// All current option values.
@@ -585,13 +629,67 @@ impl Socket {
     }
 }
 
+/// When a change of an option takes effect (see `crate::options`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Applies {
+    /// At once, to everything, existing connections included.
+    Live,
+    /// Only before the socket's first `bind` or `connect`.
+    BeforeConnect,
+}
+
+/// The sentence each setter's doc ends with, by its class.
+macro_rules! applies_doc {
+    (Live) => {
+        "Applies at once, to existing connections too."
+    };
+    (BeforeConnect) => {
+        "Set before the first bind or connect: it shapes connections as \
+         they are made, and once the socket has bound or connected \
+         anything, setting it fails with [`Error::OptionAfterConnect`] \
+         and leaves the value unchanged."
+    };
+}
+
+/// A refused zero: for these options `None` is how to say "none".
+fn not_zero<T: Default + PartialEq>(value: &Option<T>, why: &'static str) -> Result<()> {
+    match value {
+        Some(v) if *v == T::default() => Err(Error::InvalidOption(why)),
+        _ => Ok(()),
+    }
+}
+
+/// `TCP_KEEPIDLE` and `TCP_KEEPINTVL` are whole seconds, 1 to 32767 on
+/// Linux: anything else would fail every later connection, not the call.
+fn keepalive_secs(value: &Option<Duration>, why: &'static str) -> Result<()> {
+    match value {
+        Some(d) if d.as_secs() < 1 || d.as_secs() > 32767 => Err(Error::InvalidOption(why)),
+        _ => Ok(()),
+    }
+}
+
 macro_rules! option_accessors {
-    ($($(#[$doc:meta])* $field:ident, $setter:ident: $ty:ty;)*) => {
+    ($(
+        $(#[$doc:meta])*
+        $field:ident, $setter:ident: $ty:ty, $applies:ident
+        $(, only $($st:ident)|+ => $only:literal)?
+        $(, check $check:expr)?;
+    )*) => {
         impl Socket {
             $(
                 $(#[$doc])*
-                pub fn $setter(&self, value: $ty) {
-                    self.with_options(|o| o.$field = value);
+                ///
+                #[doc = applies_doc!($applies)]
+                pub fn $setter(&self, value: $ty) -> Result<()> {
+                    $(self.only_for(
+                        &[$(SocketType::$st),+],
+                        concat!(stringify!($field), " applies to ", $only, " sockets only"),
+                    )?;)?
+                    $({
+                        let check: fn(&$ty) -> Result<()> = $check;
+                        check(&value)?;
+                    })?
+                    self.set_option(stringify!($field), Applies::$applies, |o| o.$field = value)
                 }
 
                 #[doc = concat!("The current `", stringify!($field), "`.")]
@@ -605,62 +703,85 @@ macro_rules! option_accessors {
 
 option_accessors! {
     /// Outbound high-water mark per peer, in messages (`ZMQ_SNDHWM`,
-    /// default 1000, 0 = unlimited). Applies to later `bind`/`connect`s.
-    sndhwm, set_sndhwm: usize;
-    /// Inbound high-water mark per peer, in messages (`ZMQ_RCVHWM`).
-    rcvhwm, set_rcvhwm: usize;
+    /// default 1000, 0 = unlimited). Existing pipes take the new value
+    /// too, as in libzmq 4.2 and later: a raised HWM frees room for
+    /// blocked senders; a lowered one stops new messages until the queue
+    /// is below it, and drops nothing already queued.
+    sndhwm, set_sndhwm: usize, Live;
+    /// Inbound high-water mark per peer, in messages (`ZMQ_RCVHWM`,
+    /// default 1000, 0 = unlimited). Existing pipes take the new value
+    /// too: a raised HWM lets a connection paused at the old one read
+    /// again.
+    rcvhwm, set_rcvhwm: usize, Live;
     /// How long pending messages are kept after close (`ZMQ_LINGER`);
-    /// `None` waits forever. Default 1 s (libzmq: forever).
-    linger, set_linger: Option<Duration>;
-    /// Timeout of a blocking `send` (`ZMQ_SNDTIMEO`); `None` is forever.
-    sndtimeo, set_sndtimeo: Option<Duration>;
-    /// Timeout of a blocking `recv` (`ZMQ_RCVTIMEO`); `None` is forever.
-    rcvtimeo, set_rcvtimeo: Option<Duration>;
+    /// `None` waits forever, zero drops them at once. Default 1 s
+    /// (libzmq: forever). Read when the socket closes.
+    linger, set_linger: Option<Duration>, Live;
+    /// Timeout of a blocking `send` (`ZMQ_SNDTIMEO`); `None` is forever,
+    /// zero never blocks.
+    sndtimeo, set_sndtimeo: Option<Duration>, Live;
+    /// Timeout of a blocking `recv` (`ZMQ_RCVTIMEO`); `None` is forever,
+    /// zero never blocks.
+    rcvtimeo, set_rcvtimeo: Option<Duration>, Live;
     /// First interval between reconnect attempts (`ZMQ_RECONNECT_IVL`,
-    /// default 100 ms); `None` disables reconnecting.
-    reconnect_ivl, set_reconnect_ivl: Option<Duration>;
+    /// default 100 ms); `None` disables reconnecting. Zero is refused: it
+    /// would retry in a tight loop (libzmq's 0 does).
+    reconnect_ivl, set_reconnect_ivl: Option<Duration>, BeforeConnect,
+        check |v| not_zero(v, "reconnect_ivl of zero would retry in a tight loop; \
+                               None disables reconnecting");
     /// Cap of the reconnect backoff (`ZMQ_RECONNECT_IVL_MAX`); zero keeps
     /// the interval constant.
-    reconnect_ivl_max, set_reconnect_ivl_max: Duration;
+    reconnect_ivl_max, set_reconnect_ivl_max: Duration, BeforeConnect;
     /// Limit of one TCP connect attempt (`ZMQ_CONNECT_TIMEOUT`); zero
     /// leaves it to the OS.
-    connect_timeout, set_connect_timeout: Duration;
+    connect_timeout, set_connect_timeout: Duration, BeforeConnect;
     /// Limit of the ZMTP handshake (`ZMQ_HANDSHAKE_IVL`, default 30 s);
     /// zero disables it.
-    handshake_ivl, set_handshake_ivl: Duration;
-    /// `SO_KEEPALIVE` on new connections (`ZMQ_TCP_KEEPALIVE`); `None`
+    handshake_ivl, set_handshake_ivl: Duration, BeforeConnect;
+    /// `SO_KEEPALIVE` on connections (`ZMQ_TCP_KEEPALIVE`); `None`
     /// keeps the OS default.
-    tcp_keepalive, set_tcp_keepalive: Option<bool>;
+    tcp_keepalive, set_tcp_keepalive: Option<bool>, BeforeConnect;
     /// Largest inbound message accepted (`ZMQ_MAXMSGSIZE`); a peer that
     /// sends a larger one is disconnected. `None` is unlimited.
-    maxmsgsize, set_maxmsgsize: Option<u64>;
+    maxmsgsize, set_maxmsgsize: Option<u64>, BeforeConnect;
     /// Bytes this socket may hold of messages still arriving, summed over
     /// its connections (default 320 MiB; `None` is unlimited; not in
     /// libzmq). When they overdraw it, the connection that holds the
     /// most is dropped (`stats().disconnected_over_budget`, and a
     /// `Disconnected` event with `ProtocolError::InboundBudget`). The
     /// same figure bounds complete messages waiting to be read, by
-    /// pausing reading as the receive HWM does. Takes effect at once.
-    inbound_budget, set_inbound_budget: Option<u64>;
+    /// pausing reading as the receive HWM does. Zero is refused: it would
+    /// drop every connection at its first message.
+    inbound_budget, set_inbound_budget: Option<u64>, Live,
+        check |v| not_zero(v, "an inbound_budget of zero would drop every connection; \
+                               None is unlimited");
     /// ROUTER: fail sends to unknown peers with [`Error::HostUnreachable`]
     /// and block at the HWM, instead of dropping (`ZMQ_ROUTER_MANDATORY`).
-    router_mandatory, set_router_mandatory: bool;
-    /// Listen backlog for later `bind`s (`ZMQ_BACKLOG`, default 4096).
-    backlog, set_backlog: i32;
-    /// When to stop reconnecting (`ZMQ_RECONNECT_STOP`); applies to later
-    /// `connect`s.
-    reconnect_stop, set_reconnect_stop: ReconnectStop;
+    router_mandatory, set_router_mandatory: bool, Live,
+        only Router => "ROUTER";
+    /// Listen backlog for `bind` (`ZMQ_BACKLOG`, default 4096); at least 1.
+    backlog, set_backlog: i32, BeforeConnect,
+        check |v| if *v > 0 {
+            Ok(())
+        } else {
+            Err(Error::InvalidOption("backlog must be at least 1"))
+        };
+    /// When to stop reconnecting (`ZMQ_RECONNECT_STOP`).
+    reconnect_stop, set_reconnect_stop: ReconnectStop, BeforeConnect;
     /// REQ: allow sending a new request before the previous reply
     /// (`ZMQ_REQ_RELAXED`). Usually paired with `req_correlate`.
-    req_relaxed, set_req_relaxed: bool;
+    req_relaxed, set_req_relaxed: bool, Live,
+        only Req => "REQ";
     /// REQ: tag each request with an id frame and discard replies that do
     /// not carry the current one (`ZMQ_REQ_CORRELATE`).
-    req_correlate, set_req_correlate: bool;
+    req_correlate, set_req_correlate: bool, Live,
+        only Req => "REQ";
     /// REQ: when the connection carrying the outstanding request is lost,
     /// resend it to another peer (or the same one after it reconnects),
     /// as nng's REQ does, instead of failing `recv` with
     /// [`Error::PeerLost`]. Replies to the lost copy are discarded.
-    req_resend, set_req_resend: bool;
+    req_resend, set_req_resend: bool, Live,
+        only Req => "REQ";
     /// REQ, DEALER, PUSH: queue messages only to peers whose handshake
     /// has completed (`ZMQ_IMMEDIATE`, default off). With no such peer,
     /// `send` blocks, times out or returns [`Error::WouldBlock`]; and
@@ -668,55 +789,94 @@ option_accessors! {
     /// counted in `stats().dropped_peer_gone`, as libzmq does. Off, a
     /// message may wait for an endpoint that is still connecting (and
     /// moves to the first peer that connects, see README.md).
-    immediate, set_immediate: bool;
+    immediate, set_immediate: bool, Live;
     /// PUB, XPUB: what one subscriber's subscriptions may cost before it
     /// is disconnected (their bytes plus 64 bytes each; default 1 MiB,
     /// about 10,000 subscriptions of 40 bytes; `None` is unlimited; not
     /// in libzmq). The subscriber is dropped with a `Disconnected` event
     /// carrying `ProtocolError::TooManySubscriptions`, as a peer that
-    /// breaks `maxmsgsize` is.
-    subscription_limit, set_subscription_limit: Option<u64>;
-    /// Keep only the newest message from each peer (`ZMQ_CONFLATE`, meant
-    /// for SUB, PULL and DEALER: the latest value of a telemetry stream).
-    /// An unread message is replaced by the next one from the same peer,
+    /// breaks `maxmsgsize` is. Zero is refused: it would drop every
+    /// subscriber.
+    subscription_limit, set_subscription_limit: Option<u64>, BeforeConnect,
+        only Pub | XPub => "PUB and XPUB",
+        check |v| not_zero(v, "a subscription_limit of zero would drop every subscriber; \
+                               None is unlimited");
+    /// SUB, XSUB, PULL, DEALER: keep only the newest message from each
+    /// peer (`ZMQ_CONFLATE`): the latest value of a telemetry stream. An
+    /// unread message is replaced by the next one from the same peer,
     /// counted in `stats().dropped_conflated`. Unlike libzmq's, whole
-    /// multipart messages are kept. Takes effect at once.
-    conflate, set_conflate: bool;
+    /// multipart messages are kept, and only inbound queues conflate, so
+    /// that PUB and PUSH (which libzmq also lists) refuse it.
+    conflate, set_conflate: bool, Live,
+        only Sub | XSub | Pull | Dealer => "SUB, XSUB, PULL and DEALER";
     /// XPUB: pass every subscription up to `recv`, duplicates included
     /// (`ZMQ_XPUB_VERBOSE`; default: only new ones).
-    xpub_verbose, set_xpub_verbose: bool;
+    xpub_verbose, set_xpub_verbose: bool, Live,
+        only XPub => "XPUB";
     /// XPUB: pass every unsubscription up too (`ZMQ_XPUB_VERBOSER`).
-    xpub_verboser, set_xpub_verboser: bool;
+    xpub_verboser, set_xpub_verboser: bool, Live,
+        only XPub => "XPUB";
     /// XPUB: subscriptions are passed up but not applied; the application
     /// applies them by sending them back (`ZMQ_XPUB_MANUAL`).
-    xpub_manual, set_xpub_manual: bool;
+    xpub_manual, set_xpub_manual: bool, Live,
+        only XPub => "XPUB";
     /// XPUB: at a subscriber's HWM, block (or `WouldBlock`) instead of
     /// dropping the message for it (`ZMQ_XPUB_NODROP`).
-    xpub_nodrop, set_xpub_nodrop: bool;
+    xpub_nodrop, set_xpub_nodrop: bool, Live,
+        only XPub => "XPUB";
     /// XPUB: a message sent first to every new subscriber
     /// (`ZMQ_XPUB_WELCOME_MSG`).
-    xpub_welcome_msg, set_xpub_welcome_msg: Option<Bytes>;
+    xpub_welcome_msg, set_xpub_welcome_msg: Option<Bytes>, Live,
+        only XPub => "XPUB";
     /// Send a ZMTP PING this often (`ZMQ_HEARTBEAT_IVL`); `None` disables
-    /// heartbeats. Applies to later connections.
-    heartbeat_ivl, set_heartbeat_ivl: Option<Duration>;
+    /// heartbeats (libzmq's 0, refused here).
+    heartbeat_ivl, set_heartbeat_ivl: Option<Duration>, BeforeConnect,
+        check |v| not_zero(v, "a heartbeat_ivl of zero is meaningless; \
+                               None disables heartbeats");
     /// Drop a peer that sends nothing for this long after a PING
     /// (`ZMQ_HEARTBEAT_TIMEOUT`); `None` uses `heartbeat_ivl`.
-    heartbeat_timeout, set_heartbeat_timeout: Option<Duration>;
+    heartbeat_timeout, set_heartbeat_timeout: Option<Duration>, BeforeConnect,
+        check |v| not_zero(v, "a heartbeat_timeout of zero is meaningless; \
+                               None uses heartbeat_ivl");
     /// The time-to-live we ask peers to apply to us (`ZMQ_HEARTBEAT_TTL`),
-    /// carried in our PINGs, in whole deciseconds.
-    heartbeat_ttl, set_heartbeat_ttl: Option<Duration>;
-    /// `TCP_KEEPIDLE` (`ZMQ_TCP_KEEPALIVE_IDLE`); `None` keeps the OS default.
-    tcp_keepalive_idle, set_tcp_keepalive_idle: Option<Duration>;
-    /// `TCP_KEEPCNT` (`ZMQ_TCP_KEEPALIVE_CNT`).
-    tcp_keepalive_cnt, set_tcp_keepalive_cnt: Option<u32>;
-    /// `TCP_KEEPINTVL` (`ZMQ_TCP_KEEPALIVE_INTVL`).
-    tcp_keepalive_intvl, set_tcp_keepalive_intvl: Option<Duration>;
+    /// carried in our PINGs in whole deciseconds: 100 ms to 6553.5 s
+    /// (the largest a 16-bit count of deciseconds holds). `None` asks
+    /// for none (libzmq's 0).
+    heartbeat_ttl, set_heartbeat_ttl: Option<Duration>, BeforeConnect,
+        check |v| match v {
+            Some(d) if *d < Duration::from_millis(100) || *d > Duration::from_millis(6_553_500) => {
+                Err(Error::InvalidOption(
+                    "heartbeat_ttl is whole deciseconds, 100 ms to 6553.5 s; None asks for none",
+                ))
+            }
+            _ => Ok(()),
+        };
+    /// `TCP_KEEPIDLE` (`ZMQ_TCP_KEEPALIVE_IDLE`), in whole seconds, 1 to
+    /// 32767; `None` keeps the OS default.
+    tcp_keepalive_idle, set_tcp_keepalive_idle: Option<Duration>, BeforeConnect,
+        check |v| keepalive_secs(v, "tcp_keepalive_idle is 1 to 32767 seconds; \
+                                     None keeps the OS default");
+    /// `TCP_KEEPCNT` (`ZMQ_TCP_KEEPALIVE_CNT`), 1 to 127 probes; `None`
+    /// keeps the OS default.
+    tcp_keepalive_cnt, set_tcp_keepalive_cnt: Option<u32>, BeforeConnect,
+        check |v| match v {
+            Some(n) if !(1..=127).contains(n) => Err(Error::InvalidOption(
+                "tcp_keepalive_cnt is 1 to 127 probes; None keeps the OS default",
+            )),
+            _ => Ok(()),
+        };
+    /// `TCP_KEEPINTVL` (`ZMQ_TCP_KEEPALIVE_INTVL`), in whole seconds, 1
+    /// to 32767; `None` keeps the OS default.
+    tcp_keepalive_intvl, set_tcp_keepalive_intvl: Option<Duration>, BeforeConnect,
+        check |v| keepalive_secs(v, "tcp_keepalive_intvl is 1 to 32767 seconds; \
+                                     None keeps the OS default");
 }
 
 impl Socket {
     /// Sets the routing id sent to peers (`ZMQ_ROUTING_ID`): 1 to 255
     /// bytes, not starting with a zero byte (reserved for generated ids).
-    /// Applies to later connections.
+    ///
+    #[doc = applies_doc!(BeforeConnect)]
     pub fn set_routing_id(&self, id: impl Into<Bytes>) -> Result<()> {
         let id = id.into();
         if id.is_empty() || id.len() > 255 || id[0] == 0 {
@@ -724,8 +884,9 @@ impl Socket {
                 "routing_id must be 1-255 bytes and not start with 0",
             ));
         }
-        self.with_options(|o| o.routing_id = id);
-        Ok(())
+        self.set_option("routing_id", Applies::BeforeConnect, |o| {
+            o.routing_id = id;
+        })
     }
 
     /// The routing id sent to peers; empty when none was set.
@@ -734,115 +895,139 @@ impl Socket {
     }
 }
 
+/// Why a CURVE key was refused.
+const BAD_CURVE_KEY: Error = Error::InvalidOption("a CURVE key is 32 bytes or 40 Z85 characters");
+
 /// Security options (libzmq's `ZMQ_PLAIN_*`, `ZMQ_CURVE_*`,
 /// `ZMQ_ZAP_DOMAIN`). Like libzmq, setting a PLAIN option selects PLAIN
-/// and setting `curve_server` or `curve_serverkey` selects CURVE; they
-/// apply to later `bind`s and `connect`s, which fail with
-/// [`Error::InvalidOption`] when the chosen mechanism lacks a key.
+/// and setting `curve_server` or `curve_serverkey` selects CURVE. Each
+/// is set before the socket's first `bind` or `connect` (after it, the
+/// setter fails with [`Error::OptionAfterConnect`]), and a `bind` or
+/// `connect` fails with [`Error::InvalidOption`] when the chosen
+/// mechanism lacks a key.
 impl Socket {
     /// PLAIN: be the server, which checks clients' passwords through the
     /// context's ZAP handler (`ZMQ_PLAIN_SERVER`). PLAIN sends passwords
     /// in clear: use it only where the network is trusted.
-    pub fn set_plain_server(&self, server: bool) {
-        self.with_options(|o| {
+    ///
+    #[doc = applies_doc!(BeforeConnect)]
+    pub fn set_plain_server(&self, server: bool) -> Result<()> {
+        self.set_option("plain_server", Applies::BeforeConnect, |o| {
             o.plain_server = server;
             o.mechanism = if server {
                 Mechanism::Plain
             } else {
                 Mechanism::Null
             };
-        });
+        })
     }
 
     /// PLAIN client: the username (`ZMQ_PLAIN_USERNAME`), at most 255
     /// bytes.
+    ///
+    #[doc = applies_doc!(BeforeConnect)]
     pub fn set_plain_username(&self, username: impl Into<Bytes>) -> Result<()> {
         let username = username.into();
         if username.len() > 255 {
             return Err(Error::InvalidOption("plain_username is at most 255 bytes"));
         }
-        self.with_options(|o| {
+        self.set_option("plain_username", Applies::BeforeConnect, |o| {
             o.plain_username = username;
             o.plain_server = false;
             o.mechanism = Mechanism::Plain;
-        });
-        Ok(())
+        })
     }
 
     /// PLAIN client: the password (`ZMQ_PLAIN_PASSWORD`), at most 255
     /// bytes. It travels in clear.
+    ///
+    #[doc = applies_doc!(BeforeConnect)]
     pub fn set_plain_password(&self, password: impl AsRef<[u8]>) -> Result<()> {
         let password = password.as_ref();
         if password.len() > 255 {
             return Err(Error::InvalidOption("plain_password is at most 255 bytes"));
         }
         let password = SecretBytes::new(password.to_vec());
-        self.with_options(|o| {
+        self.set_option("plain_password", Applies::BeforeConnect, |o| {
             o.plain_password = password;
             o.plain_server = false;
             o.mechanism = Mechanism::Plain;
-        });
-        Ok(())
+        })
     }
 
     /// CURVE: be the server (`ZMQ_CURVE_SERVER`); needs `curve_secretkey`.
-    pub fn set_curve_server(&self, server: bool) {
-        self.with_options(|o| {
+    ///
+    #[doc = applies_doc!(BeforeConnect)]
+    pub fn set_curve_server(&self, server: bool) -> Result<()> {
+        self.set_option("curve_server", Applies::BeforeConnect, |o| {
             o.curve_server = server;
             o.mechanism = if server {
                 Mechanism::Curve
             } else {
                 Mechanism::Null
             };
-        });
+        })
     }
 
     /// CURVE: our long-term public key (`ZMQ_CURVE_PUBLICKEY`), 32 bytes
     /// or 40 Z85 characters. Optional: it follows from the secret key,
     /// and must match it when given.
+    ///
+    #[doc = applies_doc!(BeforeConnect)]
     pub fn set_curve_publickey(&self, key: impl AsRef<[u8]>) -> Result<()> {
-        let key = CurvePublicKey::from_bytes_or_z85(key.as_ref())
-            .map_err(|_| Error::InvalidOption("a CURVE key is 32 bytes or 40 Z85 characters"))?;
-        self.with_options(|o| o.curve_publickey = Some(key));
-        Ok(())
+        let key = CurvePublicKey::from_bytes_or_z85(key.as_ref()).map_err(|_| BAD_CURVE_KEY)?;
+        self.set_option("curve_publickey", Applies::BeforeConnect, |o| {
+            o.curve_publickey = Some(key);
+        })
     }
 
     /// CURVE: our long-term secret key (`ZMQ_CURVE_SECRETKEY`), 32 bytes
     /// or 40 Z85 characters. Kept zeroized-on-drop, never shown by
     /// `Debug`.
+    ///
+    #[doc = applies_doc!(BeforeConnect)]
     pub fn set_curve_secretkey(&self, key: impl AsRef<[u8]>) -> Result<()> {
-        let key = CurveSecretKey::from_bytes_or_z85(key.as_ref())
-            .map_err(|_| Error::InvalidOption("a CURVE key is 32 bytes or 40 Z85 characters"))?;
-        self.with_options(|o| o.curve_secretkey = Some(key));
-        Ok(())
+        let key = CurveSecretKey::from_bytes_or_z85(key.as_ref()).map_err(|_| BAD_CURVE_KEY)?;
+        self.set_option("curve_secretkey", Applies::BeforeConnect, |o| {
+            o.curve_secretkey = Some(key);
+        })
     }
 
     /// CURVE client: the server's public key (`ZMQ_CURVE_SERVERKEY`), 32
     /// bytes or 40 Z85 characters. Selects CURVE, as a client.
+    ///
+    #[doc = applies_doc!(BeforeConnect)]
     pub fn set_curve_serverkey(&self, key: impl AsRef<[u8]>) -> Result<()> {
-        let key = CurvePublicKey::from_bytes_or_z85(key.as_ref())
-            .map_err(|_| Error::InvalidOption("a CURVE key is 32 bytes or 40 Z85 characters"))?;
-        self.with_options(|o| {
+        let key = CurvePublicKey::from_bytes_or_z85(key.as_ref()).map_err(|_| BAD_CURVE_KEY)?;
+        self.set_option("curve_serverkey", Applies::BeforeConnect, |o| {
             o.curve_serverkey = Some(key);
             o.curve_server = false;
             o.mechanism = Mechanism::Curve;
-        });
-        Ok(())
+        })
     }
 
     /// Sets both CURVE keys of this socket from a key pair.
-    pub fn set_curve_keypair(&self, keys: &CurveKeyPair) {
-        self.with_options(|o| {
+    ///
+    #[doc = applies_doc!(BeforeConnect)]
+    pub fn set_curve_keypair(&self, keys: &CurveKeyPair) -> Result<()> {
+        self.set_option("curve_keypair", Applies::BeforeConnect, |o| {
             o.curve_publickey = Some(keys.public);
             o.curve_secretkey = Some(keys.secret.clone());
-        });
+        })
     }
 
     /// The ZAP domain passed to the context's ZAP handler
-    /// (`ZMQ_ZAP_DOMAIN`).
-    pub fn set_zap_domain(&self, domain: impl Into<String>) {
+    /// (`ZMQ_ZAP_DOMAIN`), at most 255 bytes, as in libzmq.
+    ///
+    #[doc = applies_doc!(BeforeConnect)]
+    pub fn set_zap_domain(&self, domain: impl Into<String>) -> Result<()> {
         let domain = domain.into();
-        self.with_options(|o| o.zap_domain = domain);
+        if domain.len() > 255 {
+            return Err(Error::InvalidOption("zap_domain is at most 255 bytes"));
+        }
+        self.set_option("zap_domain", Applies::BeforeConnect, |o| {
+            o.zap_domain = domain;
+        })
     }
 
     /// The security mechanism later connections will use.

@@ -40,9 +40,9 @@ fn wait_for(
 
 fn client(ctx: &Context, ivl: u64, max: u64) -> (Socket, Receiver<MonitorEvent>) {
     let s = ctx.socket(SocketType::Req).expect("socket");
-    s.set_reconnect_ivl(Some(ms(ivl)));
-    s.set_reconnect_ivl_max(ms(max));
-    s.set_linger(Some(Duration::ZERO));
+    s.set_reconnect_ivl(Some(ms(ivl))).unwrap();
+    s.set_reconnect_ivl_max(ms(max)).unwrap();
+    s.set_linger(Some(Duration::ZERO)).unwrap();
     let events = s.monitor();
     (s, events)
 }
@@ -104,7 +104,8 @@ fn reconnect_stop_on_refusal_makes_one_attempt() {
     req.set_reconnect_stop(ReconnectStop {
         conn_refused: true,
         ..Default::default()
-    });
+    })
+    .unwrap();
     req.connect(&format!("tcp://127.0.0.1:{}", free_port()))
         .expect("connect");
     wait_for(&events, "ConnectFailed", |k| {
@@ -160,9 +161,9 @@ fn restart_disconnects_reconnects_and_resets_the_backoff() {
     let ctx = Context::new();
     let (dealer, events) = {
         let s = ctx.socket(SocketType::Dealer).expect("dealer");
-        s.set_reconnect_ivl(Some(ms(40)));
-        s.set_reconnect_ivl_max(ms(2000));
-        s.set_linger(Some(Duration::ZERO));
+        s.set_reconnect_ivl(Some(ms(40))).unwrap();
+        s.set_reconnect_ivl_max(ms(2000)).unwrap();
+        s.set_linger(Some(Duration::ZERO)).unwrap();
         let e = s.monitor();
         (s, e)
     };
@@ -170,7 +171,7 @@ fn restart_disconnects_reconnects_and_resets_the_backoff() {
     let endpoint = format!("tcp://127.0.0.1:{port}");
     let start_server = || {
         let r = ctx.socket(SocketType::Router).expect("router");
-        r.set_linger(Some(Duration::ZERO));
+        r.set_linger(Some(Duration::ZERO)).unwrap();
         r.bind(&endpoint).expect("bind");
         r
     };
@@ -233,7 +234,7 @@ fn restart_disconnects_reconnects_and_resets_the_backoff() {
 fn silent_client_is_dropped_after_handshake_ivl() {
     let ctx = Context::new();
     let rep = ctx.socket(SocketType::Rep).expect("rep");
-    rep.set_handshake_ivl(ms(200));
+    rep.set_handshake_ivl(ms(200)).unwrap();
     let events = rep.monitor();
     let endpoint = rep.bind("tcp://127.0.0.1:*").expect("bind");
     let addr = endpoint.trim_start_matches("tcp://").to_owned();
@@ -294,7 +295,7 @@ fn connect_timeout_aborts_an_unanswered_syn() {
     }
     let ctx = Context::new();
     let (req, events) = client(&ctx, 100, 0);
-    req.set_connect_timeout(ms(200));
+    req.set_connect_timeout(ms(200)).unwrap();
     req.connect(&format!("tcp://{addr}")).expect("connect");
     let (_, delayed) = wait_for(&events, "ConnectDelayed", |k| {
         matches!(k, EventKind::ConnectDelayed)
@@ -382,7 +383,7 @@ fn localhost_reaches_both_families() {
     let ctx = Context::new();
     for bind in ["tcp://127.0.0.1:*", "tcp://[::1]:*"] {
         let rep = ctx.socket(SocketType::Rep).expect("rep");
-        rep.set_linger(Some(Duration::ZERO));
+        rep.set_linger(Some(Duration::ZERO)).unwrap();
         let endpoint = rep.bind(bind).expect("bind loopback");
         let port = endpoint.rsplit(':').next().expect("port");
         let (req, _events) = client(&ctx, 20, 0);
@@ -414,7 +415,7 @@ fn icmp_host_unreachable_is_reported_as_unreachable_and_retried() {
         iptables(&rule);
         let ctx = Context::new();
         let (req, events) = client(&ctx, 30, 0);
-        req.set_connect_timeout(ms(2000));
+        req.set_connect_timeout(ms(2000)).unwrap();
         req.connect(&format!("tcp://127.0.0.1:{port}"))
             .expect("connect");
         for _ in 0..3 {
@@ -455,7 +456,7 @@ fn dropped_syns_time_out_in_a_namespace() {
         iptables(&rule);
         let ctx = Context::new();
         let (req, events) = client(&ctx, 50, 0);
-        req.set_connect_timeout(ms(200));
+        req.set_connect_timeout(ms(200)).unwrap();
         req.connect(&format!("tcp://127.0.0.1:{port}"))
             .expect("connect");
         for _ in 0..2 {

@@ -101,7 +101,7 @@ fn router_connects_to_bound_dealer() {
     dealer.set_routing_id("svc").expect("routing id");
     let ep = bind_local(&dealer);
     let router = socket(&ctx, SocketType::Router);
-    router.set_router_mandatory(true);
+    router.set_router_mandatory(true).unwrap();
     let mon = router.monitor();
     router.connect(&ep).expect("connect");
     wait_handshakes(&mon, 1);
@@ -116,7 +116,7 @@ fn router_connects_to_bound_dealer() {
 fn router_mandatory_unknown_id_is_host_unreachable() {
     let ctx = ctx();
     let router = socket(&ctx, SocketType::Router);
-    router.set_router_mandatory(true);
+    router.set_router_mandatory(true).unwrap();
     let ep = bind_local(&router);
     let dealer = socket(&ctx, SocketType::Dealer);
     dealer.set_routing_id("known").expect("routing id");

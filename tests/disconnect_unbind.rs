@@ -31,7 +31,7 @@ fn unbind_refuses_new_clients_but_keeps_existing_ones() {
 
     // A newcomer cannot get through...
     let new = socket(&ctx, SocketType::Req);
-    new.set_linger(Some(Duration::ZERO));
+    new.set_linger(Some(Duration::ZERO)).unwrap();
     new.connect(&ep).expect("connect is asynchronous");
     send(&new, "after unbind", "queued request");
     assert!(matches!(new.recv_timeout(SHORT), Err(Error::TimedOut)));
@@ -148,7 +148,7 @@ fn disconnect_dealer_from_router() {
     wait_event(&router_mon, TIMEOUT, |e| {
         matches!(e.kind, EventKind::Disconnected { .. })
     });
-    router.set_router_mandatory(true);
+    router.set_router_mandatory(true).unwrap();
     let err = router
         .try_send(ferrozmq::Message::from(["d", "gone?"]))
         .expect_err("peer left");

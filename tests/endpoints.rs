@@ -78,7 +78,7 @@ fn ipv6_loopback() {
 fn last_endpoint_tracks_connect_and_bind() {
     let ctx = ctx();
     let s = socket(&ctx, SocketType::Dealer);
-    s.set_linger(Some(std::time::Duration::ZERO));
+    s.set_linger(Some(std::time::Duration::ZERO)).unwrap();
     assert_eq!(s.last_endpoint(), None);
     let bound = bind_local(&s);
     assert_eq!(s.last_endpoint(), Some(bound));

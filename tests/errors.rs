@@ -57,7 +57,7 @@ fn invalid_endpoints_are_rejected() {
 fn unbind_and_disconnect_of_unknown_endpoints() {
     let ctx = ctx();
     let s = socket(&ctx, SocketType::Dealer);
-    s.set_linger(Some(Duration::ZERO));
+    s.set_linger(Some(Duration::ZERO)).unwrap();
     let ep = free_endpoint();
     assert!(matches!(s.unbind(&ep), Err(Error::UnknownEndpoint(_))));
     assert!(matches!(s.disconnect(&ep), Err(Error::UnknownEndpoint(_))));
@@ -196,10 +196,10 @@ fn recv_timeout_times_out() {
     assert!(err.is_timeout(), "{err:?}");
 
     // rcvtimeo applies to plain recv.
-    s.set_rcvtimeo(Some(Duration::from_millis(50)));
+    s.set_rcvtimeo(Some(Duration::from_millis(50))).unwrap();
     assert!(matches!(s.recv(), Err(Error::TimedOut)));
     // A zero rcvtimeo means "don't wait".
-    s.set_rcvtimeo(Some(Duration::ZERO));
+    s.set_rcvtimeo(Some(Duration::ZERO)).unwrap();
     assert!(matches!(s.recv(), Err(Error::WouldBlock)));
 }
 
@@ -208,7 +208,7 @@ fn sending_empty_message_is_invalid() {
     let ctx = ctx();
     let s = socket(&ctx, SocketType::Dealer);
     s.connect(&free_endpoint()).expect("connect");
-    s.set_linger(Some(Duration::ZERO));
+    s.set_linger(Some(Duration::ZERO)).unwrap();
     let err = s.try_send(Message::new()).expect_err("no frames");
     assert!(
         matches!(err.error, Error::InvalidMessage(_)),

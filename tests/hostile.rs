@@ -84,8 +84,8 @@ fn ready_and_oversized_frame_in_one_read_count_as_handshaken() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let ctx = Context::new();
     let server = ctx.socket(SocketType::Rep).expect("server socket");
-    server.set_maxmsgsize(Some(1000));
-    server.set_linger(Some(Duration::ZERO));
+    server.set_maxmsgsize(Some(1000)).unwrap();
+    server.set_linger(Some(Duration::ZERO)).unwrap();
     let mon = server.monitor();
     let endpoint = server.bind("tcp://127.0.0.1:*").expect("bind");
     let addr: SocketAddr = endpoint
@@ -179,8 +179,8 @@ fn stream_attack(attackers: usize) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let ctx = Context::new();
     let server = ctx.socket(SocketType::Rep).expect("server socket");
-    server.set_inbound_budget(Some(STREAM_BUDGET));
-    server.set_linger(Some(Duration::ZERO));
+    server.set_inbound_budget(Some(STREAM_BUDGET)).unwrap();
+    server.set_linger(Some(Duration::ZERO)).unwrap();
     let mon = server.monitor();
     let endpoint = server.bind("tcp://127.0.0.1:*").expect("bind");
     let addr: SocketAddr = endpoint
@@ -767,7 +767,7 @@ fn spawn_good_client(
         let req = ctx
             .socket(SocketType::Req)
             .map_err(|e| format!("socket: {e}"))?;
-        req.set_linger(Some(Duration::ZERO));
+        req.set_linger(Some(Duration::ZERO)).unwrap();
         req.connect(&endpoint)
             .map_err(|e| format!("connect: {e}"))?;
         let mut rng = XorShift::new(0x600D);
@@ -945,9 +945,9 @@ fn attack(ty: SocketType, maxmsgsize: Option<u64>) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let ctx = Context::new();
     let server = ctx.socket(ty).expect("server socket");
-    server.set_handshake_ivl(HANDSHAKE_IVL);
-    server.set_maxmsgsize(maxmsgsize);
-    server.set_linger(Some(Duration::ZERO));
+    server.set_handshake_ivl(HANDSHAKE_IVL).unwrap();
+    server.set_maxmsgsize(maxmsgsize).unwrap();
+    server.set_linger(Some(Duration::ZERO)).unwrap();
     let mon = server.monitor();
     let endpoint = server.bind("tcp://127.0.0.1:*").expect("bind");
     let addr: SocketAddr = endpoint

@@ -13,8 +13,8 @@ use util::*;
 fn unconnected_pipe_fills_to_exactly_sndhwm() {
     let ctx = ctx();
     let push = socket(&ctx, SocketType::Push);
-    push.set_linger(Some(Duration::ZERO));
-    push.set_sndhwm(3);
+    push.set_linger(Some(Duration::ZERO)).unwrap();
+    push.set_sndhwm(3).unwrap();
     push.connect(&free_endpoint()).expect("connect");
 
     for i in 0..3 {
@@ -31,7 +31,7 @@ fn unconnected_pipe_fills_to_exactly_sndhwm() {
     assert_eq!(err.message, Message::from(["multi", "part"]));
 
     // sndtimeo applies to plain send.
-    push.set_sndtimeo(Some(Duration::from_millis(50)));
+    push.set_sndtimeo(Some(Duration::from_millis(50))).unwrap();
     let err = push.send("x").expect_err("at the HWM");
     assert!(matches!(err.error, Error::TimedOut), "{:?}", err.error);
 }
@@ -64,12 +64,12 @@ fn connected_peer_that_never_reads_pushes_back() {
     const FRAME: usize = 64 * 1024;
     let ctx = ctx();
     let pull = socket(&ctx, SocketType::Pull);
-    pull.set_rcvhwm(4);
-    pull.set_linger(Some(Duration::ZERO));
+    pull.set_rcvhwm(4).unwrap();
+    pull.set_linger(Some(Duration::ZERO)).unwrap();
     let ep = bind_local(&pull);
     let push = socket(&ctx, SocketType::Push);
-    push.set_sndhwm(4);
-    push.set_linger(Some(Duration::ZERO));
+    push.set_sndhwm(4).unwrap();
+    push.set_linger(Some(Duration::ZERO)).unwrap();
     let mon = push.monitor();
     push.connect(&ep).expect("connect");
     wait_handshakes(&mon, 1);
@@ -129,14 +129,14 @@ fn connected_peer_that_never_reads_pushes_back() {
 fn router_mandatory_at_hwm_would_block() {
     let ctx = ctx();
     let router = socket(&ctx, SocketType::Router);
-    router.set_router_mandatory(true);
-    router.set_sndhwm(2);
-    router.set_linger(Some(Duration::ZERO));
+    router.set_router_mandatory(true).unwrap();
+    router.set_sndhwm(2).unwrap();
+    router.set_linger(Some(Duration::ZERO)).unwrap();
     let ep = bind_local(&router);
     let dealer = socket(&ctx, SocketType::Dealer);
     dealer.set_routing_id("slow").expect("routing id");
-    dealer.set_rcvhwm(2);
-    dealer.set_linger(Some(Duration::ZERO));
+    dealer.set_rcvhwm(2).unwrap();
+    dealer.set_linger(Some(Duration::ZERO)).unwrap();
     dealer.connect(&ep).expect("connect");
     send(&dealer, "hello", "dealer");
     recv(&router, "router");
@@ -164,13 +164,13 @@ fn router_mandatory_at_hwm_would_block() {
 fn router_without_mandatory_drops_at_hwm_and_counts() {
     let ctx = ctx();
     let router = socket(&ctx, SocketType::Router);
-    router.set_sndhwm(1);
-    router.set_linger(Some(Duration::ZERO));
+    router.set_sndhwm(1).unwrap();
+    router.set_linger(Some(Duration::ZERO)).unwrap();
     let ep = bind_local(&router);
     let dealer = socket(&ctx, SocketType::Dealer);
     dealer.set_routing_id("slow").expect("routing id");
-    dealer.set_rcvhwm(1);
-    dealer.set_linger(Some(Duration::ZERO));
+    dealer.set_rcvhwm(1).unwrap();
+    dealer.set_linger(Some(Duration::ZERO)).unwrap();
     dealer.connect(&ep).expect("connect");
     send(&dealer, "hello", "dealer");
     recv(&router, "router");

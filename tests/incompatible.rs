@@ -47,11 +47,11 @@ fn drain(rx: &Receiver<MonitorEvent>, seen: &mut Seen) {
 fn check_refused(client_ty: SocketType, server_ty: SocketType) {
     let ctx = ctx();
     let server = socket(&ctx, server_ty);
-    server.set_linger(Some(Duration::ZERO));
+    server.set_linger(Some(Duration::ZERO)).unwrap();
     let server_mon = server.monitor();
     let ep = bind_local(&server);
     let client = socket(&ctx, client_ty);
-    client.set_linger(Some(Duration::ZERO));
+    client.set_linger(Some(Duration::ZERO)).unwrap();
     let client_mon = client.monitor();
     client.connect(&ep).expect("connect");
     // Queued in the connecter's pipe; it must never be delivered. (REP
@@ -138,7 +138,7 @@ fn compatible_peer_still_served_alongside_refused_one() {
     let mon = rep.monitor();
     let ep = bind_local(&rep);
     let push = socket(&ctx, SocketType::Push);
-    push.set_linger(Some(Duration::ZERO));
+    push.set_linger(Some(Duration::ZERO)).unwrap();
     push.connect(&ep).expect("connect");
     push.try_send("junk").expect("queued");
     wait_event(&mon, TIMEOUT, |e| {

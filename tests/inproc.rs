@@ -86,10 +86,10 @@ fn the_pipe_holds_the_senders_sndhwm_plus_the_receivers_rcvhwm() {
     let ctx = ctx();
     let ep = name();
     let pull = socket(&ctx, SocketType::Pull);
-    pull.set_rcvhwm(7);
+    pull.set_rcvhwm(7).unwrap();
     pull.bind(&ep).expect("bind");
     let push = socket(&ctx, SocketType::Push);
-    push.set_sndhwm(5);
+    push.set_sndhwm(5).unwrap();
     push.connect(&ep).expect("connect");
     for i in 0..12 {
         push.try_send(format!("{i}"))
@@ -116,10 +116,10 @@ fn a_blocked_send_and_a_blocked_recv_are_woken_by_the_peer() {
     let ctx = ctx();
     let ep = name();
     let pull = socket(&ctx, SocketType::Pull);
-    pull.set_rcvhwm(1);
+    pull.set_rcvhwm(1).unwrap();
     pull.bind(&ep).expect("bind");
     let push = socket(&ctx, SocketType::Push);
-    push.set_sndhwm(1);
+    push.set_sndhwm(1).unwrap();
     push.connect(&ep).expect("connect");
     // Receiver blocked first, then woken by a send from another thread.
     let receiver = std::thread::spawn(move || {
@@ -156,11 +156,11 @@ fn messages_move_without_a_copy() {
 fn full_pipe(ctx: &ferrozmq::Context, hwm: usize, linger: Option<Duration>) -> (Socket, Socket) {
     let ep = name();
     let pull = socket(ctx, SocketType::Pull);
-    pull.set_rcvhwm(hwm);
+    pull.set_rcvhwm(hwm).unwrap();
     pull.bind(&ep).expect("bind");
     let push = socket(ctx, SocketType::Push);
-    push.set_sndhwm(hwm);
-    push.set_linger(linger);
+    push.set_sndhwm(hwm).unwrap();
+    push.set_linger(linger).unwrap();
     push.connect(&ep).expect("connect");
     for i in 0..2 * hwm {
         push.try_send(format!("{i}")).expect("room");
@@ -384,7 +384,7 @@ fn a_subscriber_a_publisher_refuses_is_unlinked_with_the_reason() {
     let ctx = ctx();
     let ep = name();
     let xpub = socket(&ctx, SocketType::XPub);
-    xpub.set_subscription_limit(Some(2_000));
+    xpub.set_subscription_limit(Some(2_000)).unwrap();
     let monitor = xpub.monitor();
     xpub.bind(&ep).expect("bind");
     let greedy = socket(&ctx, SocketType::Sub);

@@ -18,13 +18,13 @@ fn keys() -> (CurveKeyPair, CurveKeyPair) {
 }
 
 fn curve_client(s: &Socket, client: &CurveKeyPair, server_key: &[u8]) {
-    s.set_curve_keypair(client);
+    s.set_curve_keypair(client).unwrap();
     s.set_curve_serverkey(server_key).expect("server key");
 }
 
 fn curve_server(s: &Socket, server: &CurveKeyPair) {
-    s.set_curve_keypair(server);
-    s.set_curve_server(true);
+    s.set_curve_keypair(server).unwrap();
+    s.set_curve_server(true).unwrap();
 }
 
 fn requests() -> Vec<Vec<Vec<u8>>> {
@@ -129,7 +129,7 @@ fn curve_libzmq_req_and_dealer_with_our_servers() {
         });
         let s = socket(&ctx, ours);
         curve_server(&s, &server);
-        s.set_zap_domain("test");
+        s.set_zap_domain("test").unwrap();
         let ep = bind_local(&s);
         let mut frames = vec![b"hi".to_vec(), body(40_000, 4)];
         if theirs == "DEALER" {
@@ -255,7 +255,7 @@ fn plain_both_ways_with_zap() {
         _ => ZapReply::deny("no"),
     });
     let rep = socket(&ctx, SocketType::Rep);
-    rep.set_plain_server(true);
+    rep.set_plain_server(true).unwrap();
     let ep = bind_local(&rep);
     let mut peer = PyPeer::start(&spec(
         "REQ",
@@ -306,7 +306,7 @@ fn wrong_password_is_refused_both_ways() {
     let ctx = util::ctx();
     ctx.set_zap_handler(|_: &ZapRequest| ZapReply::deny("nobody gets in"));
     let rep = socket(&ctx, SocketType::Rep);
-    rep.set_plain_server(true);
+    rep.set_plain_server(true).unwrap();
     let events = rep.monitor();
     let ep = bind_local(&rep);
     let mut peer = PyPeer::start(&spec(

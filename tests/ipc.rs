@@ -101,7 +101,8 @@ fn a_missing_path_is_refused_and_retried_on_backoff() {
     let path = temp_path("later");
     let ctx = ctx();
     let req = socket(&ctx, SocketType::Req);
-    req.set_reconnect_ivl(Some(Duration::from_millis(20)));
+    req.set_reconnect_ivl(Some(Duration::from_millis(20)))
+        .unwrap();
     let events = req.monitor();
     req.connect(&ipc(&path)).expect("connect");
     wait_event(&events, TIMEOUT, |e| match &e.kind {
@@ -260,11 +261,11 @@ fn curve_over_ipc() {
         ferrozmq::CurveKeyPair::generate(),
     );
     let rep = socket(&ctx, SocketType::Rep);
-    rep.set_curve_keypair(&server);
-    rep.set_curve_server(true);
+    rep.set_curve_keypair(&server).unwrap();
+    rep.set_curve_server(true).unwrap();
     let ep = rep.bind("ipc://*").expect("bind");
     let req = socket(&ctx, SocketType::Req);
-    req.set_curve_keypair(&client);
+    req.set_curve_keypair(&client).unwrap();
     req.set_curve_serverkey(server.public.to_z85().as_bytes())
         .expect("server key");
     req.connect(&ep).expect("connect");
@@ -276,7 +277,9 @@ fn curve_over_ipc() {
     // server cannot open its HELLO.
     let refused = rep.monitor();
     let intruder = socket(&ctx, SocketType::Req);
-    intruder.set_curve_keypair(&ferrozmq::CurveKeyPair::generate());
+    intruder
+        .set_curve_keypair(&ferrozmq::CurveKeyPair::generate())
+        .unwrap();
     intruder
         .set_curve_serverkey(
             ferrozmq::CurveKeyPair::generate()

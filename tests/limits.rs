@@ -38,9 +38,9 @@ const MAX_FILL: u32 = 10_000;
 /// A socket with linger 0 and bounded plain send/recv.
 fn sock(ctx: &Context, ty: SocketType) -> Socket {
     let s = ctx.socket(ty).expect("create socket");
-    s.set_linger(Some(Duration::ZERO));
-    s.set_sndtimeo(Some(TIMEOUT));
-    s.set_rcvtimeo(Some(TIMEOUT));
+    s.set_linger(Some(Duration::ZERO)).unwrap();
+    s.set_sndtimeo(Some(TIMEOUT)).unwrap();
+    s.set_rcvtimeo(Some(TIMEOUT)).unwrap();
     s
 }
 
@@ -203,7 +203,7 @@ fn expect_numbered(s: &Socket, range: std::ops::Range<u32>, payload_len: usize, 
 fn maxmsgsize_rep_drops_only_the_oversized_peer() {
     let ctx = Context::new();
     let rep = sock(&ctx, SocketType::Rep);
-    rep.set_maxmsgsize(Some(1000));
+    rep.set_maxmsgsize(Some(1000)).unwrap();
     let mon = rep.monitor();
     let ep = bind_local(&rep);
     let mut seen = Vec::new();
@@ -214,7 +214,7 @@ fn maxmsgsize_rep_drops_only_the_oversized_peer() {
     round_trip(&good, &rep, vec![b'g'; 500]);
 
     let bad = sock(&ctx, SocketType::Req);
-    bad.set_reconnect_ivl(None);
+    bad.set_reconnect_ivl(None).unwrap();
     let bad_mon = bad.monitor();
     bad.connect(&ep).expect("connect bad");
     // Let the server finish the handshake first, so that READY and the
@@ -253,7 +253,7 @@ fn maxmsgsize_rep_drops_only_the_oversized_peer() {
 fn maxmsgsize_router_counts_the_whole_multipart_message() {
     let ctx = Context::new();
     let router = sock(&ctx, SocketType::Router);
-    router.set_maxmsgsize(Some(1000));
+    router.set_maxmsgsize(Some(1000)).unwrap();
     let mon = router.monitor();
     let ep = bind_local(&router);
     let mut seen = Vec::new();
@@ -281,7 +281,7 @@ fn maxmsgsize_router_counts_the_whole_multipart_message() {
     // Each frame is under the limit, the sum is not: 600 + 600.
     let bad = sock(&ctx, SocketType::Dealer);
     bad.set_routing_id("bad").expect("routing id");
-    bad.set_reconnect_ivl(None);
+    bad.set_reconnect_ivl(None).unwrap();
     bad.connect(&ep).expect("connect bad");
     wait_event(&mon, &mut seen, "HandshakeSucceeded", is_handshake_ok);
     bad.send_multipart([vec![b'x'; 600], vec![b'y'; 600]])
@@ -296,7 +296,7 @@ fn maxmsgsize_router_counts_the_whole_multipart_message() {
     // Eleven frames of 100: the sum crosses the limit at the last one.
     let many = sock(&ctx, SocketType::Dealer);
     many.set_routing_id("many").expect("routing id");
-    many.set_reconnect_ivl(None);
+    many.set_reconnect_ivl(None).unwrap();
     many.connect(&ep).expect("connect many");
     wait_event(&mon, &mut seen, "HandshakeSucceeded", is_handshake_ok);
     many.send_multipart(vec![vec![b'z'; 100]; 11])
@@ -332,7 +332,7 @@ fn maxmsgsize_router_counts_the_whole_multipart_message() {
 fn message_before_an_oversized_frame_in_the_same_read_is_delivered() {
     let ctx = Context::new();
     let rep = sock(&ctx, SocketType::Rep);
-    rep.set_maxmsgsize(Some(1000));
+    rep.set_maxmsgsize(Some(1000)).unwrap();
     let mon = rep.monitor();
     let ep = bind_local(&rep);
     let addr: SocketAddr = ep.trim_start_matches("tcp://").parse().expect("addr");
@@ -389,11 +389,11 @@ fn message_before_an_oversized_frame_in_the_same_read_is_delivered() {
 fn oversized_first_message_is_a_disconnect_after_the_handshake() {
     let ctx = Context::new();
     let rep = sock(&ctx, SocketType::Rep);
-    rep.set_maxmsgsize(Some(1000));
+    rep.set_maxmsgsize(Some(1000)).unwrap();
     let mon = rep.monitor();
     let ep = bind_local(&rep);
     let req = sock(&ctx, SocketType::Req);
-    req.set_reconnect_ivl(None);
+    req.set_reconnect_ivl(None).unwrap();
     req.connect(&ep).expect("connect");
     req.send(vec![b'b'; 2000]).expect("queued");
     let mut seen = Vec::new();
@@ -412,12 +412,12 @@ fn dealer_at_hwm_to_a_router_that_never_reads() {
     const HWM: usize = 10;
     let ctx = Context::new();
     let router = sock(&ctx, SocketType::Router);
-    router.set_sndhwm(HWM);
-    router.set_rcvhwm(HWM);
+    router.set_sndhwm(HWM).unwrap();
+    router.set_rcvhwm(HWM).unwrap();
     let ep = bind_local(&router);
     let dealer = sock(&ctx, SocketType::Dealer);
-    dealer.set_sndhwm(HWM);
-    dealer.set_rcvhwm(HWM);
+    dealer.set_sndhwm(HWM).unwrap();
+    dealer.set_rcvhwm(HWM).unwrap();
     let mon = dealer.monitor();
     dealer.connect(&ep).expect("connect");
     wait_event(&mon, &mut Vec::new(), "HandshakeSucceeded", is_handshake_ok);
@@ -477,10 +477,10 @@ fn blocked_sends_at_hwm_complete_later_without_loss() {
         let what = format!("{ty:?}->{peer_ty:?}");
         let ctx = Context::new();
         let peer = sock(&ctx, peer_ty);
-        peer.set_rcvhwm(2);
+        peer.set_rcvhwm(2).unwrap();
         let ep = bind_local(&peer);
         let s = sock(&ctx, ty);
-        s.set_sndhwm(2);
+        s.set_sndhwm(2).unwrap();
         let mon = s.monitor();
         s.connect(&ep).expect("connect");
         wait_event(&mon, &mut Vec::new(), "HandshakeSucceeded", is_handshake_ok);
@@ -531,7 +531,7 @@ fn blocked_sends_without_peers_complete_after_connect() {
         let what = format!("{ty:?}->{peer_ty:?}");
         let ctx = Context::new();
         let s = sock(&ctx, ty);
-        s.set_sndhwm(1);
+        s.set_sndhwm(1).unwrap();
         let msg = Message::from_frames([&b"only"[..], &b"once"[..]]);
 
         let err = s.try_send(msg.clone()).expect_err("no peer");
@@ -615,7 +615,7 @@ fn router_unroutable_is_counted_or_refused() {
     assert_eq!(router.stats().dropped_unroutable, 1);
 
     // Mandatory (takes effect at once): refused, handed back, not counted.
-    router.set_router_mandatory(true);
+    router.set_router_mandatory(true).unwrap();
     let unroutable = Message::from(["nobody", "refused"]);
     let err = router.send(unroutable.clone()).expect_err("mandatory");
     assert!(
@@ -644,7 +644,7 @@ fn router_unroutable_is_counted_or_refused() {
         err.error
     );
     assert_eq!(err.message, gone);
-    router.set_router_mandatory(false);
+    router.set_router_mandatory(false).unwrap();
     router.send(gone).expect("non-mandatory");
     assert_eq!(router.stats().dropped_unroutable, 2);
     assert_eq!(router.stats().dropped_hwm, 0);
@@ -658,7 +658,7 @@ fn a_256_mib_message_arrives_whole_with_default_options() {
     let pull = sock(&ctx, SocketType::Pull);
     let ep = bind_local(&pull);
     let push = sock(&ctx, SocketType::Push);
-    push.set_linger(Some(TIMEOUT));
+    push.set_linger(Some(TIMEOUT)).unwrap();
     push.connect(&ep).expect("connect");
     let body = Bytes::from(vec![0x5a; 256 << 20]);
     if let Err(e) = push.send_timeout(Message::from(body.clone()), TIMEOUT) {

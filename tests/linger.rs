@@ -43,8 +43,8 @@ fn dropped_dealer_delivers_all_queued_messages() {
 
     let dealer = socket(&ctx, SocketType::Dealer);
     dealer.set_routing_id("lingerer").expect("routing id");
-    dealer.set_sndhwm(0); // unlimited: queue everything at once
-    dealer.set_linger(Some(TIMEOUT));
+    dealer.set_sndhwm(0).unwrap(); // unlimited: queue everything at once
+    dealer.set_linger(Some(TIMEOUT)).unwrap();
     dealer.connect(&ep).expect("connect");
     queue_all(&dealer);
     drop(dealer); // immediately: most messages are still queued
@@ -63,8 +63,8 @@ fn dropped_dealer_and_context_deliver_all_queued_messages() {
     let client_ctx = ctx();
     let dealer = socket(&client_ctx, SocketType::Dealer);
     dealer.set_routing_id("lingerer").expect("routing id");
-    dealer.set_sndhwm(0);
-    dealer.set_linger(Some(TIMEOUT));
+    dealer.set_sndhwm(0).unwrap();
+    dealer.set_linger(Some(TIMEOUT)).unwrap();
     dealer.connect(&ep).expect("connect");
     queue_all(&dealer);
 
@@ -90,7 +90,7 @@ fn dropped_dealer_with_default_hwm_after_handshake() {
     let ep = bind_local(&router);
     let dealer = socket(&ctx, SocketType::Dealer);
     dealer.set_routing_id("lingerer").expect("routing id");
-    dealer.set_linger(Some(TIMEOUT));
+    dealer.set_linger(Some(TIMEOUT)).unwrap();
     let mon = dealer.monitor();
     dealer.connect(&ep).expect("connect");
     wait_handshakes(&mon, 1);
@@ -114,8 +114,8 @@ fn linger_zero_discards_and_closes_at_once() {
     // hold up the context.
     let ctx = ctx();
     let dealer = socket(&ctx, SocketType::Dealer);
-    dealer.set_linger(Some(Duration::ZERO));
-    dealer.set_sndhwm(0);
+    dealer.set_linger(Some(Duration::ZERO)).unwrap();
+    dealer.set_sndhwm(0).unwrap();
     dealer.connect(&free_endpoint()).expect("connect");
     queue_all(&dealer);
     drop(dealer);
@@ -182,7 +182,7 @@ fn closed_mid_handshake_still_delivers_queued_messages() {
 
     let dealer = socket(&ctx, SocketType::Dealer);
     dealer.set_routing_id("mid").expect("routing id");
-    dealer.set_linger(Some(TIMEOUT));
+    dealer.set_linger(Some(TIMEOUT)).unwrap();
     let mon = dealer.monitor();
     dealer.connect(&relay.endpoint).expect("connect");
     // TCP is up, but the handshake cannot finish while the relay is shut.
@@ -263,13 +263,13 @@ fn linger_drops_are_counted_reported_and_logged() {
     logs::capture();
     let ctx = ctx();
     let pull = socket(&ctx, SocketType::Pull);
-    pull.set_rcvhwm(16);
+    pull.set_rcvhwm(16).unwrap();
     let ep = bind_local(&pull);
     let pull_monitor = pull.monitor();
 
     let push = socket(&ctx, SocketType::Push);
-    push.set_sndhwm(0);
-    push.set_linger(Some(Duration::from_millis(300)));
+    push.set_sndhwm(0).unwrap();
+    push.set_linger(Some(Duration::from_millis(300))).unwrap();
     let monitor = push.monitor();
     push.connect(&ep).expect("connect");
     wait_handshakes(&monitor, 1);
@@ -338,8 +338,10 @@ fn close_report_counts_messages_delivered_while_lingering() {
     let ep = free_endpoint();
     let dealer = socket(&ctx, SocketType::Dealer);
     dealer.set_routing_id("late").expect("routing id");
-    dealer.set_linger(Some(TIMEOUT));
-    dealer.set_reconnect_ivl(Some(Duration::from_millis(20)));
+    dealer.set_linger(Some(TIMEOUT)).unwrap();
+    dealer
+        .set_reconnect_ivl(Some(Duration::from_millis(20)))
+        .unwrap();
     dealer.connect(&ep).expect("connect");
     for i in 0..100u32 {
         send(
@@ -380,7 +382,7 @@ fn context_term_sums_the_close_reports() {
     let mut endpoints = Vec::new();
     for n in [3, 5] {
         let push = socket(&ctx, SocketType::Push);
-        push.set_linger(Some(Duration::from_millis(50)));
+        push.set_linger(Some(Duration::from_millis(50))).unwrap();
         let ep = free_endpoint();
         push.connect(&ep).expect("connect");
         for i in 0..n {
@@ -391,7 +393,7 @@ fn context_term_sums_the_close_reports() {
     }
     // Still open at termination: closed by it, and its handle answers.
     let open = socket(&ctx, SocketType::Push);
-    open.set_linger(Some(Duration::from_millis(50)));
+    open.set_linger(Some(Duration::from_millis(50))).unwrap();
     open.connect(&free_endpoint()).expect("connect");
     send(&open, "last", "queue");
     let report = bounded(TIMEOUT, "term", move || ctx.term());

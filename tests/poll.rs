@@ -120,10 +120,10 @@ fn out_follows_the_req_rep_state_machines() {
 fn push_at_its_hwm_is_not_writable_until_room_frees() {
     let ctx = ctx();
     let pull = socket(&ctx, SocketType::Pull);
-    pull.set_rcvhwm(1);
+    pull.set_rcvhwm(1).unwrap();
     let ep = bind_local(&pull);
     let push = socket(&ctx, SocketType::Push);
-    push.set_sndhwm(1);
+    push.set_sndhwm(1).unwrap();
     push.connect(&ep).expect("connect");
     // Fill every queue on the way (pipes and kernel buffers) until a send
     // would block and the I/O thread has nothing left to move.

@@ -24,7 +24,7 @@ fn subscriptions(xpub: &Socket, n: usize) -> Vec<Vec<u8>> {
 fn prefixes_fan_out_to_matching_subscribers_only() {
     let ctx = ctx();
     let xpub = socket(&ctx, SocketType::XPub);
-    xpub.set_xpub_verbose(true);
+    xpub.set_xpub_verbose(true).unwrap();
     let ep = bind_local(&xpub);
     let a = socket(&ctx, SocketType::Sub);
     a.subscribe("weather.").expect("subscribe");
@@ -68,7 +68,7 @@ fn prefixes_fan_out_to_matching_subscribers_only() {
 fn subscriptions_are_counted_and_unsubscribe_stops_delivery() {
     let ctx = ctx();
     let xpub = socket(&ctx, SocketType::XPub);
-    xpub.set_xpub_verboser(true);
+    xpub.set_xpub_verboser(true).unwrap();
     let ep = bind_local(&xpub);
     let sub = socket(&ctx, SocketType::Sub);
     sub.connect(&ep).expect("connect");
@@ -105,8 +105,9 @@ fn thousands_of_subscriptions_survive_a_publisher_restart() {
     let xpub = socket(&ctx, SocketType::XPub);
     let ep = bind_local(&xpub);
     let sub = socket(&ctx, SocketType::Sub);
-    sub.set_sndhwm(10);
-    sub.set_reconnect_ivl(Some(Duration::from_millis(20)));
+    sub.set_sndhwm(10).unwrap();
+    sub.set_reconnect_ivl(Some(Duration::from_millis(20)))
+        .unwrap();
     for i in 0..N {
         sub.subscribe(format!("topic-{i:05}")).expect("subscribe");
     }
@@ -114,7 +115,7 @@ fn thousands_of_subscriptions_survive_a_publisher_restart() {
     assert_eq!(subscriptions(&xpub, N).len(), N);
     // Once its close report is in, its listener is closed: the endpoint
     // is free to bind again.
-    xpub.set_linger(Some(Duration::ZERO));
+    xpub.set_linger(Some(Duration::ZERO)).unwrap();
     xpub.close().wait_timeout(TIMEOUT).expect("closed");
     drop(xpub);
     let xpub = socket(&ctx, SocketType::XPub);
@@ -135,15 +136,15 @@ fn a_slow_subscriber_only_costs_itself() {
     const BATCH: u32 = 50;
     let ctx = ctx();
     let xpub = socket(&ctx, SocketType::XPub);
-    xpub.set_sndhwm(100);
-    xpub.set_xpub_verbose(true);
+    xpub.set_sndhwm(100).unwrap();
+    xpub.set_xpub_verbose(true).unwrap();
     let monitor = xpub.monitor();
     let ep = bind_local(&xpub);
     let fast = socket(&ctx, SocketType::Sub);
     fast.subscribe("").expect("all");
     fast.connect(&ep).expect("connect");
     let slow = socket(&ctx, SocketType::Sub);
-    slow.set_rcvhwm(5);
+    slow.set_rcvhwm(5).unwrap();
     slow.subscribe("").expect("all");
     slow.connect(&ep).expect("connect");
     subscriptions(&xpub, 2);
@@ -259,7 +260,7 @@ fn conflate_keeps_the_newest_and_counts_the_rest() {
     let xpub = socket(&ctx, SocketType::XPub);
     let ep = bind_local(&xpub);
     let sub = socket(&ctx, SocketType::Sub);
-    sub.set_conflate(true);
+    sub.set_conflate(true).unwrap();
     sub.subscribe("").expect("all");
     sub.connect(&ep).expect("connect");
     subscriptions(&xpub, 1);
@@ -289,7 +290,7 @@ fn conflate_keeps_the_newest_and_counts_the_rest() {
 fn a_subscriber_over_the_subscription_limit_is_dropped() {
     let ctx = ctx();
     let xpub = socket(&ctx, SocketType::XPub);
-    xpub.set_subscription_limit(Some(2_000));
+    xpub.set_subscription_limit(Some(2_000)).unwrap();
     let monitor = xpub.monitor();
     let ep = bind_local(&xpub);
     let good = socket(&ctx, SocketType::Sub);
@@ -346,15 +347,15 @@ fn readiness_is_what_send_and_recv_would_do() {
     use ferrozmq::Events;
     let ctx = ctx();
     let xpub = socket(&ctx, SocketType::XPub);
-    xpub.set_xpub_nodrop(true);
-    xpub.set_sndhwm(4);
+    xpub.set_xpub_nodrop(true).unwrap();
+    xpub.set_sndhwm(4).unwrap();
     let ep = bind_local(&xpub);
     assert_eq!(
         polled(&xpub, Events::IN, Some(Duration::ZERO)),
         Events::NONE
     );
     let sub = socket(&ctx, SocketType::Sub);
-    sub.set_rcvhwm(2);
+    sub.set_rcvhwm(2).unwrap();
     sub.subscribe("a").expect("subscribe");
     sub.connect(&ep).expect("connect");
     // A subscription makes the XPUB readable.
@@ -427,7 +428,7 @@ fn a_closing_publisher_lingers_until_its_subscriber_has_everything() {
     const N: usize = 500;
     let ctx = ctx();
     let xpub = socket(&ctx, SocketType::XPub);
-    xpub.set_linger(Some(TIMEOUT));
+    xpub.set_linger(Some(TIMEOUT)).unwrap();
     let ep = bind_local(&xpub);
     let sub = socket(&ctx, SocketType::Sub);
     sub.subscribe("").expect("subscribe");
@@ -457,8 +458,10 @@ fn heartbeats_drop_a_silent_peer_on_either_side() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
         let ctx = ctx();
         let s = socket(&ctx, ours);
-        s.set_heartbeat_ivl(Some(Duration::from_millis(50)));
-        s.set_heartbeat_timeout(Some(Duration::from_millis(300)));
+        s.set_heartbeat_ivl(Some(Duration::from_millis(50)))
+            .unwrap();
+        s.set_heartbeat_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
         let monitor = s.monitor();
         let silent = if ours == SocketType::Sub {
             s.connect(&format!("tcp://{}", listener.local_addr().expect("addr")))
@@ -506,7 +509,7 @@ fn hostile_subscribers_cost_the_good_one_nothing() {
     let xpub = socket(&ctx, SocketType::XPub);
     // Wait for the good subscriber rather than drop for it: every message
     // must arrive. The attackers subscribe to nothing, so never hold it up.
-    xpub.set_xpub_nodrop(true);
+    xpub.set_xpub_nodrop(true).unwrap();
     let monitor = xpub.monitor();
     let ep = bind_local(&xpub);
     let good = socket(&ctx, SocketType::Sub);

@@ -37,7 +37,7 @@ fn connect_before_bind() {
         let ctx = ctx();
         let ep = free_endpoint();
         let req = socket(&ctx, SocketType::Req);
-        req.set_linger(Some(Duration::ZERO));
+        req.set_linger(Some(Duration::ZERO)).unwrap();
         req.connect(&ep)
             .expect("connect to a port nobody listens on yet");
         // The request waits in the connecter's pipe.
@@ -70,7 +70,7 @@ fn connect_before_bind_dealer_router() {
         let ctx = ctx();
         let ep = free_endpoint();
         let dealer = socket(&ctx, SocketType::Dealer);
-        dealer.set_linger(Some(Duration::ZERO));
+        dealer.set_linger(Some(Duration::ZERO)).unwrap();
         dealer.set_routing_id("early").expect("routing id");
         dealer.connect(&ep).expect("connect");
         for i in 0..5 {
@@ -93,7 +93,7 @@ fn connect_before_bind_dealer_router() {
 
 fn new_client(ctx: &Context, ep: &str) -> Socket {
     let req = socket(ctx, SocketType::Req);
-    req.set_linger(Some(Duration::ZERO));
+    req.set_linger(Some(Duration::ZERO)).unwrap();
     req.connect(ep).expect("connect");
     req
 }
@@ -102,7 +102,7 @@ fn new_client(ctx: &Context, ep: &str) -> Socket {
 fn server_restart_on_same_port_lazy_pirate() {
     let ctx = ctx();
     let rep = socket(&ctx, SocketType::Rep);
-    rep.set_linger(Some(Duration::ZERO));
+    rep.set_linger(Some(Duration::ZERO)).unwrap();
     let ep = bind_local(&rep);
     let server = RepServer::serve(rep, ep.clone(), "first");
 
@@ -117,7 +117,7 @@ fn server_restart_on_same_port_lazy_pirate() {
     });
     // ...and a new one comes up on the same endpoint.
     let rep = socket(&ctx, SocketType::Rep);
-    rep.set_linger(Some(Duration::ZERO));
+    rep.set_linger(Some(Duration::ZERO)).unwrap();
     assert_eq!(rep.bind(&ep).expect("rebind the same port"), ep);
     let server = RepServer::serve(rep, ep.clone(), "second");
 
@@ -144,7 +144,7 @@ fn server_restart_on_same_port_lazy_pirate() {
 fn server_dies_mid_request_client_recovers() {
     let ctx = ctx();
     let rep = socket(&ctx, SocketType::Rep);
-    rep.set_linger(Some(Duration::ZERO));
+    rep.set_linger(Some(Duration::ZERO)).unwrap();
     let ep = bind_local(&rep);
 
     let mut req = new_client(&ctx, &ep);
@@ -165,7 +165,7 @@ fn server_dies_mid_request_client_recovers() {
     // A new server on the same endpoint; the client drops its socket,
     // opens a new one and resends.
     let rep = socket(&ctx, SocketType::Rep);
-    rep.set_linger(Some(Duration::ZERO));
+    rep.set_linger(Some(Duration::ZERO)).unwrap();
     rep.bind(&ep).expect("rebind the same port");
     let server = RepServer::serve(rep, ep.clone(), "restarted");
     drop(req);
@@ -178,11 +178,11 @@ fn server_dies_mid_request_client_recovers() {
 fn reconnect_disabled_stays_disconnected() {
     let ctx = ctx();
     let rep = socket(&ctx, SocketType::Rep);
-    rep.set_linger(Some(Duration::ZERO));
+    rep.set_linger(Some(Duration::ZERO)).unwrap();
     let ep = bind_local(&rep);
     let req = socket(&ctx, SocketType::Req);
-    req.set_linger(Some(Duration::ZERO));
-    req.set_reconnect_ivl(None);
+    req.set_linger(Some(Duration::ZERO)).unwrap();
+    req.set_reconnect_ivl(None).unwrap();
     let mon = req.monitor();
     req.connect(&ep).expect("connect");
     send(&req, "a", "request");
@@ -196,7 +196,7 @@ fn reconnect_disabled_stays_disconnected() {
 
     // A server comes back, but the client does not reconnect.
     let rep = socket(&ctx, SocketType::Rep);
-    rep.set_linger(Some(Duration::ZERO));
+    rep.set_linger(Some(Duration::ZERO)).unwrap();
     rep.bind(&ep).expect("rebind");
     send(&req, "c", "request queued");
     assert!(matches!(rep.recv_timeout(SHORT), Err(Error::TimedOut)));

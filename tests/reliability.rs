@@ -26,16 +26,17 @@ const PROMPT: Duration = Duration::from_secs(2);
 /// A REQ with a quick reconnect, so that restarts are picked up fast.
 fn client(ctx: &Context, ep: &str) -> Socket {
     let req = socket(ctx, SocketType::Req);
-    req.set_linger(Some(Duration::ZERO));
-    req.set_reconnect_ivl(Some(Duration::from_millis(10)));
-    req.set_reconnect_ivl_max(Duration::ZERO);
+    req.set_linger(Some(Duration::ZERO)).unwrap();
+    req.set_reconnect_ivl(Some(Duration::from_millis(10)))
+        .unwrap();
+    req.set_reconnect_ivl_max(Duration::ZERO).unwrap();
     req.connect(ep).expect("connect");
     req
 }
 
 fn rep_on(ctx: &Context, ep: &str) -> Socket {
     let rep = socket(ctx, SocketType::Rep);
-    rep.set_linger(Some(Duration::ZERO));
+    rep.set_linger(Some(Duration::ZERO)).unwrap();
     assert_eq!(rep.bind(ep).expect("bind"), ep);
     rep
 }
@@ -43,7 +44,7 @@ fn rep_on(ctx: &Context, ep: &str) -> Socket {
 /// A REP on an ephemeral loopback port, and that endpoint.
 fn first_rep(ctx: &Context) -> (Socket, String) {
     let rep = socket(ctx, SocketType::Rep);
-    rep.set_linger(Some(Duration::ZERO));
+    rep.set_linger(Some(Duration::ZERO)).unwrap();
     let ep = bind_local(&rep);
     (rep, ep)
 }
@@ -99,7 +100,7 @@ fn resend_delivers_to_the_restarted_server_in_the_same_recv() {
     let ctx = ctx();
     let (rep, ep) = first_rep(&ctx);
     let req = client(&ctx, &ep);
-    req.set_req_resend(true);
+    req.set_req_resend(true).unwrap();
 
     let (server_ctx, server_ep) = (ctx.clone(), ep.clone());
     let restarter = std::thread::spawn(move || {
@@ -131,7 +132,7 @@ fn resend_goes_to_a_second_server() {
     let mut threads = Vec::new();
     for name in ["a", "b"] {
         let rep = socket(&ctx, SocketType::Rep);
-        rep.set_linger(Some(Duration::ZERO));
+        rep.set_linger(Some(Duration::ZERO)).unwrap();
         endpoints.push(bind_local(&rep));
         let (doomed, stop) = (doomed.clone(), stop.clone());
         threads.push(std::thread::spawn(move || -> Result<usize, String> {
@@ -156,8 +157,8 @@ fn resend_goes_to_a_second_server() {
         }));
     }
     let req = socket(&ctx, SocketType::Req);
-    req.set_linger(Some(Duration::ZERO));
-    req.set_req_resend(true);
+    req.set_linger(Some(Duration::ZERO)).unwrap();
+    req.set_req_resend(true).unwrap();
     let mon = req.monitor();
     for ep in &endpoints {
         req.connect(ep).expect("connect");
@@ -189,11 +190,11 @@ fn resend_goes_to_a_second_server() {
 fn relaxed_correlated_req_discards_the_abandoned_reply() {
     let ctx = ctx();
     let rep = socket(&ctx, SocketType::Rep);
-    rep.set_linger(Some(Duration::ZERO));
+    rep.set_linger(Some(Duration::ZERO)).unwrap();
     let ep = bind_local(&rep);
     let req = client(&ctx, &ep);
-    req.set_req_relaxed(true);
-    req.set_req_correlate(true);
+    req.set_req_relaxed(true).unwrap();
+    req.set_req_correlate(true).unwrap();
 
     // The server holds its first reply back until the client has moved on.
     let (moved_on, wait_moved_on) = crossbeam_channel::bounded::<()>(1);
@@ -249,7 +250,7 @@ fn child_echo_server() {
     let deadline = Instant::now() + OVERALL * 2;
     let ctx = Context::new();
     let rep = ctx.socket(SocketType::Rep).expect("socket");
-    rep.set_linger(Some(Duration::ZERO));
+    rep.set_linger(Some(Duration::ZERO)).unwrap();
     // The killed predecessor's port is free once it is reaped; retry
     // briefly anyway in case the kernel lags.
     loop {
@@ -377,8 +378,8 @@ fn survive_ten_kills(strategy: Strategy) {
     let ctx = ctx();
     let req = client(&ctx, &ep);
     if let Strategy::Resend = strategy {
-        req.set_req_resend(true);
-        req.set_req_correlate(true);
+        req.set_req_resend(true).unwrap();
+        req.set_req_correlate(true).unwrap();
     }
     let mut accepted = Vec::with_capacity(REQUESTS);
     let mut lost = 0usize;

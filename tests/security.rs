@@ -25,12 +25,12 @@ fn curve_pub_sub_with_zap_and_user_id() {
         _ => ZapReply::deny("unknown"),
     });
     let sub = socket(&ctx, SocketType::Sub);
-    sub.set_curve_keypair(&server);
-    sub.set_curve_server(true);
+    sub.set_curve_keypair(&server).unwrap();
+    sub.set_curve_server(true).unwrap();
     let ep = bind_local(&sub);
     sub.subscribe("t").unwrap();
     let publisher = socket(&ctx, SocketType::Pub);
-    publisher.set_curve_keypair(&client);
+    publisher.set_curve_keypair(&client).unwrap();
     publisher
         .set_curve_serverkey(server.public.to_z85().as_bytes())
         .unwrap();
@@ -62,14 +62,14 @@ fn curve_pub_sub_with_zap_and_user_id() {
 fn missing_or_bad_keys_fail_bind_and_connect() {
     let ctx = ctx();
     let s = socket(&ctx, SocketType::Rep);
-    s.set_curve_server(true);
+    s.set_curve_server(true).unwrap();
     assert!(matches!(
         s.bind("tcp://127.0.0.1:0"),
         Err(Error::InvalidOption(_))
     ));
     let c = socket(&ctx, SocketType::Req);
-    c.set_curve_keypair(&CurveKeyPair::generate());
-    c.set_curve_server(false);
+    c.set_curve_keypair(&CurveKeyPair::generate()).unwrap();
+    c.set_curve_server(false).unwrap();
     // curve_server(false) alone is NULL again, as in libzmq.
     assert_eq!(c.mechanism(), ferrozmq::Mechanism::Null);
     c.set_curve_serverkey([1u8; 32]).unwrap();
@@ -95,7 +95,7 @@ fn debug_output_never_shows_secrets() {
     let ctx = ctx();
     let s = socket(&ctx, SocketType::Req);
     let keys = CurveKeyPair::generate();
-    s.set_curve_keypair(&keys);
+    s.set_curve_keypair(&keys).unwrap();
     s.set_plain_password("hunter2").unwrap();
     let shown = format!("{:?}", s.options());
     assert!(!shown.contains(&keys.secret.to_z85()));
@@ -108,9 +108,9 @@ fn stalled_and_garbage_handshakes_are_dropped_without_delaying_others() {
     let ctx = ctx();
     let server = CurveKeyPair::generate();
     let rep = socket(&ctx, SocketType::Rep);
-    rep.set_curve_keypair(&server);
-    rep.set_curve_server(true);
-    rep.set_handshake_ivl(Duration::from_millis(300));
+    rep.set_curve_keypair(&server).unwrap();
+    rep.set_curve_server(true).unwrap();
+    rep.set_handshake_ivl(Duration::from_millis(300)).unwrap();
     let events = rep.monitor();
     let ep = bind_local(&rep);
     let addr = ep.trim_start_matches("tcp://").to_owned();
@@ -126,7 +126,7 @@ fn stalled_and_garbage_handshakes_are_dropped_without_delaying_others() {
 
     // A real client is served meanwhile.
     let req = socket(&ctx, SocketType::Req);
-    req.set_curve_keypair(&CurveKeyPair::generate());
+    req.set_curve_keypair(&CurveKeyPair::generate()).unwrap();
     req.set_curve_serverkey(server.public.as_bytes()).unwrap();
     req.connect(&ep).unwrap();
     send(&req, "hi", "request");

@@ -37,7 +37,7 @@ fn a_request_queued_before_any_peer_moves_to_the_first_to_connect() {
         let ctx = ctx();
         let server = RepServer::start(&ctx, "rep");
         let req = socket(&ctx, SocketType::Req);
-        req.set_req_correlate(correlate);
+        req.set_req_correlate(correlate).unwrap();
         let dead = free_endpoint();
         req.connect(&dead).expect("connect dead");
         send(&req, "hello", "request");
@@ -103,13 +103,13 @@ fn push_moves_what_fits_and_shows_the_rest() {
     let pull = socket(&ctx, SocketType::Pull);
     let ep = bind_local(&pull);
     let push = socket(&ctx, SocketType::Push);
-    push.set_sndhwm(4);
+    push.set_sndhwm(4).unwrap();
     let dead = free_endpoint();
     push.connect(&dead).expect("connect dead");
     for i in 0..4 {
         send(&push, format!("m{i}"), "queue");
     }
-    push.set_sndhwm(2); // the live pipe is made with this HWM
+    push.set_sndhwm(2).unwrap(); // the live pipe is made with this HWM
     let monitor = push.monitor();
     push.connect(&ep).expect("connect live");
     wait_event(&monitor, TIMEOUT, |e| {
@@ -136,7 +136,7 @@ fn immediate_queues_only_to_connected_peers() {
     ] {
         let ctx = ctx();
         let s = socket(&ctx, ty);
-        s.set_immediate(true);
+        s.set_immediate(true).unwrap();
         assert!(s.immediate());
         s.connect(&free_endpoint()).expect("connect dead");
         let e = s.try_send("x").expect_err("nobody is connected");
@@ -178,7 +178,7 @@ fn immediate_queues_only_to_connected_peers() {
 fn immediate_send_waits_for_the_first_peer() {
     let ctx = ctx();
     let push = std::sync::Arc::new(socket(&ctx, SocketType::Push));
-    push.set_immediate(true);
+    push.set_immediate(true).unwrap();
     let pull = socket(&ctx, SocketType::Pull);
     let ep = bind_local(&pull);
     let (tx, rx) = crossbeam_channel::bounded(1);

@@ -20,7 +20,7 @@ fn stuck_sockets(ctx: &Context) -> Vec<Socket> {
     req.connect(&ep).expect("connect");
     req.try_send("unanswerable").expect("queued");
     let dealer = socket(ctx, SocketType::Dealer);
-    dealer.set_sndhwm(2);
+    dealer.set_sndhwm(2).unwrap();
     dealer.connect(&ep).expect("connect");
     dealer.try_send("a").expect("queued");
     dealer.try_send("b").expect("queued");
@@ -125,7 +125,7 @@ fn dropping_context_with_open_sockets_does_not_hang() {
 fn term_wakes_blocked_send() {
     let ctx = ctx();
     let push = socket(&ctx, SocketType::Push);
-    push.set_sndhwm(1);
+    push.set_sndhwm(1).unwrap();
     push.connect(&free_endpoint()).expect("connect");
     push.try_send("fills the pipe").expect("queued");
 
@@ -157,7 +157,7 @@ fn closed_socket_with_infinite_linger_and_nothing_pending_does_not_block_term() 
     // termination, whatever its linger.
     let ctx = ctx();
     let s = socket(&ctx, SocketType::Dealer);
-    s.set_linger(None);
+    s.set_linger(None).unwrap();
     bind_local(&s);
     s.connect(&free_endpoint()).expect("connect");
     drop(s);

@@ -54,26 +54,26 @@ fn req_rep() {
 
 #[test]
 fn dealer_router() {
-    each_transport(
-        SocketType::Router,
-        SocketType::Dealer,
-        |router, dealer, t| {
-            dealer.set_routing_id("d1").expect("routing id");
-            send(dealer, Message::from_frames(["x", "y"]), "dealer");
-            let m = recv(router, "router");
-            let got = strs(&m);
-            assert_eq!(&got[1..], ["x", "y"], "{t:?}");
-            send(
-                router,
-                Message::from_frames([
-                    m.first().map(|f| f.to_vec()).unwrap_or_default(),
-                    b"back".to_vec(),
-                ]),
-                "router",
-            );
-            assert_eq!(strs(&recv(dealer, "dealer")), ["back"], "{t:?}");
-        },
-    );
+    for t in TRANSPORTS {
+        let ctx = ctx();
+        let router = socket(&ctx, SocketType::Router);
+        let ep = router
+            .bind(&t.any())
+            .unwrap_or_else(|e| panic!("{t:?}: bind: {e}"));
+        let dealer = socket(&ctx, SocketType::Dealer);
+        // Before connecting: the routing id shapes the connection.
+        dealer.set_routing_id("d1").expect("routing id");
+        dealer
+            .connect(&ep)
+            .unwrap_or_else(|e| panic!("{t:?}: connect {ep}: {e}"));
+        send(&dealer, Message::from_frames(["x", "y"]), "dealer");
+        let m = recv(&router, "router");
+        assert_eq!(strs(&m), ["d1", "x", "y"], "{t:?}");
+        send(&router, Message::from_frames(["d1", "back"]), "router");
+        assert_eq!(strs(&recv(&dealer, "dealer")), ["back"], "{t:?}");
+        drop((router, dealer));
+        ctx.term();
+    }
 }
 
 #[test]
@@ -192,7 +192,8 @@ fn connect_before_bind() {
         let ctx = ctx();
         let ep = t.unbound();
         let push = socket(&ctx, SocketType::Push);
-        push.set_reconnect_ivl(Some(std::time::Duration::from_millis(10)));
+        push.set_reconnect_ivl(Some(std::time::Duration::from_millis(10)))
+            .unwrap();
         push.connect(&ep).expect("connect");
         send(&push, "early", "push");
         let pull = socket(&ctx, SocketType::Pull);
@@ -212,7 +213,8 @@ fn reconnects_after_the_binder_restarts() {
         let ctx = ctx();
         let ep = t.unbound();
         let push = socket(&ctx, SocketType::Push);
-        push.set_reconnect_ivl(Some(std::time::Duration::from_millis(10)));
+        push.set_reconnect_ivl(Some(std::time::Duration::from_millis(10)))
+            .unwrap();
         push.connect(&ep).expect("connect");
         for round in 0..3 {
             let pull = socket(&ctx, SocketType::Pull);

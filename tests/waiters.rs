@@ -64,9 +64,9 @@ fn blocking_socket(ctx: &Context, how: Block, peer_ctx: &Context) -> (Socket, So
         }
         Block::Send => {
             let push = socket(ctx, SocketType::Push);
-            push.set_sndhwm(1);
+            push.set_sndhwm(1).unwrap();
             // Termination need not linger over a message nobody takes.
-            push.set_linger(Some(Duration::ZERO));
+            push.set_linger(Some(Duration::ZERO)).unwrap();
             // Not connected anywhere that answers: the pipe takes one
             // message, then `send` blocks.
             push.connect(&free_endpoint()).expect("connect");
@@ -80,19 +80,6 @@ fn blocking_socket(ctx: &Context, how: Block, peer_ctx: &Context) -> (Socket, So
             let dummy = socket(peer_ctx, SocketType::Pull);
             (push, dummy)
         }
-    }
-}
-
-/// Waits until `n` threads are blocked on `s` (an event, not a sleep).
-fn await_blocked(s: &Socket, n: usize) {
-    let deadline = Instant::now() + TIMEOUT;
-    while s.blocked_threads() < n {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {n} threads blocked within {TIMEOUT:?}",
-            s.blocked_threads()
-        );
-        thread::yield_now();
     }
 }
 

@@ -32,8 +32,8 @@ fn socket(ctx: &Context, ty: SocketType) -> Result<Socket, String> {
 /// Turns ZMTP heartbeats on for `s`'s later connections, if asked to.
 fn heartbeats(s: &Socket, ivl: Option<Duration>) {
     if ivl.is_some() {
-        s.set_heartbeat_ivl(ivl);
-        s.set_heartbeat_timeout(Some(HEARTBEAT_TIMEOUT));
+        s.set_heartbeat_ivl(ivl).unwrap();
+        s.set_heartbeat_timeout(Some(HEARTBEAT_TIMEOUT)).unwrap();
     }
 }
 
@@ -110,7 +110,8 @@ pub fn run(role: &Role) -> Result<(), String> {
         }
         Role::ReqClient { ep, size, secs } => {
             let s = socket(&ctx, SocketType::Req)?;
-            s.set_rcvtimeo(Some(Duration::from_secs(30)));
+            s.set_rcvtimeo(Some(Duration::from_secs(30)))
+                .map_err(err("option"))?;
             s.connect(ep).map_err(err("connect"))?;
             req_rounds(&s, *size, *secs)?;
         }
@@ -121,7 +122,8 @@ pub fn run(role: &Role) -> Result<(), String> {
             // Ends with the process.
             std::thread::spawn(move || rep_serve(&rep, size));
             let req = socket(&ctx, SocketType::Req)?;
-            req.set_rcvtimeo(Some(Duration::from_secs(30)));
+            req.set_rcvtimeo(Some(Duration::from_secs(30)))
+                .map_err(err("option"))?;
             req.connect(INPROC).map_err(err("connect"))?;
             req_rounds(&req, size, *secs)?;
         }
@@ -132,7 +134,8 @@ pub fn run(role: &Role) -> Result<(), String> {
             let receiver =
                 std::thread::spawn(move || pull_count(&pull, size).map(|n| (n, Instant::now())));
             let push = socket(&ctx, SocketType::Push)?;
-            push.set_sndtimeo(Some(Duration::from_secs(30)));
+            push.set_sndtimeo(Some(Duration::from_secs(30)))
+                .map_err(err("option"))?;
             push.connect(INPROC).map_err(err("connect"))?;
             let start = Instant::now();
             let sent = push_for(&push, size, *secs)?;
@@ -148,7 +151,8 @@ pub fn run(role: &Role) -> Result<(), String> {
             heartbeat,
         } => {
             let s = socket(&ctx, SocketType::Req)?;
-            s.set_rcvtimeo(Some(Duration::from_secs(30)));
+            s.set_rcvtimeo(Some(Duration::from_secs(30)))
+                .map_err(err("option"))?;
             heartbeats(&s, *heartbeat);
             s.connect(ep).map_err(err("connect"))?;
             let msg = Message::from(payload(*size));
@@ -170,8 +174,10 @@ pub fn run(role: &Role) -> Result<(), String> {
         }
         Role::PushClient { ep, size, secs } => {
             let s = socket(&ctx, SocketType::Push)?;
-            s.set_linger(Some(Duration::from_secs(60)));
-            s.set_sndtimeo(Some(Duration::from_secs(30)));
+            s.set_linger(Some(Duration::from_secs(60)))
+                .map_err(err("option"))?;
+            s.set_sndtimeo(Some(Duration::from_secs(30)))
+                .map_err(err("option"))?;
             s.connect(ep).map_err(err("connect"))?;
             std::thread::sleep(SETTLE);
             let start_ns = now_ns();
@@ -273,7 +279,8 @@ pub fn run(role: &Role) -> Result<(), String> {
                         (ctx.clone(), barrier.clone(), ep.clone(), *size);
                     std::thread::spawn(move || -> Result<(u64, Instant), String> {
                         let s = socket(&ctx, SocketType::Req)?;
-                        s.set_rcvtimeo(Some(Duration::from_secs(30)));
+                        s.set_rcvtimeo(Some(Duration::from_secs(30)))
+                            .map_err(err("option"))?;
                         s.connect(&ep).map_err(err("connect"))?;
                         let msg = Message::from(payload(size));
                         let round_trip = || -> Result<(), String> {
@@ -309,7 +316,8 @@ pub fn run(role: &Role) -> Result<(), String> {
         }
         Role::RouterCount { bind, n } => {
             let s = socket(&ctx, SocketType::Router)?;
-            s.set_rcvtimeo(Some(Duration::from_secs(90)));
+            s.set_rcvtimeo(Some(Duration::from_secs(90)))
+                .map_err(err("option"))?;
             report("endpoint", s.bind(bind).map_err(err("bind"))?);
             std::thread::sleep(Duration::from_millis(300));
             report("base_rss_kb", status_kb("VmRSS"));
@@ -327,7 +335,7 @@ pub fn run(role: &Role) -> Result<(), String> {
             let sockets = (0..*n)
                 .map(|_| {
                     let s = socket(&ctx, SocketType::Dealer)?;
-                    s.set_linger(Some(Duration::ZERO));
+                    s.set_linger(Some(Duration::ZERO)).map_err(err("option"))?;
                     Ok(s)
                 })
                 .collect::<Result<Vec<_>, String>>()?;
@@ -365,12 +373,15 @@ pub fn run(role: &Role) -> Result<(), String> {
             let s = socket(&ctx, SocketType::XPub)?;
             // Verbose: every subscriber's "subscribe to everything" reaches
             // us, not just the first, so we can count them in.
-            s.set_xpub_verbose(true);
-            s.set_xpub_nodrop(*mode == PubMode::Fanout);
+            s.set_xpub_verbose(true).map_err(err("option"))?;
+            s.set_xpub_nodrop(*mode == PubMode::Fanout)
+                .map_err(err("option"))?;
             // A blocked send or a missing subscriber fails the run rather
             // than hanging it.
-            s.set_sndtimeo(Some(Duration::from_secs(30)));
-            s.set_rcvtimeo(Some(Duration::from_secs(30)));
+            s.set_sndtimeo(Some(Duration::from_secs(30)))
+                .map_err(err("option"))?;
+            s.set_rcvtimeo(Some(Duration::from_secs(30)))
+                .map_err(err("option"))?;
             report("endpoint", s.bind(bind).map_err(err("bind"))?);
             let mut seen = 0;
             while seen < *subscriptions {
@@ -441,7 +452,8 @@ pub fn run(role: &Role) -> Result<(), String> {
                                 s.recv().map_err(err("recv"))?;
                             }
                         }
-                        s.set_rcvtimeo(Some(Duration::from_secs(30)));
+                        s.set_rcvtimeo(Some(Duration::from_secs(30)))
+                            .map_err(err("option"))?;
                         let mut c = SubCount::new(size, mode, i == k - 1);
                         loop {
                             let m = s.recv().map_err(err("recv"))?;

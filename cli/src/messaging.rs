@@ -53,9 +53,13 @@ pub fn send(common: &Common, ty: SocketType, subscribers: u64) -> Outcome {
     };
     // Queued messages may leave for up to --timeout-ms after stdin ends;
     // without it, until they are written (libzmq's default linger).
-    socket.set_linger(common.timeout());
+    if let Err(e) = socket.set_linger(common.timeout()) {
+        return failure(e, "setting linger");
+    }
     if subscribers > 0 {
-        socket.set_xpub_verbose(true);
+        if let Err(e) = socket.set_xpub_verbose(true) {
+            return failure(e, "setting xpub_verbose");
+        }
         if let Err(o) = wait_for_subscribers(&socket, subscribers, common.timeout()) {
             return o;
         }
@@ -93,7 +97,9 @@ pub fn recv(common: &Common, ty: SocketType, subscribe: &[String]) -> Outcome {
         Ok(s) => s,
         Err(o) => return o,
     };
-    socket.set_linger(Some(Duration::ZERO));
+    if let Err(e) = socket.set_linger(Some(Duration::ZERO)) {
+        return failure(e, "setting linger");
+    }
     if ty.subscribes() {
         // No prefix means everything, as zmqc and most tools do.
         let all = [String::new()];
@@ -139,7 +145,9 @@ pub fn req(common: &Common) -> Outcome {
         Ok(s) => s,
         Err(o) => return o,
     };
-    socket.set_linger(Some(Duration::ZERO));
+    if let Err(e) = socket.set_linger(Some(Duration::ZERO)) {
+        return failure(e, "setting linger");
+    }
     let format = common.format();
     let mut input = Lines::stdin();
     let mut out = Output::new(format.clone(), Progress::new(common.count, "requests"));
@@ -174,7 +182,9 @@ pub fn rep(common: &Common, echo: bool) -> Outcome {
         Ok(s) => s,
         Err(o) => return o,
     };
-    socket.set_linger(common.timeout());
+    if let Err(e) = socket.set_linger(common.timeout()) {
+        return failure(e, "setting linger");
+    }
     let format = common.format();
     let mut input = Lines::stdin();
     let mut out = Output::new(format.clone(), Progress::new(common.count, "requests"));

@@ -43,7 +43,9 @@ pub fn run(args: &MonitorArgs) -> Outcome {
         Ok(s) => s,
         Err(e) => return Outcome::Failed(format!("creating the socket: {e}")),
     };
-    socket.set_linger(Some(Duration::ZERO));
+    if let Err(e) = socket.set_linger(Some(Duration::ZERO)) {
+        return Outcome::Failed(format!("setting linger: {e}"));
+    }
     // Before connecting, so that the first events are seen.
     let events = socket.monitor();
     let done = if args.bind {

@@ -158,8 +158,12 @@ fn stalled_peer_is_detected_and_reconnected() {
     let (server, endpoint) = ChildServer::spawn();
     let ctx = Context::new();
     let dealer = our_socket(&ctx, SocketType::Dealer);
-    dealer.set_heartbeat_ivl(Some(Duration::from_millis(100)));
-    dealer.set_heartbeat_timeout(Some(Duration::from_millis(300)));
+    dealer
+        .set_heartbeat_ivl(Some(Duration::from_millis(100)))
+        .unwrap();
+    dealer
+        .set_heartbeat_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let events = dealer.monitor();
     dealer.connect(&endpoint).unwrap();
     wait_event(&events, TIMEOUT, "HandshakeSucceeded", |k| {
@@ -299,9 +303,12 @@ fn our_pings_are_answered_by_libzmq() {
     let ctx = Context::new();
     let ours = our_socket(&ctx, SocketType::Dealer);
     ours.set_routing_id(&b"ours"[..]).unwrap();
-    ours.set_heartbeat_ivl(Some(Duration::from_millis(100)));
-    ours.set_heartbeat_timeout(Some(Duration::from_millis(300)));
-    ours.set_heartbeat_ttl(Some(Duration::from_secs(2)));
+    ours.set_heartbeat_ivl(Some(Duration::from_millis(100)))
+        .unwrap();
+    ours.set_heartbeat_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    ours.set_heartbeat_ttl(Some(Duration::from_secs(2)))
+        .unwrap();
     let events = ours.monitor();
     ours.connect(&endpoint).unwrap();
     wait_event(&events, TIMEOUT, "HandshakeSucceeded", |k| {
@@ -338,9 +345,12 @@ fn both_sides_heartbeating_with_libzmq() {
 
     let ctx = Context::new();
     let ours = our_socket(&ctx, SocketType::Req);
-    ours.set_heartbeat_ivl(Some(Duration::from_millis(90)));
-    ours.set_heartbeat_timeout(Some(Duration::from_millis(250)));
-    ours.set_heartbeat_ttl(Some(Duration::from_millis(500)));
+    ours.set_heartbeat_ivl(Some(Duration::from_millis(90)))
+        .unwrap();
+    ours.set_heartbeat_timeout(Some(Duration::from_millis(250)))
+        .unwrap();
+    ours.set_heartbeat_ttl(Some(Duration::from_millis(500)))
+        .unwrap();
     let events = ours.monitor();
     ours.connect(&endpoint).unwrap();
     wait_event(&events, TIMEOUT, "HandshakeSucceeded", |k| {
@@ -365,13 +375,17 @@ fn back_pressure_is_not_a_heartbeat_timeout() {
     let ctx = Context::new();
     let router = ctx.socket(SocketType::Router).expect("router");
     // Block at the HWM instead of dropping, so that what is sent arrives.
-    router.set_router_mandatory(true);
+    router.set_router_mandatory(true).unwrap();
     let ep = router.bind("tcp://127.0.0.1:*").expect("bind");
     let dealer = ctx.socket(SocketType::Dealer).expect("dealer");
     dealer.set_routing_id("slow").expect("id");
-    dealer.set_rcvhwm(10);
-    dealer.set_heartbeat_ivl(Some(Duration::from_millis(50)));
-    dealer.set_heartbeat_timeout(Some(Duration::from_millis(150)));
+    dealer.set_rcvhwm(10).unwrap();
+    dealer
+        .set_heartbeat_ivl(Some(Duration::from_millis(50)))
+        .unwrap();
+    dealer
+        .set_heartbeat_timeout(Some(Duration::from_millis(150)))
+        .unwrap();
     let events = dealer.monitor();
     dealer.connect(&ep).expect("connect");
     dealer.send("hello").expect("send");

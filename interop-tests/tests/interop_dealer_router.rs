@@ -123,7 +123,7 @@ fn lz_dealers_our_router(binder: Binder, ids: [Option<&'static str>; 2], any: &s
     let ctx = Context::new();
     let zctx = zmq::Context::new();
     let router = our_socket(&ctx, SocketType::Router);
-    router.set_router_mandatory(true);
+    router.set_router_mandatory(true).unwrap();
     router.set_routing_id(&b"our-router"[..]).unwrap();
     let dealers: Vec<_> = ids
         .iter()

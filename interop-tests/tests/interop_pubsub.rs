@@ -213,7 +213,8 @@ fn our_sub_resubscribes_after_libzmq_publisher_restarts() {
     check_libzmq_version();
     let ctx = ferrozmq::Context::new();
     let sub = our_socket(&ctx, SocketType::Sub);
-    sub.set_reconnect_ivl(Some(Duration::from_millis(20)));
+    sub.set_reconnect_ivl(Some(Duration::from_millis(20)))
+        .unwrap();
     sub.subscribe("t").expect("subscribe");
     // The first publisher has a context of its own: terminating it closes
     // its listener before we return, so the endpoint is free to rebind.

@@ -107,8 +107,6 @@ pub(super) struct Engine {
     pub(super) listener: Option<Token>,
     /// The peer's address, for events.
     pub(super) peer: String,
-    sndhwm: usize,
-    rcvhwm: usize,
     pub(super) ready: bool,
     timer: Option<(Instant, TimerKey)>,
     /// Messages the session had written when its socket closed: what it
@@ -173,8 +171,6 @@ impl Engine {
             connecter,
             listener,
             peer,
-            sndhwm: options.sndhwm,
-            rcvhwm: options.rcvhwm,
             ready: false,
             timer: None,
             written_at_close: 0,
@@ -507,7 +503,8 @@ impl IoThread {
             Some(p) => p,
             None => {
                 let p = PipeId(socket.ctx.next_id());
-                c.pipes.insert(p, e.sndhwm, e.rcvhwm);
+                // The HWMs as they are now: they are live options.
+                c.pipes.insert(p, c.options.sndhwm, c.options.rcvhwm);
                 c.pipes.set_endpoint(p, e.peer.clone());
                 c.pattern.attach(p, &mut c.pipes);
                 e.pipe = Some(p);

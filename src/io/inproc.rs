@@ -164,7 +164,7 @@ impl IoThread {
         let (io, wake) = {
             let mut core = socket.core.lock();
             let c = &mut *core;
-            c.pipes.insert(pipe, options.sndhwm, options.rcvhwm);
+            c.pipes.insert(pipe, c.options.sndhwm, c.options.rcvhwm);
             c.pipes.set_endpoint(pipe, ep.clone());
             c.pattern.attach(pipe, &mut c.pipes);
             c.last_endpoint = Some(ep);
@@ -222,7 +222,7 @@ impl IoThread {
         let (verdict, io, wake) = {
             let mut core = binder.core.lock();
             let c = &mut *core;
-            c.pipes.insert(b_pipe, b_opts.sndhwm, b_opts.rcvhwm);
+            c.pipes.insert(b_pipe, c.options.sndhwm, c.options.rcvhwm);
             c.pipes.set_endpoint(b_pipe, ep.clone());
             c.pattern.attach(b_pipe, &mut c.pipes);
             c.pipes
@@ -271,12 +271,10 @@ impl IoThread {
             End {
                 socket: Arc::downgrade(&socket),
                 pipe,
-                rcvhwm: c_opts.rcvhwm,
             },
             End {
                 socket: Arc::downgrade(&binder),
                 pipe: b_pipe,
-                rcvhwm: b_opts.rcvhwm,
             },
         ));
         socket.inproc.insert(pipe, link.clone());

@@ -116,6 +116,11 @@ impl Pipe {
         self.inbound.len()
     }
 
+    /// The receive HWM in messages; 0 is unlimited.
+    pub fn rcvhwm(&self) -> usize {
+        self.rcvhwm
+    }
+
     /// Messages waiting to be written to the peer.
     pub fn outbound_len(&self) -> usize {
         self.outbound.len()
@@ -260,6 +265,35 @@ impl Pipes {
     /// (`ZMQ_CONFLATE`); older unread ones are dropped and counted.
     pub fn set_conflate(&mut self, on: bool) {
         self.conflate = on;
+    }
+
+    /// Changes every pipe's HWMs at once (`sndhwm`/`rcvhwm` set on a
+    /// socket with connections, as libzmq 4.2+ does). A raised send HWM
+    /// may free room for blocked senders; a raised receive HWM may let a
+    /// paused engine read again. A lowered one applies from the next
+    /// message: nothing queued is dropped.
+    pub fn set_hwms(&mut self, sndhwm: usize, rcvhwm: usize) {
+        let bytes_held = self.bytes_above_low_water();
+        for (&id, p) in self.pipes.iter_mut() {
+            let was_full = !p.writable();
+            p.sndhwm = sndhwm;
+            p.rcvhwm = rcvhwm;
+            if was_full && p.writable() {
+                self.wake_app = true;
+            }
+            if p.read_paused && p.below_low_water() {
+                if bytes_held {
+                    // Its own queue allows reading, the socket's bytes
+                    // not yet: it waits with those paused for the bytes.
+                    if !self.byte_paused.contains(&id) {
+                        self.byte_paused.push(id);
+                    }
+                } else {
+                    p.read_paused = false;
+                    self.io_requests.push(IoRequest::ResumeRead(id));
+                }
+            }
+        }
     }
 
     /// Sets the socket's inbound budget, which bounds the bytes queued in
@@ -813,6 +847,53 @@ mod tests {
             assert_eq!(pipes.inbound_bytes(), 0);
             assert!(paused.is_empty(), "round {round}: {paused:?} left paused");
         }
+    }
+
+    #[test]
+    fn raised_hwms_resume_reading_and_free_senders() {
+        let mut pipes = Pipes::new();
+        let id = PipeId(3);
+        pipes.insert(id, 1, 2);
+        assert!(pipes.deliver(id, "a".into()));
+        assert!(!pipes.deliver(id, "b".into()), "paused at rcvhwm 2");
+        pipes.write(id, "out".into()).unwrap();
+        assert!(pipes.write(id, "full".into()).is_err(), "at sndhwm 1");
+        pipes.take_io_requests();
+        pipes.take_app_wakeup();
+
+        // Two queued is not half of 3: still paused, still full.
+        pipes.set_hwms(1, 3);
+        assert!(pipes.take_io_requests().is_empty());
+        assert!(!pipes.take_app_wakeup());
+
+        pipes.set_hwms(2, 4);
+        assert_eq!(pipes.take_io_requests(), vec![IoRequest::ResumeRead(id)]);
+        assert!(pipes.take_app_wakeup(), "a blocked sender has room now");
+        assert!(pipes.write(id, "room".into()).is_ok());
+
+        // Lowered: nothing queued is dropped; the next delivery pauses.
+        pipes.set_hwms(1, 1);
+        assert_eq!(pipes.get(id).map(Pipe::inbound_len), Some(2));
+        assert_eq!(pipes.get(id).map(Pipe::outbound_len), Some(2));
+        assert!(!pipes.deliver(id, "c".into()));
+        assert!(pipes.write(id, "no".into()).is_err());
+    }
+
+    #[test]
+    fn a_raised_rcvhwm_waits_for_the_byte_limit() {
+        let mut pipes = Pipes::new();
+        pipes.set_byte_limit(Some(4));
+        let id = PipeId(4);
+        pipes.insert(id, 0, 1);
+        assert!(!pipes.deliver(id, "abcd".into()), "paused by both bounds");
+        pipes.take_io_requests();
+        pipes.set_hwms(0, 10);
+        assert!(
+            pipes.take_io_requests().is_empty(),
+            "the socket's bytes still hold it"
+        );
+        pipes.read_next();
+        assert_eq!(pipes.take_io_requests(), vec![IoRequest::ResumeRead(id)]);
     }
 
     #[test]

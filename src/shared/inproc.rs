@@ -30,7 +30,7 @@
 use super::SocketShared;
 use crate::id_map::IdMap;
 use crate::message::Message;
-use crate::pattern::{IoRequest, PipeId};
+use crate::pattern::{IoRequest, Pipe, PipeId};
 use crate::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -120,8 +120,6 @@ pub(crate) fn transfer<E: Ends>(dir: &Mutex<Dir<E::Msg>>, ends: &mut E) -> usize
 pub(crate) struct End {
     pub(crate) socket: Weak<SocketShared>,
     pub(crate) pipe: PipeId,
-    /// The pipe's receive HWM (fixed when the pipe was made); 0: none.
-    pub(crate) rcvhwm: usize,
 }
 
 /// An inproc connection: two ends and a direction each way.
@@ -163,7 +161,6 @@ impl Link {
             src_pipe: self.ends[from].pipe,
             dst: &dst,
             dst_pipe: self.ends[to].pipe,
-            hwm: self.ends[to].rcvhwm,
             out,
         };
         transfer(&self.dirs[from], &mut way)
@@ -176,17 +173,16 @@ struct Way<'a> {
     src_pipe: PipeId,
     dst: &'a Arc<SocketShared>,
     dst_pipe: PipeId,
-    hwm: usize,
     out: &'a mut Notices,
 }
 
-impl Way<'_> {
-    fn room_of(&self, len: usize) -> usize {
-        if self.hwm == 0 {
-            INPROC_BATCH
-        } else {
-            self.hwm.saturating_sub(len)
-        }
+/// How many more messages a receiving pipe takes now. Its HWM is read
+/// under the receiver's lock at each transfer, so that a changed `rcvhwm`
+/// applies to the link at once.
+fn room_of(p: &Pipe) -> usize {
+    match p.rcvhwm() {
+        0 => INPROC_BATCH,
+        hwm => hwm.saturating_sub(p.inbound_len()),
     }
 }
 
@@ -203,13 +199,13 @@ impl Ends for Way<'_> {
 
     fn room(&mut self) -> Option<usize> {
         let core = self.dst.core.lock();
-        let len = core.pipes.get(self.dst_pipe)?.inbound_len();
+        let room = room_of(core.pipes.get(self.dst_pipe)?);
         // Paused at `READ_AHEAD` bytes, as a TCP pipe would be: the rest
         // waits in the sender's pipe until the reader resumes.
         if core.pipes.read_room(self.dst_pipe) == 0 {
             return Some(0);
         }
-        Some(self.room_of(len))
+        Some(room)
     }
 
     fn take(&mut self, max: usize, batch: &mut Vec<Message>) {
@@ -236,13 +232,10 @@ impl Ends for Way<'_> {
         for m in batch.drain(..) {
             open &= core.pipes.deliver(self.dst_pipe, m);
         }
-        let room = core.pipes.get(self.dst_pipe).map(|p| {
-            if open {
-                self.room_of(p.inbound_len())
-            } else {
-                0
-            }
-        });
+        let room = core
+            .pipes
+            .get(self.dst_pipe)
+            .map(|p| if open { room_of(p) } else { 0 });
         let (reqs, wake) = core.settle();
         drop(core);
         settled(self.out, self.dst, reqs, wake);

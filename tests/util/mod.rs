@@ -44,8 +44,8 @@ pub fn ctx() -> Context {
 /// plain `send`/`recv` can never block forever.
 pub fn socket(ctx: &Context, ty: SocketType) -> Socket {
     let s = ctx.socket(ty).expect("create socket");
-    s.set_rcvtimeo(Some(TIMEOUT));
-    s.set_sndtimeo(Some(TIMEOUT));
+    s.set_rcvtimeo(Some(TIMEOUT)).unwrap();
+    s.set_sndtimeo(Some(TIMEOUT)).unwrap();
     s
 }
 
@@ -219,7 +219,7 @@ impl RepServer {
     /// Binds a REP on an ephemeral loopback port and starts serving.
     pub fn start(ctx: &Context, name: &str) -> RepServer {
         let rep = socket(ctx, SocketType::Rep);
-        rep.set_linger(Some(Duration::ZERO));
+        rep.set_linger(Some(Duration::ZERO)).unwrap();
         let endpoint = bind_local(&rep);
         Self::serve(rep, endpoint, name)
     }
@@ -367,6 +367,19 @@ pub fn unique_name(prefix: &str) -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Waits until `n` threads are blocked on `s` (an event, not a sleep).
+pub fn await_blocked(s: &Socket, n: usize) {
+    let deadline = Instant::now() + TIMEOUT;
+    while s.blocked_threads() < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} threads blocked within {TIMEOUT:?}",
+            s.blocked_threads()
+        );
+        std::thread::yield_now();
+    }
 }
 
 /// A path under the temporary directory that does not exist yet.

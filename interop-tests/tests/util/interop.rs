@@ -75,7 +75,7 @@ pub fn lz_recv_within(s: &zmq::Socket, t: Duration) -> Result<Vec<Vec<u8>>, zmq:
 /// so that closing it mirrors the libzmq side.
 pub fn our_socket(ctx: &Context, ty: SocketType) -> Socket {
     let s = socket(ctx, ty);
-    s.set_linger(Some(Duration::ZERO));
+    s.set_linger(Some(Duration::ZERO)).unwrap();
     s
 }
 
