@@ -155,7 +155,10 @@ impl ZapReply {
 /// Decides who may connect (RFC 27, as a Rust callback). Called on the
 /// I/O thread once per handshake of a PLAIN or CURVE server socket (and
 /// of a NULL socket with a `zap_domain`), so it must answer quickly: it
-/// holds up the context's other connections while it runs.
+/// holds up the context's other connections while it runs. A handler
+/// that needs time (a database, another service) is better served as a
+/// socket bound on `inproc://zeromq.zap.01`, which the handshake waits
+/// for without holding anyone up.
 pub trait ZapHandler: Send + Sync + 'static {
     /// Answers one request.
     fn authenticate(&self, request: &ZapRequest) -> ZapReply;
