@@ -350,3 +350,25 @@ fn rust_handler_first_then_the_endpoint_then_nobody() {
     let m = recv(&rep, "request");
     assert_eq!(m.property("User-Id"), None);
 }
+
+#[test]
+fn a_reply_for_an_unknown_request_is_dropped_and_the_client_times_out() {
+    let ctx = ctx();
+    let zap = handler(&ctx, SocketType::Rep, |req| {
+        let mut r = allow(req, "", &[]);
+        r[1] = b"4294967296".to_vec();
+        Some(r)
+    });
+    let rep = socket(&ctx, SocketType::Rep);
+    rep.set_plain_server(true).unwrap();
+    rep.set_handshake_ivl(Duration::from_millis(300)).unwrap();
+    let events = rep.monitor();
+    let ep = bind_local(&rep);
+    let _client = plain_client(&ctx, &ep, "u", "p");
+    // Matched to no connection: the one waiting is still bounded by
+    // handshake_ivl, and the I/O thread carries on.
+    assert_eq!(handshake_failed(&events), ProtocolError::HandshakeTimeout);
+    let other = socket(&ctx, SocketType::Rep);
+    bind_local(&other);
+    assert!(!finish(ctx, zap).is_empty());
+}
