@@ -398,10 +398,10 @@ impl Session {
     /// ZAP's answer to the request [`poll_zap_request`](Self::poll_zap_request)
     /// gave: the handshake goes on (WELCOME, READY or the ERROR of a
     /// refusal is queued as output, and `Ready` may follow in
-    /// `poll_event`). An answer when none is awaited (the session failed
-    /// or timed out meanwhile, or it was answered already) changes
-    /// nothing. A refusal or a failed answer fails the session, as
-    /// `handle_input` does.
+    /// `poll_event`). An answer when none is awaited (it was answered
+    /// already) changes nothing; after the session failed (a timeout
+    /// meanwhile, say) it returns that failure. A refusal or a failed
+    /// answer fails the session, as `handle_input` does.
     pub fn zap_reply(
         &mut self,
         answer: impl Into<ZapAnswer>,
