@@ -89,7 +89,9 @@ impl Context {
     /// Sets the ZAP handler (RFC 27, as a Rust callback) that PLAIN and
     /// CURVE servers of this context ask about each client, for
     /// connections that start from now on. It is called on the I/O
-    /// thread, so it must answer quickly. Without one, servers behave as
+    /// thread, so it must answer quickly. Without one, a REP or ROUTER of
+    /// this context bound on `inproc://zeromq.zap.01` is asked with RFC
+    /// 27's frames, as libzmq does; with neither, servers behave as
     /// libzmq's with no ZAP handler bound: every client that completes
     /// the handshake is accepted.
     pub fn set_zap_handler(&self, handler: impl ZapHandler) {

@@ -82,6 +82,12 @@ pub enum ProtocolError {
         /// The handler's reason, when we are the server (never sent).
         text: String,
     },
+    /// ZAP could not decide: the handler bound on
+    /// `inproc://zeromq.zap.01` answered something RFC 27 does not allow
+    /// (a malformed reply, another version, an unknown status code), or
+    /// the request could not be queued for it (libzmq's
+    /// `ZMQ_PROTOCOL_ERROR_ZAP_*`, a protocol failure).
+    ZapFailed(&'static str),
     /// A CURVE box did not open: the peer used other keys than we expect,
     /// or the bytes were changed on the way.
     Decryption(&'static str),
@@ -138,6 +144,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::AuthFailed { status, text } => {
                 write!(f, "authentication refused (ZAP status {status}: {text})")
             }
+            ProtocolError::ZapFailed(why) => write!(f, "ZAP failed: {why}"),
             ProtocolError::Decryption(what) => {
                 write!(f, "{what} did not decrypt: wrong keys or tampered bytes")
             }

@@ -471,6 +471,7 @@ fn mechanism_pair(config: u8) -> (SessionConfig, SessionConfig) {
         };
         ZapContext {
             handler: Some(std::sync::Arc::new(handler)),
+            external: false,
             domain: "fuzz".into(),
             address: "fuzz".into(),
             routing_id: Bytes::new(),

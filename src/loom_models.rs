@@ -95,6 +95,14 @@ impl Socket {
         fd
     }
 
+    /// `IoThread::zap_replies` (`io::zap`): reset the internal DEALER's
+    /// waiter, then take every reply queued, under the lock. Returns how
+    /// many it took.
+    fn drain(&self, fd: &Waiter) -> usize {
+        fd.reset();
+        std::mem::take(&mut *self.core.lock())
+    }
+
     /// `ContextInner::terminate`: flag first, then notify under the lock.
     fn terminate(&self) {
         self.terminated.store(true, Ordering::Release);
@@ -170,6 +178,42 @@ fn the_readiness_descriptor_stays_raised_while_the_socket_is_ready() {
             }
         }
         producer.join().expect("producer");
+    });
+}
+
+/// The ZAP client (`io::zap`): the I/O thread sleeps until its waiter on
+/// the internal DEALER is raised (an `eventfd` edge in its poll), then
+/// resets it and takes every reply. Replies the handler's thread delivers
+/// at any point of that are all taken: one stranded would leave the I/O
+/// thread asleep with a connection waiting (a deadlock here). Seen to
+/// deadlock when the drain resets after taking. (The I/O thread's part
+/// runs on a spawned thread: a park token left over on the model's main
+/// thread would confuse loom's `join`.)
+#[test]
+fn zap_replies_delivered_during_a_drain_are_never_stranded() {
+    loom::model(|| {
+        let s = Socket::new();
+        let io = {
+            let s = s.clone();
+            thread::spawn(move || {
+                // Registered for the DEALER's life, before any request.
+                let fd = Arc::new(Waiter::new());
+                {
+                    let _core = s.core.lock();
+                    s.waiters.register(&fd);
+                }
+                let mut taken = s.drain(&fd);
+                while taken < 2 {
+                    fd.park(None);
+                    taken += s.drain(&fd);
+                }
+                taken
+            })
+        };
+        // The handler's thread: two replies.
+        s.deliver();
+        s.deliver();
+        assert_eq!(io.join().expect("I/O thread"), 2);
     });
 }
 

@@ -254,7 +254,13 @@ fn plain_both_ways_with_zap() {
         }
         _ => ZapReply::deny("no"),
     });
-    let rep = socket(&ctx, SocketType::Rep);
+    libzmq_plain_client_is_admin(&ctx);
+}
+
+/// Our REP as PLAIN server in `ctx`, whose ZAP handler lets
+/// admin/secret in as "admin"; a libzmq REQ as admin/secret.
+fn libzmq_plain_client_is_admin(ctx: &ferrozmq::Context) {
+    let rep = socket(ctx, SocketType::Rep);
     rep.set_plain_server(true).unwrap();
     let ep = bind_local(&rep);
     let mut peer = PyPeer::start(&spec(
@@ -409,4 +415,32 @@ fn wrong_curve_keys_are_refused_both_ways() {
         HandshakeFailure::Auth { status: 400 }
     );
     assert_eq!(peer.expect("EVENT HANDSHAKE_FAILED_AUTH"), "400");
+}
+
+#[test]
+fn libzmq_client_authenticated_by_our_inproc_zap_handler() {
+    // A handler written for libzmq's wire protocol (RFC 27), bound where
+    // libzmq's would be, serves our PLAIN server; the client is libzmq.
+    let ctx = ctx();
+    let zap = ctx.socket(SocketType::Rep).unwrap();
+    zap.bind("inproc://zeromq.zap.01").unwrap();
+    let handler = std::thread::spawn(move || {
+        let req = zap.recv_timeout(TIMEOUT).expect("a ZAP request");
+        let f: Vec<Vec<u8>> = req.iter().map(|f| f.to_vec()).collect();
+        let ok = f[5] == b"PLAIN" && f[6] == b"admin" && f[7] == b"secret";
+        let (code, user): (&[u8], &[u8]) = if ok {
+            (b"200", b"admin")
+        } else {
+            (b"400", b"")
+        };
+        let reply: Vec<&[u8]> = vec![b"1.0", &f[1], code, b"", user, b""];
+        zap.send(Message::from(
+            reply.into_iter().map(|f| f.to_vec()).collect::<Vec<_>>(),
+        ))
+        .unwrap();
+        f
+    });
+    libzmq_plain_client_is_admin(&ctx);
+    let seen = bounded(TIMEOUT, "the ZAP handler", move || handler.join().unwrap());
+    assert_eq!(&seen[3][..], b"127.0.0.1");
 }

@@ -112,6 +112,9 @@ pub(super) struct Engine {
     /// Messages the session had written when its socket closed: what it
     /// writes beyond that was delivered while lingering.
     pub(super) written_at_close: u64,
+    /// The id of the ZAP request this engine's handshake waits on, when
+    /// it went to a handler bound on `inproc://zeromq.zap.01`.
+    pub(super) zap_request: Option<u64>,
     /// Registered with the poller at all (a handed-off Unix stream with
     /// no blocked writer needs no event, and mio has no empty interest).
     registered: bool,
@@ -153,6 +156,9 @@ impl Engine {
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
             zap: ZapContext {
                 handler: socket.ctx.zap_handler(),
+                // Without a Rust handler, the I/O thread answers
+                // (`io::zap`): the inproc handler if one is bound then.
+                external: true,
                 domain: options.zap_domain.clone(),
                 address: peer.clone(),
                 routing_id: options.routing_id.clone(),
@@ -174,6 +180,7 @@ impl Engine {
             ready: false,
             timer: None,
             written_at_close: 0,
+            zap_request: None,
             registered: false,
             unix,
         })
@@ -256,7 +263,14 @@ impl IoThread {
             }
             let decoded = io.decode(self.now);
             let overdrawn = io.overdrawn;
+            let zap = io.session.poll_zap_request();
             drop(io);
+            if let Some(request) = zap {
+                self.zap_request(token, request);
+                if !self.engines.contains_key(&token) {
+                    return;
+                }
+            }
             if overdrawn {
                 // Mid-handshake too: a command frame may announce a huge
                 // body when `maxmsgsize` is unset.
@@ -440,14 +454,14 @@ impl IoThread {
     }
 
     /// Flushes what the session wants to say and re-arms its timer.
-    fn engine_after_io(&mut self, token: Token) {
+    pub(super) fn engine_after_io(&mut self, token: Token) {
         self.engine_write(token);
         self.engine_rearm(token);
     }
 
     /// Hands the session's events to the socket during and right after the
     /// handshake. Returns false if the engine was closed.
-    fn engine_events(&mut self, token: Token) -> bool {
+    pub(super) fn engine_events(&mut self, token: Token) -> bool {
         loop {
             let Some(e) = self.engines.get(&token) else {
                 return false;
@@ -761,6 +775,7 @@ impl IoThread {
         if let Some((_, key)) = e.timer.take() {
             self.timers.cancel(key);
         }
+        self.zap_forget(e.zap_request);
         log::debug!("connection to {} closed: {why:?}", e.peer);
         let endpoint = match e.connecter.and_then(|c| self.connecters.get(&c)) {
             Some(c) => c.name.clone(),

@@ -148,6 +148,11 @@ impl IoThread {
         Ok(ep)
     }
 
+    /// Whether a socket is bound to this inproc name now.
+    pub(super) fn inproc_is_bound(&self, name: &str) -> bool {
+        self.inproc.bound.contains_key(name)
+    }
+
     pub(super) fn inproc_connect(
         &mut self,
         socket: Arc<SocketShared>,

@@ -16,7 +16,9 @@
 //!   threads; the connection itself is `crate::conn`;
 //! - `linger.rs`: closing sockets and terminating the context;
 //! - `budget.rs`: which connection to drop when a socket's inbound
-//!   budget is overdrawn.
+//!   budget is overdrawn;
+//! - `zap.rs`: ZAP requests to a handler bound on
+//!   `inproc://zeromq.zap.01`, and its replies back to the engines.
 
 mod budget;
 mod connecter;
@@ -28,6 +30,7 @@ mod mailbox;
 mod resolver;
 mod timers;
 mod transport;
+mod zap;
 
 pub(crate) use mailbox::{Command, Mailbox};
 
@@ -72,6 +75,7 @@ pub(crate) fn spawn() -> io::Result<(Mailbox, JoinHandle<()>)> {
         handed_off: Vec::new(),
         handoff_timer: None,
         inproc: inproc::Registry::default(),
+        zap: zap::ZapClient::default(),
     };
     let handle = std::thread::Builder::new()
         .name("ferrozmq-io".into())
@@ -147,6 +151,8 @@ pub(crate) struct IoThread {
     handoff_timer: Option<TimerKey>,
     /// This context's inproc names, connects and links.
     inproc: inproc::Registry,
+    /// Requests to a ZAP handler bound on `inproc://zeromq.zap.01`.
+    zap: zap::ZapClient,
 }
 
 impl IoThread {
@@ -213,6 +219,8 @@ impl IoThread {
             self.connect_ready(cid, token);
         } else if self.listeners.contains_key(&token) {
             self.accept(token);
+        } else if self.zap.is_token(token) {
+            self.zap_replies();
         }
     }
 

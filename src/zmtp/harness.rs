@@ -61,6 +61,16 @@ impl Side {
         }
     }
 
+    /// Hands ZAP's answer to this side's session, as the I/O thread does
+    /// when a handler replies.
+    pub fn zap_reply(&mut self, answer: crate::zmtp::mechanism::ZapAnswer, now: Instant) {
+        let res = self.session.zap_reply(answer, now);
+        self.drain_events();
+        if let Err(e) = res {
+            self.error = Some(e);
+        }
+    }
+
     fn drain_events(&mut self) {
         while let Some(ev) = self.session.poll_event() {
             match ev {

@@ -11,12 +11,15 @@
 //!   Z85 and the ZAP callback types.
 //! - [`session`]: one connection's protocol state machine: greeting,
 //!   handshake (through a mechanism), traffic, and its timers.
+//! - [`zap`]: ZAP's wire form (RFC 27), for handlers bound on
+//!   `inproc://zeromq.zap.01`.
 
 pub mod command;
 pub mod frame;
 pub mod greeting;
 pub mod mechanism;
 pub mod session;
+pub mod zap;
 
 #[cfg(test)]
 mod harness;

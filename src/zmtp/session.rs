@@ -7,7 +7,7 @@ use super::command::{
 };
 use super::frame::{self, Frame, FrameDecoder};
 use super::greeting::{Greeting, GREETING_LEN};
-use super::mechanism::{Mechanism, MechanismConfig, Step, ZapContext};
+use super::mechanism::{Mechanism, MechanismConfig, Step, ZapAnswer, ZapContext, ZapRequest};
 use crate::error::ProtocolError;
 use crate::message::Message;
 use crate::pattern::PeerInfo;
@@ -57,8 +57,8 @@ pub struct SessionConfig {
     pub heartbeat_ttl: Option<Duration>,
     /// The security mechanism, its role and secrets.
     pub mechanism: MechanismConfig,
-    /// What a server mechanism needs to ask ZAP (handler, domain, the
-    /// peer's address).
+    /// What a server mechanism needs to ask ZAP (domain, the peer's
+    /// address), and who answers (see [`ZapContext`]).
     pub zap: ZapContext,
 }
 
@@ -180,12 +180,15 @@ enum State {
 ///
 /// - **inputs**: [`handle_input`](Self::handle_input) with bytes read from
 ///   the peer, [`handle_timeout`](Self::handle_timeout) when the deadline
-///   from `poll_timeout` has passed, and [`send_message`](Self::send_message)
-///   with messages from the local socket;
+///   from `poll_timeout` has passed, [`send_message`](Self::send_message)
+///   with messages from the local socket, and [`zap_reply`](Self::zap_reply)
+///   with ZAP's answer to the request `poll_zap_request` gave;
 /// - **outputs**: [`poll_event`](Self::poll_event) for handshake completion
-///   and received messages, [`output`](Self::output) /
-///   [`consume_output`](Self::consume_output) for bytes to write to the
-///   peer, and [`poll_timeout`](Self::poll_timeout) for the next deadline;
+///   and received messages, [`poll_zap_request`](Self::poll_zap_request)
+///   for an authentication request to take to a ZAP handler,
+///   [`output`](Self::output) / [`consume_output`](Self::consume_output)
+///   for bytes to write to the peer, and
+///   [`poll_timeout`](Self::poll_timeout) for the next deadline;
 /// - **getters**: [`is_ready`](Self::is_ready), [`peer_info`](Self::peer_info),
 ///   [`peer_version`](Self::peer_version), [`error`](Self::error),
 ///   [`bytes_wanted`](Self::bytes_wanted), [`has_output`](Self::has_output),
@@ -195,12 +198,16 @@ enum State {
 ///
 /// 1. read bytes into its buffer and call `handle_input`, or call
 ///    `handle_timeout` if `poll_timeout` has passed;
-/// 2. drain `poll_event` until `None`, handing `Ready` and messages to the
+/// 2. take `poll_zap_request`, if any, to the ZAP handler, and call
+///    `zap_reply` whenever its answer comes (at once or much later: the
+///    handshake waits, bounded by `handshake_ivl`, and the peer's commands
+///    meanwhile are checked as usual);
+/// 3. drain `poll_event` until `None`, handing `Ready` and messages to the
 ///    socket; then call `send_message` for messages the socket wants sent
 ///    (only once `Ready` was seen);
-/// 3. write `output()` to the peer and call `consume_output` with the count
+/// 4. write `output()` to the peer and call `consume_output` with the count
 ///    written; keep the rest for when the socket is writable;
-/// 4. re-arm its timer with `poll_timeout`.
+/// 5. re-arm its timer with `poll_timeout`.
 ///
 /// If an input returns `Err`, the session is dead: the engine should still
 /// drain `poll_event` (messages completed before the error are delivered),
@@ -256,6 +263,10 @@ pub struct Session {
     /// The engine stopped reading (backpressure): silence proves nothing,
     /// so the liveness timers are off.
     input_paused: bool,
+    /// A ZAP request for the driver, not yet taken by `poll_zap_request`.
+    zap_request: Option<ZapRequest>,
+    /// The mechanism waits for `zap_reply`.
+    awaiting_zap: bool,
 }
 
 impl Session {
@@ -299,6 +310,8 @@ impl Session {
             last_received: now,
             peer_ttl: None,
             input_paused: false,
+            zap_request: None,
+            awaiting_zap: false,
         }
     }
 
@@ -380,6 +393,31 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// ZAP's answer to the request [`poll_zap_request`](Self::poll_zap_request)
+    /// gave: the handshake goes on (WELCOME, READY or the ERROR of a
+    /// refusal is queued as output, and `Ready` may follow in
+    /// `poll_event`). An answer when none is awaited (it was answered
+    /// already) changes nothing; after the session failed (a timeout
+    /// meanwhile, say) it returns that failure. A refusal or a failed
+    /// answer fails the session, as `handle_input` does.
+    pub fn zap_reply(
+        &mut self,
+        answer: impl Into<ZapAnswer>,
+        now: Instant,
+    ) -> Result<(), ProtocolError> {
+        if let State::Failed(e) = &self.state {
+            return Err(e.clone());
+        }
+        if !self.awaiting_zap {
+            return Ok(());
+        }
+        let result = self.answer_zap(answer.into(), now);
+        if let Err(e) = &result {
+            self.fail(e.clone());
+        }
+        result
     }
 
     /// Encodes a message into the output: one frame per message frame,
@@ -514,6 +552,15 @@ impl Session {
         self.events.pop_front()
     }
 
+    /// The authentication request the mechanism waits on, once: take it
+    /// to a ZAP handler and hand its answer to
+    /// [`zap_reply`](Self::zap_reply). Only when the configuration's
+    /// [`ZapContext`] has no handler and is `external`; a handler is asked
+    /// at once, inside the input call.
+    pub fn poll_zap_request(&mut self) -> Option<ZapRequest> {
+        self.zap_request.take()
+    }
+
     /// True when [`poll_event`](Self::poll_event) has something.
     pub fn has_events(&self) -> bool {
         !self.events.is_empty()
@@ -642,6 +689,11 @@ impl Session {
         }
     }
 
+    /// True while the handshake waits for [`zap_reply`](Self::zap_reply).
+    pub fn is_awaiting_zap(&self) -> bool {
+        self.awaiting_zap
+    }
+
     /// True when [`output`](Self::output) is not empty.
     pub fn has_output(&self) -> bool {
         !self.chunks.is_empty() || !self.out.is_empty()
@@ -667,6 +719,8 @@ impl Session {
         self.early = BytesMut::new();
         self.early_msgs = Vec::new();
         self.partial = Vec::new();
+        self.zap_request = None;
+        self.awaiting_zap = false;
         self.state = State::Failed(e);
     }
 
@@ -729,7 +783,7 @@ impl Session {
                     return Ok(());
                 };
                 input.advance(GREETING_LEN);
-                self.on_greeting(&greeting)?;
+                self.on_greeting(&greeting, now)?;
                 continue;
             }
             let Some(frame) = self.decoder.decode(input)? else {
@@ -740,7 +794,7 @@ impl Session {
         }
     }
 
-    fn on_greeting(&mut self, greeting: &Greeting) -> Result<(), ProtocolError> {
+    fn on_greeting(&mut self, greeting: &Greeting, now: Instant) -> Result<(), ProtocolError> {
         // Like libzmq, all 20 bytes count: "NULL" followed by anything but
         // zeros is another mechanism.
         if greeting.mechanism_name() != self.mechanism.name() {
@@ -748,25 +802,55 @@ impl Session {
                 peer: String::from_utf8_lossy(greeting.mechanism_name()).into_owned(),
             });
         }
-        self.mechanism.start(&mut self.out)?;
         self.state = State::Handshake {
             peer_version: (greeting.major, greeting.minor),
         };
-        Ok(())
+        let step = self.mechanism.start(&mut self.out);
+        self.on_step(step, now)
+    }
+
+    /// Where a step of the mechanism leads. A ZAP request is answered
+    /// here at once by the handler, or by nobody, or left to the driver.
+    fn on_step(&mut self, step: Step, now: Instant) -> Result<(), ProtocolError> {
+        match step {
+            Step::Continue => Ok(()),
+            Step::Done(md) => match self.state {
+                State::Handshake { peer_version } => self.on_ready(md, peer_version, now),
+                _ => Err(ProtocolError::MalformedCommand("handshake state")),
+            },
+            Step::Zap(request) => {
+                self.awaiting_zap = true;
+                if let Some(handler) = self.config.zap.handler.clone() {
+                    let reply = handler.authenticate(&request);
+                    self.answer_zap(reply.into(), now)
+                } else if self.config.zap.external {
+                    self.zap_request = Some(request);
+                    Ok(())
+                } else {
+                    self.answer_zap(ZapAnswer::NoHandler, now)
+                }
+            }
+        }
+    }
+
+    /// Hands the awaited ZAP answer to the mechanism.
+    fn answer_zap(&mut self, answer: ZapAnswer, now: Instant) -> Result<(), ProtocolError> {
+        self.awaiting_zap = false;
+        self.zap_request = None;
+        let step = self.mechanism.on_zap_reply(answer, &mut self.out)?;
+        self.on_step(step, now)
     }
 
     fn on_frame(&mut self, frame: Frame, now: Instant) -> Result<(), ProtocolError> {
         match self.state {
-            State::Handshake { peer_version } => {
+            State::Handshake { .. } => {
                 if !frame.command {
                     return Err(ProtocolError::UnexpectedCommand(
                         "message frame before READY".into(),
                     ));
                 }
-                match self.mechanism.on_command(frame.body, &mut self.out)? {
-                    Step::Continue => Ok(()),
-                    Step::Done(md) => self.on_ready(md, peer_version, now),
-                }
+                let step = self.mechanism.on_command(frame.body, &mut self.out)?;
+                self.on_step(step, now)
             }
             State::Traffic { .. } if self.mechanism.encrypts() => {
                 let frame = self.mechanism.decode_frame(frame)?;

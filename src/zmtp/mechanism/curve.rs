@@ -23,8 +23,8 @@
 //! INITIATE is checked.
 
 use super::{
-    send_refusal, unexpected_command, Credentials, CurveKeyPair, CurvePublicKey, Step, ZapContext,
-    PROP_USER_ID,
+    merge, send_refusal, unexpected_command, zap_outcome, Credentials, CurveKeyPair,
+    CurvePublicKey, Step, ZapAnswer, ZapContext,
 };
 use crate::error::ProtocolError;
 use crate::zmtp::command::Metadata;
@@ -64,6 +64,8 @@ enum State {
     ClientAwaitReady,
     ServerAwaitHello,
     ServerAwaitInitiate,
+    /// INITIATE checked, its ZAP request out: READY waits for the answer.
+    ServerAwaitZap,
     Done,
 }
 
@@ -95,6 +97,8 @@ pub(crate) struct Curve {
     peer_nonce: u64,
     zap: ZapContext,
     rng: Randomness,
+    /// Server: the client's metadata from INITIATE, while ZAP decides.
+    peer_md: Option<Metadata>,
 }
 
 /// Where the ephemeral secrets (c' or s', the cookie key) and the random
@@ -212,6 +216,7 @@ impl Curve {
             peer_nonce: 0,
             zap,
             rng,
+            peer_md: None,
         }
     }
 
@@ -288,9 +293,7 @@ impl Curve {
             State::ClientAwaitWelcome if body.starts_with(WELCOME) => self.on_welcome(&body, out),
             State::ClientAwaitReady if body.starts_with(READY) => self.on_ready(&body),
             State::ServerAwaitHello if body.starts_with(HELLO) => self.on_hello(&body, out),
-            State::ServerAwaitInitiate if body.starts_with(INITIATE) => {
-                self.on_initiate(&body, out)
-            }
+            State::ServerAwaitInitiate if body.starts_with(INITIATE) => self.on_initiate(&body),
             _ => Err(unexpected_command(&body)),
         }
     }
@@ -395,7 +398,7 @@ impl Curve {
         Ok(Step::Continue)
     }
 
-    fn on_initiate(&mut self, body: &Bytes, out: &mut BytesMut) -> Result<Step, ProtocolError> {
+    fn on_initiate(&mut self, body: &Bytes) -> Result<Step, ProtocolError> {
         if body.len() < INITIATE_MIN {
             return Err(ProtocolError::MalformedCommand("CURVE INITIATE too short"));
         }
@@ -436,26 +439,40 @@ impl Curve {
             return Err(open_failed("INITIATE vouch is not for this handshake"));
         }
         self.peer_nonce = n;
-        let mut md = Metadata::parse(Bytes::copy_from_slice(&plain[128..]))?;
+        let md = Metadata::parse(Bytes::copy_from_slice(&plain[128..]))?;
         let credentials = Credentials::Curve {
             public_key: CurvePublicKey(*client_key.as_bytes()),
         };
-        match self.zap.authenticate("CURVE", credentials) {
-            Ok(Some(user_id)) => md.push(PROP_USER_ID, user_id),
-            Ok(None) => {}
-            Err(e) => {
-                send_refusal(out, &e);
-                return Err(e);
-            }
-        }
+        self.session = Some(session);
+        self.peer_md = Some(md);
+        self.state = State::ServerAwaitZap;
+        Ok(Step::Zap(self.zap.request("CURVE", credentials)))
+    }
+
+    pub(crate) fn on_zap_reply(
+        &mut self,
+        answer: ZapAnswer,
+        out: &mut BytesMut,
+    ) -> Result<Step, ProtocolError> {
+        let (State::ServerAwaitZap, Some(mut md)) = (self.state, self.peer_md.take()) else {
+            return Err(ProtocolError::MalformedCommand(
+                "ZAP answer without a request",
+            ));
+        };
+        merge(
+            &mut md,
+            zap_outcome(answer).inspect_err(|e| send_refusal(out, e))?,
+        );
         let mut ours = BytesMut::new();
         self.ours.encode(&mut ours);
         let n = self.next_nonce();
+        let Some(session) = &self.session else {
+            return Err(ProtocolError::MalformedCommand("CURVE handshake state"));
+        };
         let sealed = session
             .encrypt(&nonce(b"CurveZMQREADY---", &n), &ours[..])
             .map_err(|_| open_failed("READY"))?;
         command(out, &[READY, &n, &sealed]);
-        self.session = Some(session);
         self.state = State::Done;
         Ok(Step::Done(md))
     }

@@ -1,10 +1,15 @@
 //! Security mechanisms (RFC 23's framework): NULL, PLAIN (RFC 24) and
-//! CURVE (RFC 25/26), with ZAP (RFC 27) as a Rust callback.
+//! CURVE (RFC 25/26), with ZAP (RFC 27).
 //!
 //! A mechanism is a sans-IO state machine. The session hands it each
 //! command frame of the handshake (`Mechanism::on_command`); it appends
 //! the commands to send to the session's output and answers with a
-//! `Step`: go on, or done with the peer's metadata. After the
+//! `Step`: go on, wait for ZAP's answer to a request, or done with the
+//! peer's metadata. ZAP is always asynchronous here: a server mechanism
+//! that needs a verdict returns `Step::Zap` and goes on only when the
+//! session hands it the answer (`Mechanism::on_zap_reply`). Who answers
+//! (a Rust handler at once, a handler bound on `inproc://zeromq.zap.01`
+//! later, or nobody) is the session's and the I/O thread's business. After the
 //! handshake, an encrypting mechanism (CURVE) turns every outgoing frame,
 //! commands included, into a MESSAGE box (`Mechanism::encode_frame`)
 //! and every incoming one back (`Mechanism::decode_frame`). The session
@@ -150,7 +155,10 @@ impl ZapReply {
 /// Decides who may connect (RFC 27, as a Rust callback). Called on the
 /// I/O thread once per handshake of a PLAIN or CURVE server socket (and
 /// of a NULL socket with a `zap_domain`), so it must answer quickly: it
-/// holds up the context's other connections while it runs.
+/// holds up the context's other connections while it runs. A handler
+/// that needs time (a database, another service) is better served as a
+/// socket bound on `inproc://zeromq.zap.01`, which the handshake waits
+/// for without holding anyone up.
 pub trait ZapHandler: Send + Sync + 'static {
     /// Answers one request.
     fn authenticate(&self, request: &ZapRequest) -> ZapReply;
@@ -165,13 +173,22 @@ where
     }
 }
 
-/// What a server-side mechanism needs to ask ZAP: the handler (if the
-/// context has one) and the request fields the session knows.
+/// What a server-side mechanism needs to ask ZAP, and who answers: the
+/// context's Rust handler if it has one, else (when `external`) whoever
+/// drives the session, through [`Session::poll_zap_request`] and
+/// [`Session::zap_reply`]; with neither, every client is accepted, as by
+/// libzmq without a ZAP handler.
+///
+/// [`Session::poll_zap_request`]: crate::zmtp::Session::poll_zap_request
+/// [`Session::zap_reply`]: crate::zmtp::Session::zap_reply
 #[derive(Clone, Default)]
 pub struct ZapContext {
-    /// The context's handler; `None` behaves as libzmq without a ZAP
-    /// handler: every client that completes the handshake is accepted.
+    /// The context's handler, answered by the session at once.
     pub handler: Option<Arc<dyn ZapHandler>>,
+    /// Without a handler: leave each request to the session's driver
+    /// (the I/O thread serves `inproc://zeromq.zap.01` with it) instead
+    /// of accepting at once.
+    pub external: bool,
     /// The socket's `zap_domain`.
     pub domain: String,
     /// The peer's address.
@@ -184,6 +201,7 @@ impl fmt::Debug for ZapContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ZapContext")
             .field("handler", &self.handler.as_ref().map(|_| "<fn>"))
+            .field("external", &self.external)
             .field("domain", &self.domain)
             .field("address", &self.address)
             .finish()
@@ -191,27 +209,73 @@ impl fmt::Debug for ZapContext {
 }
 
 impl ZapContext {
-    /// Asks the handler; with none, allows with no user id. Returns the
-    /// user id, or the ERROR to send and the failure.
-    fn authenticate(
-        &self,
-        mechanism: &'static str,
-        credentials: Credentials,
-    ) -> Result<Option<Bytes>, ProtocolError> {
-        let Some(handler) = &self.handler else {
-            return Ok(None);
-        };
-        let request = ZapRequest {
+    /// The request a mechanism hands the session.
+    fn request(&self, mechanism: &'static str, credentials: Credentials) -> ZapRequest {
+        ZapRequest {
             domain: self.domain.clone(),
             address: self.address.clone(),
             routing_id: self.routing_id.clone(),
             mechanism,
             credentials,
-        };
-        match handler.authenticate(&request) {
-            ZapReply::Allow { user_id } => Ok(Some(user_id)),
-            ZapReply::Deny { status, text } => Err(ProtocolError::AuthFailed { status, text }),
         }
+    }
+}
+
+/// What became of a ZAP request, as the session hands it to the
+/// mechanism that asked.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum ZapAnswer {
+    /// Nobody serves ZAP: the client is accepted, with no `User-Id`, as
+    /// by libzmq without a handler.
+    NoHandler,
+    /// A handler's verdict, with the properties (RFC 27's metadata frame)
+    /// it attaches to the peer's messages besides `User-Id`.
+    Reply {
+        /// Allow or deny.
+        reply: ZapReply,
+        /// Extra properties for the peer.
+        metadata: Metadata,
+    },
+    /// The handler could not be asked, or answered nonsense: the
+    /// handshake fails with this reason (no ERROR is sent).
+    Failed(ProtocolError),
+}
+
+impl From<ZapReply> for ZapAnswer {
+    fn from(reply: ZapReply) -> ZapAnswer {
+        ZapAnswer::Reply {
+            reply,
+            metadata: Metadata::new(),
+        }
+    }
+}
+
+/// What a ZAP answer means for the handshake: the properties it adds to
+/// the peer's metadata (`User-Id` last), or the failure. The caller
+/// queues the ERROR its mechanism sends for a refusal.
+fn zap_outcome(answer: ZapAnswer) -> Result<Metadata, ProtocolError> {
+    match answer {
+        ZapAnswer::NoHandler => Ok(Metadata::new()),
+        ZapAnswer::Reply {
+            reply: ZapReply::Allow { user_id },
+            mut metadata,
+        } => {
+            metadata.push(PROP_USER_ID, user_id);
+            Ok(metadata)
+        }
+        ZapAnswer::Reply {
+            reply: ZapReply::Deny { status, text },
+            ..
+        } => Err(ProtocolError::AuthFailed { status, text }),
+        ZapAnswer::Failed(e) => Err(e),
+    }
+}
+
+/// Adds ZAP's properties to the peer's.
+fn merge(md: &mut Metadata, zap: Metadata) {
+    for (name, value) in zap.iter() {
+        md.push(name.clone(), value.clone());
     }
 }
 
@@ -220,6 +284,11 @@ impl ZapContext {
 pub(crate) enum Step {
     /// Waiting for the peer's next command.
     Continue,
+    /// Waiting for ZAP's answer to this request, which the session hands
+    /// back through [`Mechanism::on_zap_reply`]. Commands the peer sends
+    /// meanwhile are fed as usual: the mechanism refuses those its RFC
+    /// does not allow there.
+    Zap(ZapRequest),
     /// The handshake is over: the peer's metadata (with `User-Id` when
     /// ZAP gave one).
     Done(Metadata),
@@ -272,13 +341,13 @@ impl Mechanism {
 
     /// The greetings are exchanged: queue our first command, if we speak
     /// first.
-    pub(crate) fn start(&mut self, out: &mut BytesMut) -> Result<(), ProtocolError> {
+    pub(crate) fn start(&mut self, out: &mut BytesMut) -> Step {
         match self {
             Mechanism::Null(m) => return m.start(out),
             Mechanism::Plain(m) => m.start(out),
             Mechanism::Curve(m) => m.start(out),
         }
-        Ok(())
+        Step::Continue
     }
 
     /// One handshake command from the peer.
@@ -300,6 +369,20 @@ impl Mechanism {
     pub(crate) fn seed_randomness(&mut self, seed: [u8; 32]) {
         if let Mechanism::Curve(m) = self {
             m.seed_randomness(seed);
+        }
+    }
+
+    /// ZAP's answer to the request of the last [`Step::Zap`]. The session
+    /// calls it once per such step, never otherwise.
+    pub(crate) fn on_zap_reply(
+        &mut self,
+        answer: ZapAnswer,
+        out: &mut BytesMut,
+    ) -> Result<Step, ProtocolError> {
+        match self {
+            Mechanism::Null(m) => m.on_zap_reply(answer, out),
+            Mechanism::Plain(m) => m.on_zap_reply(answer, out),
+            Mechanism::Curve(m) => m.on_zap_reply(answer, out),
         }
     }
 

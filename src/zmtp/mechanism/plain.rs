@@ -9,8 +9,8 @@
 //! ```
 
 use super::{
-    send_plain_refusal, split_command, unexpected_command, Credentials, SecretBytes, Step,
-    ZapContext, PROP_USER_ID,
+    merge, send_plain_refusal, split_command, unexpected_command, zap_outcome, Credentials,
+    SecretBytes, Step, ZapAnswer, ZapContext,
 };
 use crate::error::ProtocolError;
 use crate::zmtp::command::{Command, Metadata};
@@ -28,6 +28,9 @@ enum State {
     ClientAwaitWelcome,
     ClientAwaitReady,
     ServerAwaitHello,
+    /// HELLO checked, its ZAP request out: WELCOME waits for the answer,
+    /// and the client may send nothing meanwhile.
+    ServerAwaitZap,
     ServerAwaitInitiate,
     Done,
 }
@@ -42,8 +45,8 @@ pub(crate) struct Plain {
     password: SecretBytes,
     /// Server only.
     zap: ZapContext,
-    /// Server: the user id ZAP gave, for the peer's metadata.
-    user_id: Option<Bytes>,
+    /// Server: what ZAP added to the peer's metadata (`User-Id`...).
+    zap_md: Metadata,
 }
 
 /// Appends a command frame: name, then `data`.
@@ -64,7 +67,7 @@ impl Plain {
             username,
             password,
             zap: ZapContext::default(),
-            user_id: None,
+            zap_md: Metadata::new(),
         }
     }
 
@@ -76,7 +79,7 @@ impl Plain {
             username: Bytes::new(),
             password: SecretBytes::default(),
             zap,
-            user_id: None,
+            zap_md: Metadata::new(),
         }
     }
 
@@ -129,28 +132,34 @@ impl Plain {
             (State::ServerAwaitHello, HELLO) => {
                 let (username, password) = parse_hello(&body, 1 + HELLO.len())?;
                 let credentials = Credentials::Plain { username, password };
-                match self.zap.authenticate("PLAIN", credentials) {
-                    Ok(user_id) => self.user_id = user_id,
-                    Err(e) => {
-                        send_plain_refusal(out, &e);
-                        return Err(e);
-                    }
-                }
-                command(out, WELCOME, Bytes::new());
-                self.state = State::ServerAwaitInitiate;
-                Ok(Step::Continue)
+                self.state = State::ServerAwaitZap;
+                Ok(Step::Zap(self.zap.request("PLAIN", credentials)))
             }
             (State::ServerAwaitInitiate, INITIATE) => {
                 let mut md = Metadata::parse(body.slice(1 + INITIATE.len()..))?;
                 Command::Ready(std::mem::take(&mut self.ours)).encode(out);
-                if let Some(user_id) = self.user_id.take() {
-                    md.push(PROP_USER_ID, user_id);
-                }
+                merge(&mut md, std::mem::take(&mut self.zap_md));
                 self.state = State::Done;
                 Ok(Step::Done(md))
             }
             _ => Err(unexpected_command(&body)),
         }
+    }
+
+    pub(crate) fn on_zap_reply(
+        &mut self,
+        answer: ZapAnswer,
+        out: &mut BytesMut,
+    ) -> Result<Step, ProtocolError> {
+        if self.state != State::ServerAwaitZap {
+            return Err(ProtocolError::MalformedCommand(
+                "ZAP answer without a request",
+            ));
+        }
+        self.zap_md = zap_outcome(answer).inspect_err(|e| send_plain_refusal(out, e))?;
+        command(out, WELCOME, Bytes::new());
+        self.state = State::ServerAwaitInitiate;
+        Ok(Step::Continue)
     }
 }
 

@@ -20,6 +20,7 @@ fn with(mechanism: MechanismConfig, ty: SocketType, id: &'static [u8]) -> Sessio
 fn zap(handler: impl ZapHandler, domain: &str) -> ZapContext {
     ZapContext {
         handler: Some(Arc::new(handler)),
+        external: false,
         domain: domain.into(),
         address: "127.0.0.1:5555".into(),
         routing_id: Bytes::new(),
@@ -692,4 +693,183 @@ fn libzmq_hello_golden_bytes() {
             Some(_) => assert!(matches!(r, Err(ProtocolError::Decryption(_)))),
         }
     }
+}
+
+/// A ZAP context whose requests wait for the driver, as the I/O thread
+/// serves `inproc://zeromq.zap.01`.
+fn external(domain: &str) -> ZapContext {
+    ZapContext {
+        external: true,
+        domain: domain.into(),
+        address: "127.0.0.1:5555".into(),
+        ..ZapContext::default()
+    }
+}
+
+/// Server configurations (client, server) for each mechanism, the server
+/// leaving ZAP to the driver.
+fn async_pairs() -> Vec<(&'static str, SessionConfig, SessionConfig)> {
+    let (c, s) = curve_pair();
+    let (curve_client, curve_server) = curve_configs(&c, &s, s.public);
+    vec![
+        (
+            "NULL",
+            config(SocketType::Dealer, b"c"),
+            SessionConfig {
+                zap: external("d"),
+                ..config(SocketType::Router, b"")
+            },
+        ),
+        (
+            "PLAIN",
+            with(plain_client("admin", "pw"), SocketType::Dealer, b"c"),
+            SessionConfig {
+                zap: external(""),
+                ..with(MechanismConfig::PlainServer, SocketType::Router, b"")
+            },
+        ),
+        (
+            "CURVE",
+            with(curve_client, SocketType::Dealer, b"c"),
+            SessionConfig {
+                zap: external(""),
+                ..with(curve_server, SocketType::Router, b"")
+            },
+        ),
+    ]
+}
+
+#[test]
+fn async_zap_waits_for_the_answer_then_attaches_its_properties() {
+    for (name, client, server) in async_pairs() {
+        for seed in 1..4 {
+            let mut p = Pair::new(client.clone(), server.clone(), seed, 1 + seed as usize * 40);
+            p.drive();
+            // The handshake waits: nobody is ready, nothing failed.
+            assert!(p.b.session.is_awaiting_zap(), "{name}");
+            assert!(p.a.ready.is_none() && p.b.ready.is_none(), "{name}");
+            assert_eq!((&p.a.error, &p.b.error), (&None, &None), "{name}");
+            let request = p.b.session.poll_zap_request().expect("a request");
+            assert!(p.b.session.poll_zap_request().is_none(), "taken once");
+            assert_eq!(request.mechanism, name);
+            match (&request.credentials, name) {
+                (Credentials::Plain { username, .. }, "PLAIN") => assert_eq!(username, "admin"),
+                (Credentials::Curve { .. }, "CURVE") | (Credentials::Null, "NULL") => {}
+                (c, _) => panic!("{name}: {c:?}"),
+            }
+            let mut metadata = Metadata::new();
+            metadata.push("Hello", "World");
+            p.b.zap_reply(
+                ZapAnswer::Reply {
+                    reply: ZapReply::allow("alice"),
+                    metadata,
+                },
+                p.now,
+            );
+            p.drive();
+            assert!(!p.b.session.is_awaiting_zap());
+            let props = p.b.session.peer_properties();
+            assert_eq!(props.get(PROP_USER_ID).map(|v| &v[..]), Some(&b"alice"[..]));
+            assert_eq!(props.get("Hello").map(|v| &v[..]), Some(&b"World"[..]));
+            assert_traffic(&mut p, name);
+            // A second answer changes nothing.
+            p.b.session
+                .zap_reply(ZapReply::deny("late"), p.now)
+                .unwrap();
+            assert!(p.b.session.is_ready());
+        }
+    }
+}
+
+#[test]
+fn async_zap_refusal_and_failure_reach_both_sides() {
+    for (name, client, server) in async_pairs() {
+        let mut p = Pair::new(client.clone(), server.clone(), 7, 64);
+        p.drive();
+        assert!(p.b.session.poll_zap_request().is_some(), "{name}");
+        p.b.zap_reply(
+            ZapReply::Deny {
+                status: 300,
+                text: "busy".into(),
+            }
+            .into(),
+            p.now,
+        );
+        p.drive();
+        assert_eq!(
+            p.b.error,
+            Some(ProtocolError::AuthFailed {
+                status: 300,
+                text: "busy".into()
+            }),
+            "{name}"
+        );
+        assert!(
+            matches!(
+                p.a.error,
+                Some(ProtocolError::AuthFailed { status: 300, .. })
+            ),
+            "{name}: {:?}",
+            p.a.error
+        );
+        // A reply the handler botched fails the server's side alone.
+        let mut p = Pair::new(client, server, 7, 64);
+        p.drive();
+        let why = ProtocolError::ZapFailed("ZAP reply version is not 1.0");
+        p.b.zap_reply(ZapAnswer::Failed(why.clone()), p.now);
+        assert_eq!(p.b.error, Some(why), "{name}");
+        assert!(p.b.session.output().is_empty(), "{name}: no ERROR for it");
+    }
+}
+
+#[test]
+fn async_zap_wait_is_bounded_by_handshake_ivl_and_refuses_early_commands() {
+    for (name, client, server) in async_pairs() {
+        let server = SessionConfig {
+            handshake_ivl: Some(std::time::Duration::from_secs(1)),
+            ..server
+        };
+        let mut p = Pair::new(client.clone(), server.clone(), 3, 64);
+        p.drive();
+        assert!(p.b.session.poll_zap_request().is_some());
+        p.advance(std::time::Duration::from_millis(999));
+        assert_eq!(p.b.error, None, "{name}");
+        p.advance(std::time::Duration::from_millis(1));
+        assert_eq!(p.b.error, Some(ProtocolError::HandshakeTimeout), "{name}");
+        assert!(!p.b.session.is_awaiting_zap());
+        // The answer, once the session failed, is the failure.
+        assert_eq!(
+            p.b.session.zap_reply(ZapReply::allow(""), p.now),
+            Err(ProtocolError::HandshakeTimeout)
+        );
+
+        // A command while the server waits: PLAIN and CURVE clients must
+        // wait for WELCOME and READY; a NULL peer's READY is expected, a
+        // second one is not.
+        let mut p = Pair::new(client, server, 3, 64);
+        p.drive();
+        let mut ping = BytesMut::new();
+        crate::zmtp::command::Command::Ready(Metadata::new()).encode(&mut ping);
+        let mut input = ping.clone();
+        let r = p.b.session.handle_input(&mut input, p.now);
+        assert!(
+            matches!(r, Err(ProtocolError::UnexpectedCommand(_))),
+            "{name}: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn null_peer_ready_before_the_answer_is_kept() {
+    let (_, client, server) = async_pairs().remove(0);
+    // The client's READY reaches the server before the answer.
+    let mut p = Pair::new(client, server, 5, 3);
+    p.drive();
+    assert!(p.a.session.output().is_empty() && p.b.ready.is_none());
+    p.b.zap_reply(ZapAnswer::NoHandler, p.now);
+    // Ready at once: the peer's READY came already.
+    assert!(p.b.ready.is_some());
+    p.drive();
+    assert_eq!(p.b.session.peer_properties().get(PROP_USER_ID), None);
+    assert_traffic(&mut p, "NULL, READY first");
 }
