@@ -111,7 +111,8 @@ fn locate() -> Result<PathBuf, &'static str> {
 // a second copy to keep in step.
 #[allow(clippy::missing_transmute_annotations)]
 fn load(path: PathBuf) -> Result<Lib, &'static str> {
-    const NO_LOAD: &str = "the libzmq found could not be loaded (set FERROZMQ_BENCH_LIBZMQ)";
+    const NO_LOAD: &str =
+        "the libzmq found, or named by FERROZMQ_BENCH_LIBZMQ, could not be loaded";
     let c_path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| NO_LOAD)?;
     // SAFETY: a NUL-terminated path. RTLD_LOCAL keeps its symbols out of
     // the global scope, and we look them up in it by handle, so the
