@@ -201,3 +201,46 @@ pub fn join_subscribers(
     }
     park_forever()
 }
+
+/// Which end of a CURVE connection this child's sockets are, when its row
+/// runs inside CURVE (the parent starts it as `curve-server` or
+/// `curve-client` instead of `server` or `client`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Curve {
+    /// Sockets are CURVE servers, with the server's key pair.
+    Server,
+    /// Sockets are CURVE clients of that server, with the clients' pair.
+    Client,
+}
+
+static CURVE: std::sync::OnceLock<Option<Curve>> = std::sync::OnceLock::new();
+
+/// Sets, once, whether and as which end this child runs inside CURVE. A
+/// child plays one role, so this holds for all its sockets, and the roles'
+/// code stays the same for NULL and CURVE: each implementation's socket
+/// factory asks [`curve`].
+pub fn set_curve(curve: Option<Curve>) {
+    let _ = CURVE.set(curve);
+}
+
+/// See [`set_curve`]; `None`: NULL, the default.
+pub fn curve() -> Option<Curve> {
+    CURVE.get().copied().flatten()
+}
+
+/// Raises this process's open-file limit to its hard limit: the rows with
+/// 1,000 connections hold a descriptor (or, for libzmq, several) per
+/// socket, more than a soft limit of 1,024 allows.
+pub fn raise_fd_limit() {
+    // SAFETY: getrlimit only writes the struct we pass.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to an rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0
+        || lim.rlim_cur >= lim.rlim_max
+    {
+        return;
+    }
+    lim.rlim_cur = lim.rlim_max;
+    // SAFETY: a valid rlimit, with the soft limit within the hard one.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+}

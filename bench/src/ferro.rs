@@ -2,10 +2,11 @@
 
 use crate::child::{
     clock_batch, cpu_us, max_messages, mean_round_trips, now_ns, payload, report, status_kb,
-    time_round_trips,
+    time_round_trips, Curve,
 };
 use crate::role::{
     end_marker, match_messages, report_inproc_rate, topic, PubMode, Role, SubCount, SubMode,
+    CURVE_CLIENT_PUBLIC, CURVE_CLIENT_SECRET, CURVE_SERVER_PUBLIC, CURVE_SERVER_SECRET,
     HEARTBEAT_TIMEOUT, MATCH_PREFIXES, SETTLE,
 };
 use bytes::Bytes;
@@ -25,8 +26,29 @@ fn send(s: &Socket, msg: Message) -> Result<(), String> {
         .map_err(|e| format!("ferrozmq send: {}", e.error))
 }
 
+/// A socket of type `ty`, with this child's CURVE keys if the row runs
+/// inside CURVE ([`crate::child::curve`]).
 fn socket(ctx: &Context, ty: SocketType) -> Result<Socket, String> {
-    ctx.socket(ty).map_err(err("socket"))
+    let s = ctx.socket(ty).map_err(err("socket"))?;
+    match crate::child::curve() {
+        None => {}
+        Some(Curve::Server) => {
+            s.set_curve_server(true).map_err(err("curve_server"))?;
+            s.set_curve_secretkey(CURVE_SERVER_SECRET)
+                .map_err(err("curve_secretkey"))?;
+            s.set_curve_publickey(CURVE_SERVER_PUBLIC)
+                .map_err(err("curve_publickey"))?;
+        }
+        Some(Curve::Client) => {
+            s.set_curve_secretkey(CURVE_CLIENT_SECRET)
+                .map_err(err("curve_secretkey"))?;
+            s.set_curve_publickey(CURVE_CLIENT_PUBLIC)
+                .map_err(err("curve_publickey"))?;
+            s.set_curve_serverkey(CURVE_SERVER_PUBLIC)
+                .map_err(err("curve_serverkey"))?;
+        }
+    }
+    Ok(s)
 }
 
 /// Turns ZMTP heartbeats on for `s`'s later connections, if asked to.

@@ -1,4 +1,5 @@
-//! Benchmarks ferrozmq against libzmq 4.3.4 (the `zmq` crate), zmq.rs (the
+//! Benchmarks ferrozmq against libzmq 4.3.4 (the `zmq` crate; for the CURVE
+//! rows, pyzmq's libzmq with libsodium, loaded at run time), zmq.rs (the
 //! `zeromq` crate, on tokio's current-thread runtime) and, for latency, a
 //! raw TCP ping-pong, and prints one markdown table of medians (and, when
 //! the tail-latency rows ran, their targets with a verdict each).
@@ -24,6 +25,7 @@ mod attack;
 mod child;
 mod ferro;
 mod libzmq;
+mod libzmq_curve;
 mod rawtcp;
 mod role;
 mod zmqrs;
@@ -41,18 +43,28 @@ use std::time::{Duration, Instant};
 enum Impl {
     Ferro,
     Libzmq,
+    /// The CURVE rows' libzmq: pyzmq's, loaded at run time (see
+    /// `libzmq_curve.rs`), since the vendored one has no CURVE.
+    LibzmqCurve,
     ZmqRs,
     Tcp,
 }
 
 impl Impl {
-    const ALL: [Impl; 4] = [Impl::Ferro, Impl::Libzmq, Impl::ZmqRs, Impl::Tcp];
+    const ALL: [Impl; 5] = [
+        Impl::Ferro,
+        Impl::Libzmq,
+        Impl::LibzmqCurve,
+        Impl::ZmqRs,
+        Impl::Tcp,
+    ];
 
     /// The name on child command lines and in `--impls`.
     fn arg(self) -> &'static str {
         match self {
             Impl::Ferro => "ferrozmq",
             Impl::Libzmq => "libzmq",
+            Impl::LibzmqCurve => "libzmq-curve",
             Impl::ZmqRs => "zmqrs",
             Impl::Tcp => "tcp",
         }
@@ -63,6 +75,7 @@ impl Impl {
         match self {
             Impl::Ferro => "ferrozmq",
             Impl::Libzmq => "libzmq 4.3.4",
+            Impl::LibzmqCurve => "libzmq with CURVE (pyzmq's)",
             Impl::ZmqRs => "zmq.rs 0.7 (tokio current-thread)",
             Impl::Tcp => "raw TCP (floor)",
         }
@@ -76,7 +89,14 @@ impl Impl {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("server" | "client" | "solo") => child_main(&args[1..]),
+        Some("server" | "client" | "solo" | "curve-server" | "curve-client") => {
+            child::set_curve(match args[0].as_str() {
+                "curve-server" => Some(child::Curve::Server),
+                "curve-client" => Some(child::Curve::Client),
+                _ => None,
+            });
+            child_main(&args[1..])
+        }
         _ => parent_main(&args),
     }
 }
@@ -88,9 +108,11 @@ fn child_main(args: &[String]) -> ExitCode {
     };
     let role = Role::parse(&args[1..]).unwrap_or_else(|e| child::fail(&e));
     child::start_guards(role.time_limit());
+    child::raise_fd_limit();
     let result = match imp {
         Impl::Ferro => ferro::run(&role),
         Impl::Libzmq => libzmq::run(&role),
+        Impl::LibzmqCurve => libzmq_curve::run(&role),
         Impl::ZmqRs => zmqrs::run(&role),
         Impl::Tcp => rawtcp::run(&role),
     };
@@ -103,7 +125,8 @@ fn child_main(args: &[String]) -> ExitCode {
 // ----- the parent -----
 
 const USAGE: &str = "usage: bench (--all | --quick | --only FILTER[,FILTER…]) \
-[--quick] [--rounds N] [--tail-round-trips N] [--impls ferrozmq,libzmq,zmqrs,tcp] [--list]";
+[--quick] [--rounds N] [--tail-round-trips N] [--impls ferrozmq,libzmq,libzmq-curve,zmqrs,tcp] \
+[--list]";
 
 /// Timed round trips per tail-latency run, by default and with `--quick`.
 const TAIL_ROUND_TRIPS: usize = 100_000;
@@ -188,20 +211,23 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
     Ok(o)
 }
 
-/// The stream transport of a two-process row.
+/// How a two-process row's bytes travel: the stream transport, and
+/// whether inside CURVE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Tr {
     Tcp,
     /// A fresh Unix socket path per run (every implementation gets the
     /// same form; zmq.rs is built without its ipc transport).
     Ipc,
+    /// TCP with CURVE on both ends: the bound end is the CURVE server.
+    Curve,
 }
 
 impl Tr {
     /// Where a server binds for one run.
     fn bind(self) -> String {
         match self {
-            Tr::Tcp => BIND.to_owned(),
+            Tr::Tcp | Tr::Curve => BIND.to_owned(),
             Tr::Ipc => {
                 use std::sync::atomic::{AtomicUsize, Ordering};
                 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -212,6 +238,15 @@ impl Tr {
                 ));
                 format!("ipc://{}", path.display())
             }
+        }
+    }
+
+    /// The first word of the bound and the connecting child's command
+    /// lines: it tells them whether to run inside CURVE, and as which end.
+    fn sides(self) -> (&'static str, &'static str) {
+        match self {
+            Tr::Curve => ("curve-server", "curve-client"),
+            Tr::Tcp | Tr::Ipc => ("server", "client"),
         }
     }
 
@@ -265,6 +300,11 @@ enum Kind {
     Conn {
         n: usize,
     },
+    /// `n` CURVE clients connect at once to one ROUTER, each sending one
+    /// message; then the same with NULL, for comparison.
+    Handshakes {
+        n: usize,
+    },
     Idle,
     /// `attackers` raw peers complete the handshake with a REP server (all
     /// options at their defaults), announce a 2^34-byte body and stream it,
@@ -312,6 +352,9 @@ const NATIVE: &[Impl] = &[Impl::Ferro, Impl::Libzmq];
 const IPC_LAT: &[Impl] = &[Impl::Ferro, Impl::Libzmq, Impl::Tcp];
 /// The async rows: libzmq has no async API.
 const ASYNC: &[Impl] = &[Impl::Ferro, Impl::ZmqRs];
+/// The CURVE rows: libzmq is pyzmq's (the vendored one has no CURVE), and
+/// zmq.rs is listed as n/a (it has no CURVE).
+const CURVE: &[Impl] = &[Impl::Ferro, Impl::LibzmqCurve, Impl::ZmqRs];
 
 fn measurements() -> Vec<Meas> {
     let lat = &[Impl::Ferro, Impl::Libzmq, Impl::ZmqRs, Impl::Tcp];
@@ -502,6 +545,48 @@ fn measurements() -> Vec<Meas> {
             impls: PEERS,
         },
         Meas {
+            id: "curve-lat-64",
+            title: "CURVE: REQ/REP round trip, 64 B",
+            kind: Kind::Lat {
+                size: 64,
+                tr: Tr::Curve,
+            },
+            impls: CURVE,
+        },
+        Meas {
+            id: "curve-thr-64",
+            title: "CURVE: PUSH→PULL, 64 B",
+            kind: Kind::Thr {
+                size: 64,
+                tr: Tr::Curve,
+            },
+            impls: CURVE,
+        },
+        Meas {
+            id: "curve-thr-1k",
+            title: "CURVE: PUSH→PULL, 1 KiB",
+            kind: Kind::Thr {
+                size: 1024,
+                tr: Tr::Curve,
+            },
+            impls: CURVE,
+        },
+        Meas {
+            id: "curve-thr-64k",
+            title: "CURVE: PUSH→PULL, 64 KiB",
+            kind: Kind::Thr {
+                size: 64 * 1024,
+                tr: Tr::Curve,
+            },
+            impls: CURVE,
+        },
+        Meas {
+            id: "curve-handshakes-1000",
+            title: "CURVE: 1,000 clients connecting at once to one ROUTER (and NULL, the same)",
+            kind: Kind::Handshakes { n: 1000 },
+            impls: CURVE,
+        },
+        Meas {
             id: "idle",
             title: "Idle context (bound + connected socket)",
             kind: Kind::Idle,
@@ -597,6 +682,20 @@ fn metrics(kind: Kind) -> Vec<Metric> {
             m("time for 1,000 simultaneous connects to get in", "ms", true),
             m("TcpExtListenOverflows during the connects", "count", true),
         ],
+        Kind::Handshakes { .. } => vec![
+            m(
+                "CURVE: first connect to a message from each of 1,000",
+                "ms",
+                true,
+            ),
+            m("CURVE handshakes", "handshakes/s", false),
+            m(
+                "NULL: first connect to a message from each of 1,000",
+                "ms",
+                true,
+            ),
+            m("NULL handshakes", "handshakes/s", false),
+        ],
         Kind::Idle => vec![m("CPU used over 5 s", "ms", true)],
         Kind::Attack { .. } => vec![
             m("server peak RSS", "MiB", true),
@@ -648,6 +747,11 @@ fn not_applicable(kind: Kind, imp: Impl) -> Option<&'static str> {
         ),
         (Kind::Fanout { .. } | Kind::Match | Kind::SlowSub { .. }, Impl::Tcp) => {
             Some("no PUB/SUB in raw TCP")
+        }
+        (_, Impl::LibzmqCurve) => libzmq_curve::lib().err(),
+        (Kind::Handshakes { .. }, Impl::ZmqRs) => Some("zmq.rs 0.7 has no CURVE"),
+        (Kind::Lat { tr, .. } | Kind::Thr { tr, .. }, Impl::ZmqRs) if tr == Tr::Curve => {
+            Some("zmq.rs 0.7 has no CURVE")
         }
         _ => None,
     }
@@ -796,17 +900,12 @@ fn run_one(kind: Kind, imp: Impl, timing: &Timing) -> Result<Vec<f64>, String> {
     match kind {
         Kind::Lat { size, tr } => {
             let bind = tr.bind();
+            let (srv, cli) = tr.sides();
             let result = (|| {
-                let mut server = Proc::spawn(&["server", me, "rep", &bind, &size.to_string()])?;
+                let mut server = Proc::spawn(&[srv, me, "rep", &bind, &size.to_string()])?;
                 let ep = server.get("endpoint", short)?;
-                let mut client = Proc::spawn(&[
-                    "client",
-                    me,
-                    "req",
-                    &ep,
-                    &size.to_string(),
-                    &secs.to_string(),
-                ])?;
+                let mut client =
+                    Proc::spawn(&[cli, me, "req", &ep, &size.to_string(), &secs.to_string()])?;
                 let rtt_ns: f64 = client.get_num("rtt_ns", run_limit)?;
                 client.finish()?;
                 server.finish()?;
@@ -875,7 +974,7 @@ fn run_one(kind: Kind, imp: Impl, timing: &Timing) -> Result<Vec<f64>, String> {
         }
         Kind::Thr { size, tr } => {
             let bind = tr.bind();
-            let result = thr_run(me, &bind, size, secs, run_limit, short);
+            let result = thr_run(me, tr, &bind, size, secs, run_limit, short);
             Tr::clean(&bind);
             result
         }
@@ -926,25 +1025,19 @@ fn run_one(kind: Kind, imp: Impl, timing: &Timing) -> Result<Vec<f64>, String> {
         }
         Kind::Conn { n } => {
             let before = nstat();
-            let mut server = Proc::spawn(&["server", me, "router-count", BIND, &n.to_string()])?;
-            let ep = server.get("endpoint", short)?;
-            let base_kb: f64 = server.get_num("base_rss_kb", short)?;
-            let mut client = Proc::spawn(&["client", me, "dealer-many", &ep, &n.to_string()])?;
-            let start_ns: u128 = client.get_num("start_ns", short)?;
-            let all_in_ns: u128 = server.get_num("all_in_ns", Duration::from_secs(100))?;
-            let rss_kb: f64 = server.get_num("rss_kb", short)?;
+            let run = connect_many(me, Tr::Tcp, n)?;
             let after = nstat();
-            client.finish()?;
-            server.finish()?;
             let overflows = match (before, after) {
                 (Some(b), Some(a)) => a.saturating_sub(b) as f64,
                 _ => f64::NAN,
             };
-            Ok(vec![
-                (rss_kb - base_kb) / n as f64,
-                all_in_ns.saturating_sub(start_ns) as f64 / 1e6,
-                overflows,
-            ])
+            Ok(vec![run.rss_kb / n as f64, run.ms, overflows])
+        }
+        Kind::Handshakes { n } => {
+            let curve = connect_many(me, Tr::Curve, n)?;
+            let null = connect_many(me, Tr::Tcp, n)?;
+            let per_s = |ms: f64| n as f64 / (ms / 1e3).max(1e-9);
+            Ok(vec![curve.ms, per_s(curve.ms), null.ms, per_s(null.ms)])
         }
         Kind::Attack { attackers, cap_mib } => {
             let mut server = Proc::spawn(&["server", me, "rep", BIND, "64", "0"])?;
@@ -1030,26 +1123,49 @@ fn run_one(kind: Kind, imp: Impl, timing: &Timing) -> Result<Vec<f64>, String> {
     }
 }
 
+/// What [`connect_many`] measured.
+struct ConnRun {
+    /// From the first connect until the ROUTER had a message from each.
+    ms: f64,
+    /// The server's VmRSS growth over that, KiB.
+    rss_kb: f64,
+}
+
+/// `n` DEALER sockets in one process connect at once (`tr`: over TCP, or
+/// inside CURVE) to a ROUTER in another, and send one message each.
+fn connect_many(me: &str, tr: Tr, n: usize) -> Result<ConnRun, String> {
+    let short = Duration::from_secs(20);
+    let (srv, cli) = tr.sides();
+    let mut server = Proc::spawn(&[srv, me, "router-count", BIND, &n.to_string()])?;
+    let ep = server.get("endpoint", short)?;
+    let base_kb: f64 = server.get_num("base_rss_kb", short)?;
+    let mut client = Proc::spawn(&[cli, me, "dealer-many", &ep, &n.to_string()])?;
+    let start_ns: u128 = client.get_num("start_ns", short)?;
+    let all_in_ns: u128 = server.get_num("all_in_ns", Duration::from_secs(100))?;
+    let rss_kb: f64 = server.get_num("rss_kb", short)?;
+    client.finish()?;
+    server.finish()?;
+    Ok(ConnRun {
+        ms: all_in_ns.saturating_sub(start_ns) as f64 / 1e6,
+        rss_kb: rss_kb - base_kb,
+    })
+}
+
 /// One PUSH→PULL run between two processes over `bind`: messages/s end to
 /// end, and each side's peak RSS in MiB.
 fn thr_run(
     me: &str,
+    tr: Tr,
     bind: &str,
     size: usize,
     secs: f64,
     run_limit: Duration,
     short: Duration,
 ) -> Result<Vec<f64>, String> {
-    let mut rx = Proc::spawn(&["server", me, "pull", bind, &size.to_string()])?;
+    let (srv, cli) = tr.sides();
+    let mut rx = Proc::spawn(&[srv, me, "pull", bind, &size.to_string()])?;
     let ep = rx.get("endpoint", short)?;
-    let mut tx = Proc::spawn(&[
-        "client",
-        me,
-        "push",
-        &ep,
-        &size.to_string(),
-        &secs.to_string(),
-    ])?;
+    let mut tx = Proc::spawn(&[cli, me, "push", &ep, &size.to_string(), &secs.to_string()])?;
     let start_ns: u128 = tx.get_num("start_ns", run_limit)?;
     let sent: u64 = tx.get_num("count", run_limit)?;
     let last_ns: u128 = rx.get_num("last_ns", run_limit)?;
@@ -1130,7 +1246,15 @@ impl Proc {
     fn spawn(args: &[&str]) -> Result<Proc, String> {
         let name = args[..3.min(args.len())].join(" ");
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-        let mut child = Command::new(exe)
+        let mut cmd = Command::new(exe);
+        // The CURVE rows' libzmq, found once here rather than by each
+        // child asking python3 again.
+        if args.get(1) == Some(&Impl::LibzmqCurve.arg()) {
+            if let Ok(lib) = libzmq_curve::lib() {
+                cmd.env(libzmq_curve::LIB_ENV, &lib.path);
+            }
+        }
+        let mut child = cmd
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -1293,9 +1417,15 @@ fn print_table(
     );
     println!("|---|---|---:|---|---|---:|---:|---|");
     for (mi, m) in selected.iter().enumerate() {
+        // The CURVE rows' libzmq is pyzmq's: ratios are to it there.
+        let reference = if m.impls.contains(&Impl::LibzmqCurve) {
+            Impl::LibzmqCurve
+        } else {
+            Impl::Libzmq
+        };
         for (k, metric) in metrics(m.kind).iter().enumerate() {
             let med = |imp: Impl| samples.get(&(mi, k, imp)).map(|v| median(v));
-            let libzmq = med(Impl::Libzmq);
+            let libzmq = med(reference);
             let best_peer = [libzmq, med(Impl::ZmqRs)]
                 .into_iter()
                 .flatten()
@@ -1369,6 +1499,22 @@ Throughput runs from the sender's first message to the receiver's last, across p
 (CLOCK_REALTIME), default HWM 1000 (zmq.rs has no HWM setting). Peak RSS is each process's \
 VmHWM. Per-connection RSS is the server's VmRSS growth ÷ 1,000."
     );
+    if selected
+        .iter()
+        .any(|m| m.impls.contains(&Impl::LibzmqCurve))
+    {
+        println!();
+        match libzmq_curve::lib() {
+            Ok(lib) => println!(
+                "CURVE rows: both ends inside CURVE, fixed long-term keys, no ZAP handler. Their \
+libzmq column is libzmq {} with libsodium, loaded from {} (the vendored 4.3.4 has no CURVE); \
+their ratios are to it.",
+                lib.version_string,
+                lib.path.display()
+            ),
+            Err(why) => println!("CURVE rows: no libzmq with CURVE: {why}."),
+        }
+    }
     if selected.iter().any(|m| matches!(m.kind, Kind::Tail { .. })) {
         println!();
         println!(

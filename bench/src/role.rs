@@ -73,11 +73,13 @@ pub enum Role {
         size: usize,
         secs: f64,
     },
-    /// ROUTER that waits for one message from each of `n` peers; reports
+    /// ROUTER that waits for one message from each of `n` peers (as a
+    /// CURVE server in the handshake row); reports
     /// `base_rss_kb` (before), `all_in_ns` (wall clock at the n-th) and
     /// `rss_kb` (after they settled).
     RouterCount { bind: String, n: usize },
-    /// `n` DEALER sockets connecting at once and sending one message each;
+    /// `n` DEALER sockets connecting at once and sending one message each
+    /// (as CURVE clients in the handshake row, their keys set beforehand);
     /// reports `start_ns` (wall clock before the first connect).
     DealerMany { ep: String, n: usize },
     /// A context with a bound and a connected socket, idle for `secs`;
@@ -439,6 +441,19 @@ pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(1);
 /// connection is up for every implementation (zmq.rs's `connect` waits for
 /// the handshake; ferrozmq's and libzmq's return at once).
 pub const SETTLE: Duration = Duration::from_millis(100);
+
+/// The CURVE rows' long-term keys, in Z85, made once with
+/// `zmq_curve_keypair`: the server's pair, and one pair that every client
+/// shares (no ZAP handler, so the server accepts any client that completes
+/// the handshake; each connection still makes its own short-term keys).
+/// Fixed, so that both processes of a row know them without a channel.
+pub const CURVE_SERVER_PUBLIC: &str = "-ODeAc{YGPD7l>%kl%=^rTbZE7JQueE4f2O9t2.=";
+/// See [`CURVE_SERVER_PUBLIC`].
+pub const CURVE_SERVER_SECRET: &str = "C6bUgmv$.&jWvBD&mbiOvLXN@Pc4XwzStgwD@2O]";
+/// See [`CURVE_SERVER_PUBLIC`].
+pub const CURVE_CLIENT_PUBLIC: &str = "+UuTrW#W3r(+2iLP9TmiLLEWvzw@X9Dd4@wO{)!Q";
+/// See [`CURVE_SERVER_PUBLIC`].
+pub const CURVE_CLIENT_SECRET: &str = "LC(D0.3&1En6/uMBuO&q%hT8515]Xh49h{C[Z7&w";
 
 /// Replaces a `*` port by `0`, for the implementations that spell
 /// "any port" that way.
