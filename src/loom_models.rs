@@ -262,6 +262,58 @@ fn termination_reaches_every_waiter() {
     });
 }
 
+/// The tokio adapter's quiet `recv` (`Socket::try_recv_queued`): the task
+/// reads a connection itself (here two messages come out of the kernel
+/// under the lock), takes one, and notifies every waiter but the socket's
+/// readiness descriptor, which it looks past because it checks the socket
+/// again before it sleeps on it. Meanwhile the I/O thread delivers a third
+/// message, and a blocked thread waits for one. Whatever the interleaving,
+/// the task gets two and the thread one: a notification the skip lost
+/// would park one of them forever (loom: a deadlock; seen when the task
+/// also skips the other waiters).
+#[test]
+fn a_quiet_take_strands_no_waiter() {
+    loom::model(|| {
+        let s = Socket::new();
+        let fd = s.descriptor();
+        let kernel = Arc::new(AtomicUsize::new(2));
+        let io = {
+            let s = s.clone();
+            thread::spawn(move || s.deliver())
+        };
+        let blocked = {
+            let s = s.clone();
+            thread::spawn(move || assert!(s.recv(), "the blocked thread's message"))
+        };
+        // The task: take quietly; if nothing, wait on the descriptor and
+        // ask `events`, as `AsyncSocket::poll_io` does.
+        let mut got = 0;
+        while got < 2 {
+            let took = {
+                let mut queued = s.core.lock();
+                // It reads a connection when it finds nothing queued.
+                if *queued == 0 {
+                    *queued += kernel.swap(0, Ordering::SeqCst);
+                }
+                let took = *queued > 0;
+                if took {
+                    *queued -= 1;
+                }
+                took
+            };
+            if took {
+                s.waiters.notify_all_except(&fd);
+                got += 1;
+                continue;
+            }
+            fd.park(None);
+            s.events(&fd);
+        }
+        io.join().expect("io");
+        blocked.join().expect("blocked");
+    });
+}
+
 /// One connection as the hand-off protocol sees it.
 struct Conn {
     owner: ReadOwner,

@@ -238,7 +238,8 @@ impl AsyncSocket {
     fn attempt_recv_reading(&self, cx: &mut Context<'_>) -> Result<Attempt<Message>> {
         loop {
             let busy = self.reader.disarm(Some(cx));
-            if let Attempt::Done(m) = recv_attempt(self.socket.try_recv_queued())? {
+            let raise = self.wakers.lock().send.is_some();
+            if let Attempt::Done(m) = recv_attempt(self.socket.try_recv_queued(raise))? {
                 return Ok(Attempt::Done(m));
             }
             match self.reader.arm(cx) {

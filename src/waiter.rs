@@ -156,6 +156,21 @@ impl WaiterList {
         }
     }
 
+    /// Wakes every registered waiter but `skip`: for a thread that made
+    /// the change itself and will look at the socket again before it
+    /// sleeps on `skip` (the tokio adapter's task, whose readiness
+    /// descriptor it is).
+    pub(crate) fn notify_all_except(&self, skip: &Arc<Waiter>) {
+        if self.len.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        for w in self.list.lock().iter() {
+            if !Arc::ptr_eq(w, skip) {
+                w.notify();
+            }
+        }
+    }
+
     /// How many threads are registered (tests and diagnostics).
     pub(crate) fn len(&self) -> usize {
         self.len.load(Ordering::SeqCst)

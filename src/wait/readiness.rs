@@ -4,7 +4,10 @@
 //! The descriptor is one more [`Waiter`] of the socket, registered for
 //! the socket's life instead of for one wait: whoever notifies the
 //! socket's waiters (a delivery, room freed at the HWM, a peer coming or
-//! going, close, termination) raises its `eventfd`. [`events`] follows
+//! going, close, termination) raises its `eventfd`. One notifier passes
+//! it over: the tokio adapter's task, for a message it takes itself
+//! (`Socket::try_recv_queued`), since the descriptor is the adapter's and
+//! the task checks the socket again before it sleeps on it. [`events`] follows
 //! the waiter protocol of `crate::waiter`: it resets the waiter, then
 //! checks the socket under its lock, so a change after the check raises
 //! the descriptor again and none is lost.
