@@ -16,6 +16,8 @@
 //!   `[offset_hi, offset_lo, xor]` triples; see [`mechanism_handshake`].
 //! - [`curve_message`]: `[chunk_seed, stream...]`, fed to a CURVE server
 //!   after a real handshake.
+//! - [`zap_reply`]: `[config, request_id, frame_count, (len, frame)...]`,
+//!   an RFC 27 reply to a server waiting for ZAP; see [`zap_reply`].
 
 use crate::error::ProtocolError;
 use crate::message::Message;
@@ -26,7 +28,9 @@ use crate::zmtp::greeting::{Greeting, GREETING_LEN};
 use crate::zmtp::mechanism::{
     CurveKeyPair, CurveSecretKey, MechanismConfig, SecretBytes, ZapContext, ZapReply, ZapRequest,
 };
+use crate::zmtp::mechanism::{ZapAnswer, PROP_USER_ID};
 use crate::zmtp::session::MAX_READ_HINT;
+use crate::zmtp::zap::parse_reply;
 use crate::zmtp::{Session, SessionConfig, SessionEvent};
 use bytes::{Bytes, BytesMut};
 use std::time::{Duration, Instant};
@@ -681,6 +685,248 @@ pub fn curve_message(data: &[u8]) {
     }
 }
 
+/// Reads [`zap_reply`]'s message: `count` frames (at most 16), each a
+/// length byte and that many bytes; the input may end early.
+fn zap_frames(count: u8, mut rest: &[u8]) -> Vec<Bytes> {
+    let mut frames = Vec::new();
+    for _ in 0..count.min(16) {
+        let Some((&len, tail)) = rest.split_first() else {
+            break;
+        };
+        let n = usize::from(len).min(tail.len());
+        frames.push(Bytes::copy_from_slice(&tail[..n]));
+        rest = &tail[n..];
+    }
+    frames
+}
+
+/// What RFC 27 says a reply means, worked out here independently of
+/// [`parse_reply`] (which the target checks against it).
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Allow { user_id: Bytes, metadata: Metadata },
+    Deny { status: u16, text: String },
+    Malformed,
+}
+
+fn zap_verdict(frames: &[Bytes]) -> Verdict {
+    if frames.len() != 7 || !frames[0].is_empty() || &frames[1][..] != b"1.0" {
+        return Verdict::Malformed;
+    }
+    let Ok(metadata) = Metadata::parse(frames[6].clone()) else {
+        return Verdict::Malformed;
+    };
+    match &frames[3][..] {
+        b"200" => Verdict::Allow {
+            user_id: frames[5].clone(),
+            metadata,
+        },
+        b"300" => deny(300, &frames[4]),
+        b"400" => deny(400, &frames[4]),
+        b"500" => deny(500, &frames[4]),
+        _ => Verdict::Malformed,
+    }
+}
+
+fn deny(status: u16, text: &[u8]) -> Verdict {
+    Verdict::Deny {
+        status,
+        text: String::from_utf8_lossy(text).into_owned(),
+    }
+}
+
+/// A client and a server of one mechanism whose server leaves ZAP to
+/// its driver (as the I/O thread does for `inproc://zeromq.zap.01`).
+fn external_zap_pair(config: u8) -> (SessionConfig, SessionConfig) {
+    let zap = ZapContext {
+        handler: None,
+        external: true,
+        domain: "fuzz".into(),
+        address: "tcp://127.0.0.1:1".into(),
+        routing_id: Bytes::from_static(b"server"),
+    };
+    let (client, server) = match config & 0x03 {
+        0 => mechanism_pair(0),
+        1 => mechanism_pair(1),
+        _ => (
+            SessionConfig {
+                routing_id: Bytes::from_static(b"client"),
+                ..SessionConfig::new(SocketType::Dealer)
+            },
+            SessionConfig::new(SocketType::Router),
+        ),
+    };
+    (client, SessionConfig { zap, ..server })
+}
+
+/// Moves bytes both ways until neither side has any to give.
+fn exchange(c: &mut End, s: &mut End, now: Instant) {
+    for _ in 0..64 {
+        let a = pass_on(c, s, usize::MAX, None, now);
+        let b = pass_on(s, c, usize::MAX, None, now);
+        if !a && !b {
+            return;
+        }
+    }
+    panic!("the sessions never went quiet");
+}
+
+/// A ZAP handler's reply (RFC 27's frames, as `inproc://zeromq.zap.01`
+/// delivers them) to a server whose PLAIN, CURVE or NULL handshake waits
+/// for it, against a real client.
+///
+/// Layout `[config, request_id, frame_count, (len, frame)...]`: `config`
+/// mod 4 picks PLAIN, CURVE or NULL with a `zap_domain` (3 is NULL too),
+/// bit 2 hands the server the same answer twice, bit 3 has the client
+/// send its message before the handshake (else after the answer); the
+/// server's request id is `request_id` (the driver's counter, which the
+/// reply's third frame names in decimal); then up to 16 frames of up to
+/// 255 bytes each.
+///
+/// Checks, beyond never panicking: [`parse_reply`] agrees with RFC 27
+/// (as [`zap_verdict`] reads it); a reply that names another request
+/// leaves the server waiting; the server becomes ready only for status
+/// 200 with well-formed frames, and then its peer's `User-Id` is the
+/// reply's user id and the reply's metadata is the peer's; a 300, 400 or
+/// 500 fails both sides with `AuthFailed` and that status (the server's
+/// with the text); anything malformed fails the server alone with
+/// `ZapFailed`; and a failure sticks (through a second answer and more
+/// input).
+pub fn zap_reply(data: &[u8]) {
+    let ([config, request_id, count], rest) = header::<3>(data);
+    let frames = zap_frames(count, rest);
+    let waiting = u64::from(request_id);
+    let (client_cfg, server_cfg) = external_zap_pair(config);
+    let now = Instant::now();
+    let mut c = End::new(client_cfg, now);
+    let mut s = End::new(server_cfg, now);
+    let early = config & 0x08 != 0;
+    let msg = Message::from(vec![Bytes::from_static(b"hi"), Bytes::from(vec![3u8; 40])]);
+    if early {
+        c.s.send_message(&msg);
+    }
+    exchange(&mut c, &mut s, now);
+    assert!(s.s.is_awaiting_zap(), "the server does not wait for ZAP");
+    assert!(s.s.poll_zap_request().is_some(), "no ZAP request");
+    assert!(!c.ready && !s.ready && c.failed.is_none() && s.failed.is_none());
+
+    let reply = Message::from(frames.clone());
+    let verdict = zap_verdict(&frames);
+    let parsed = parse_reply(&reply);
+    // The id frame, exactly as the driver writes it.
+    let names_waiting = frames
+        .get(2)
+        .is_some_and(|f| f[..] == *waiting.to_string().as_bytes());
+    let answer = match parsed {
+        Err(_) => {
+            assert!(!names_waiting, "the waiting id was not read");
+            None
+        }
+        Ok((id, answer)) => {
+            match (&verdict, &answer) {
+                (Verdict::Malformed, ZapAnswer::Failed(ProtocolError::ZapFailed(_))) => {}
+                (
+                    Verdict::Allow { user_id, metadata },
+                    ZapAnswer::Reply {
+                        reply: ZapReply::Allow { user_id: u },
+                        metadata: m,
+                    },
+                ) => assert!(user_id == u && metadata == m, "allow misread"),
+                (
+                    Verdict::Deny { status, text },
+                    ZapAnswer::Reply {
+                        reply:
+                            ZapReply::Deny {
+                                status: st,
+                                text: t,
+                            },
+                        ..
+                    },
+                ) => assert!(status == st && text == t, "deny misread"),
+                (v, a) => panic!("RFC 27 says {v:?}, parse_reply {a:?}"),
+            }
+            (id == waiting).then_some(answer)
+        }
+    };
+    let Some(answer) = answer else {
+        // Another connection's reply: this one still waits.
+        exchange(&mut c, &mut s, now);
+        assert!(s.s.is_awaiting_zap() && !s.ready && !c.ready);
+        assert!(c.failed.is_none() && s.failed.is_none());
+        return;
+    };
+    let r = s.s.zap_reply(answer.clone(), now);
+    check_result(&s.s, &mut s.failed, r);
+    s.drain();
+    if config & 0x04 != 0 {
+        let r = s.s.zap_reply(answer, now);
+        check_result(&s.s, &mut s.failed, r);
+    }
+    if !early {
+        c.s.send_message(&msg);
+    }
+    exchange(&mut c, &mut s, now);
+    assert!(!s.s.is_awaiting_zap(), "answered, and still waiting");
+    match verdict {
+        Verdict::Allow { user_id, metadata } => {
+            assert!(
+                c.failed.is_none() && s.failed.is_none(),
+                "allowed, and failed"
+            );
+            assert!(c.ready && s.ready, "allowed, and not ready");
+            assert_eq!(s.got, [msg], "the client's message did not arrive");
+            let props = s.s.peer_properties();
+            assert_eq!(
+                props.get(PROP_USER_ID),
+                Some(&user_id),
+                "User-Id is not ZAP's"
+            );
+            // Socket-Type and Identity are the client's own (READY's);
+            // which one a ZAP property of the same name would hide is a
+            // question for the socket, not for this reply.
+            let own = [PROP_USER_ID, PROP_SOCKET_TYPE, PROP_IDENTITY];
+            for (name, value) in metadata.iter() {
+                let Ok(name) = std::str::from_utf8(name) else {
+                    continue;
+                };
+                let first = metadata.get(name);
+                if !own.iter().any(|o| name.eq_ignore_ascii_case(o)) && first == Some(value) {
+                    assert_eq!(props.get(name), first, "ZAP's {name:?} is not the peer's");
+                }
+            }
+        }
+        Verdict::Deny { status, text } => {
+            assert_eq!(s.failed, Some(ProtocolError::AuthFailed { status, text }));
+            assert!(s.got.is_empty() && !c.ready, "a refused client got through");
+            assert!(
+                matches!(c.failed, Some(ProtocolError::AuthFailed { status: st, .. }) if st == status),
+                "the client was not told {status}: {:?}",
+                c.failed
+            );
+        }
+        Verdict::Malformed => {
+            assert!(
+                matches!(s.failed, Some(ProtocolError::ZapFailed(_))),
+                "{:?}",
+                s.failed
+            );
+            assert!(
+                c.failed.is_none() && !c.ready,
+                "the client heard of a botched reply"
+            );
+            assert!(s.got.is_empty(), "a message got through a botched reply");
+        }
+    }
+    assert!(s.got.len() <= 1 && c.got.is_empty());
+    if let Some(e) = s.failed.clone() {
+        // It sticks: a later answer and later bytes get the same error.
+        assert_eq!(s.s.zap_reply(ZapReply::allow("late"), now), Err(e.clone()));
+        let mut more = BytesMut::from(&b"\x04\x04PING"[..]);
+        assert_eq!(s.s.handle_input(&mut more, now), Err(e));
+        assert!(!s.s.is_ready() && s.s.poll_event().is_none());
+    }
+}
+
 /// Keeps track of the first failure and checks that it sticks.
 fn check_result(s: &Session, failed: &mut Option<ProtocolError>, r: Result<(), ProtocolError>) {
     match (failed.as_ref(), r) {
@@ -764,6 +1010,11 @@ mod tests {
     #[test]
     fn fuzz_curve_message_corpus_and_random() {
         run("curve_message", curve_message, 1500);
+    }
+
+    #[test]
+    fn fuzz_zap_reply_corpus_and_random() {
+        run("zap_reply", zap_reply, 1500);
     }
 
     #[test]

@@ -103,3 +103,22 @@ fn session_edges() {
         fuzz::session(c);
     }
 }
+
+// ----- zap_reply: [config, request_id, frame_count, (len, frame)...] -----
+
+#[test]
+fn zap_reply_edges() {
+    let cases: &[&[u8]] = &[
+        b"",
+        // An allow whose metadata frame also names a User-Id (in either
+        // case): the user id frame's must win, as in libzmq. The peer was
+        // known as "mallory" before the fix.
+        b"\x00\x09\x07\x00\x031.0\x019\x03200\x02OK\x05alice\x13\x07User-Id\x00\x00\x00\x07mallory",
+        b"\x01\x09\x07\x00\x031.0\x019\x03200\x02OK\x05alice\x13\x07user-id\x00\x00\x00\x07mallory",
+        // The id with a leading zero still reads as the waiting one.
+        b"\x02\x07\x07\x00\x031.0\x0207\x03400\x00\x00\x00",
+    ];
+    for c in cases {
+        fuzz::zap_reply(c);
+    }
+}

@@ -282,6 +282,12 @@ impl Metadata {
             .map(|(_, v)| v)
     }
 
+    /// Drops every property called `name`, ignoring case.
+    pub(crate) fn remove(&mut self, name: &str) {
+        self.props
+            .retain(|(n, _)| !n.eq_ignore_ascii_case(name.as_bytes()));
+    }
+
     /// All properties, in wire order.
     pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Bytes)> {
         self.props.iter().map(|(n, v)| (n, v))

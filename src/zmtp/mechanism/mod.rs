@@ -254,6 +254,9 @@ impl From<ZapReply> for ZapAnswer {
 /// What a ZAP answer means for the handshake: the properties it adds to
 /// the peer's metadata (`User-Id` last), or the failure. The caller
 /// queues the ERROR its mechanism sends for a refusal.
+///
+/// The user id is the reply's own: a `User-Id` in the reply's metadata
+/// frame is dropped, as libzmq keeps the user id frame's over it.
 fn zap_outcome(answer: ZapAnswer) -> Result<Metadata, ProtocolError> {
     match answer {
         ZapAnswer::NoHandler => Ok(Metadata::new()),
@@ -261,6 +264,7 @@ fn zap_outcome(answer: ZapAnswer) -> Result<Metadata, ProtocolError> {
             reply: ZapReply::Allow { user_id },
             mut metadata,
         } => {
+            metadata.remove(PROP_USER_ID);
             metadata.push(PROP_USER_ID, user_id);
             Ok(metadata)
         }
@@ -272,8 +276,13 @@ fn zap_outcome(answer: ZapAnswer) -> Result<Metadata, ProtocolError> {
     }
 }
 
-/// Adds ZAP's properties to the peer's.
+/// Adds ZAP's properties to the peer's. When ZAP names the user, a
+/// `User-Id` the peer put in its own handshake properties is dropped:
+/// the client must not choose the name it is known by.
 fn merge(md: &mut Metadata, zap: Metadata) {
+    if zap.get(PROP_USER_ID).is_some() {
+        md.remove(PROP_USER_ID);
+    }
     for (name, value) in zap.iter() {
         md.push(name.clone(), value.clone());
     }

@@ -873,3 +873,25 @@ fn null_peer_ready_before_the_answer_is_kept() {
     assert_eq!(p.b.session.peer_properties().get(PROP_USER_ID), None);
     assert_traffic(&mut p, "NULL, READY first");
 }
+
+#[test]
+fn the_user_id_is_zaps_never_the_clients() {
+    use crate::zmtp::command::{Command, PROP_SOCKET_TYPE};
+    use crate::zmtp::greeting::Greeting;
+    use crate::zmtp::Session;
+    // A NULL client that names itself "root" in its READY.
+    let server = SessionConfig {
+        zap: zap(|_: &ZapRequest| ZapReply::allow("alice"), "d"),
+        ..config(SocketType::Router, b"")
+    };
+    let mut s = Session::new(server, base());
+    let mut input = BytesMut::from(&Greeting::ours().to_bytes()[..]);
+    let mut md = Metadata::new();
+    md.push(PROP_SOCKET_TYPE, "DEALER");
+    md.push("user-id", "root");
+    Command::Ready(md).encode(&mut input);
+    s.handle_input(&mut input, base()).unwrap();
+    assert!(s.is_ready());
+    let user = s.peer_properties().get(PROP_USER_ID);
+    assert_eq!(user.map(|v| &v[..]), Some(&b"alice"[..]));
+}
