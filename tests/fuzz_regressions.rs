@@ -115,7 +115,8 @@ fn zap_reply_edges() {
         // known as "mallory" before the fix.
         b"\x00\x09\x07\x00\x031.0\x019\x03200\x02OK\x05alice\x13\x07User-Id\x00\x00\x00\x07mallory",
         b"\x01\x09\x07\x00\x031.0\x019\x03200\x02OK\x05alice\x13\x07user-id\x00\x00\x00\x07mallory",
-        // The id with a leading zero still reads as the waiting one.
+        // The id with a leading zero names no request (libzmq compares
+        // the bytes): the server keeps waiting.
         b"\x02\x07\x07\x00\x031.0\x0207\x03400\x00\x00\x00",
     ];
     for c in cases {

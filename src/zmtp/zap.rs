@@ -65,6 +65,21 @@ fn wire_address(address: &str) -> String {
     }
 }
 
+/// The request id of a reply: exactly the decimal we wrote, so "07" or
+/// "+7" names no request (libzmq compares the bytes, where `u64`'s parser
+/// would accept both).
+fn request_id(frame: &[u8]) -> Option<u64> {
+    let canonical = match frame {
+        [b'0'] => true,
+        [first, ..] => *first != b'0' && frame.iter().all(u8::is_ascii_digit),
+        [] => false,
+    };
+    if !canonical {
+        return None;
+    }
+    std::str::from_utf8(frame).ok()?.parse().ok()
+}
+
 /// Why a reply could not be matched to a request at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnmatchedReply;
@@ -77,8 +92,7 @@ pub fn parse_reply(msg: &Message) -> Result<(u64, ZapAnswer), UnmatchedReply> {
     let frames = msg.frames();
     let id = frames
         .get(2)
-        .and_then(|f| std::str::from_utf8(f).ok())
-        .and_then(|s| s.parse::<u64>().ok())
+        .and_then(|f| request_id(f))
         .ok_or(UnmatchedReply)?;
     let failed = |why| Ok((id, ZapAnswer::Failed(ProtocolError::ZapFailed(why))));
     let [delimiter, version, _, status, text, user_id, metadata] = frames else {
@@ -109,6 +123,25 @@ pub fn parse_reply(msg: &Message) -> Result<(u64, ZapAnswer), UnmatchedReply> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_id_is_the_decimal_we_wrote() {
+        assert_eq!(request_id(b"0"), Some(0));
+        assert_eq!(request_id(b"7"), Some(7));
+        assert_eq!(request_id(b"18446744073709551615"), Some(u64::MAX));
+        for other in [
+            &b""[..],
+            b"07",
+            b"+7",
+            b"-7",
+            b" 7",
+            b"7 ",
+            b"0x7",
+            b"18446744073709551616",
+        ] {
+            assert_eq!(request_id(other), None, "{other:?}");
+        }
+    }
     use crate::zmtp::mechanism::{CurvePublicKey, SecretBytes};
 
     fn request(credentials: Credentials, mechanism: &'static str) -> ZapRequest {
