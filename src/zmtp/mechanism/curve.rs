@@ -21,6 +21,13 @@
 //! wire the frame is a plain one-part message frame, as libzmq sends it.
 //! The server forgets the cookie key and its short-term secret once
 //! INITIATE is checked.
+//!
+//! X25519 work, each side per handshake, is the protocol's minimum: one
+//! base-point multiplication (the short-term public key) and three shared
+//! keys, each precomputed once into a `SalsaBox` and used for every box
+//! under that pair of keys: HELLO and WELCOME (C' and S), the vouch (C
+//! and S'), and INITIATE, READY and MESSAGE (C' and S'). Long-term public
+//! keys are derived when the option is set, not per connection.
 
 use super::{
     merge, send_refusal, unexpected_command, zap_outcome, Credentials, CurveKeyPair,
@@ -76,6 +83,9 @@ pub(crate) struct Curve {
     ours: Metadata,
     /// Our long-term secret key (c or s).
     long_secret: SecretKey,
+    /// Our long-term public key (C or S), derived when the option was
+    /// set: the client sends it in INITIATE.
+    long_public: PublicKey,
     /// The server's long-term public key (S): the client knows it from
     /// its options, the server from its key pair.
     server_key: PublicKey,
@@ -89,6 +99,9 @@ pub(crate) struct Curve {
     cookie_key: Option<Zeroizing<[u8; 32]>>,
     /// Client: the cookie from WELCOME, echoed in INITIATE.
     cookie: Option<[u8; 96]>,
+    /// Client: the precomputed box of HELLO (c' and S), from HELLO
+    /// until WELCOME, which it opens too.
+    hello_box: Option<SalsaBox>,
     /// The precomputed box between the two short-term keys.
     session: Option<SalsaBox>,
     /// Our next short nonce.
@@ -205,12 +218,14 @@ impl Curve {
             server,
             ours,
             long_secret: keys.secret.to_box_key(),
+            long_public: PublicKey::from(keys.public.0),
             server_key,
             short_public: short.public_key(),
             short_secret: Some(short),
             peer_short: None,
             cookie_key: None,
             cookie: None,
+            hello_box: None,
             session: None,
             nonce: 1,
             peer_nonce: 0,
@@ -281,6 +296,7 @@ impl Curve {
                 &sealed,
             ],
         );
+        self.hello_box = Some(hello_box);
         self.state = State::ClientAwaitWelcome;
     }
 
@@ -357,11 +373,12 @@ impl Curve {
                 "CURVE WELCOME of the wrong size",
             ));
         }
-        let Some(short) = self.short_secret.take() else {
+        let (Some(short), Some(hello_box)) = (self.short_secret.take(), self.hello_box.take())
+        else {
             return Err(ProtocolError::MalformedCommand("CURVE handshake state"));
         };
         let plain = Zeroizing::new(
-            SalsaBox::new(&self.server_key, &short)
+            hello_box
                 .decrypt(&nonce(b"WELCOME-", &body[8..24]), &body[24..])
                 .map_err(|_| open_failed("WELCOME box (wrong server key?)"))?,
         );
@@ -382,7 +399,7 @@ impl Curve {
         let mut md = BytesMut::new();
         self.ours.encode(&mut md);
         let mut plain = Zeroizing::new(Vec::with_capacity(128 + md.len()));
-        plain.extend_from_slice(self.long_secret.public_key().as_bytes());
+        plain.extend_from_slice(self.long_public.as_bytes());
         plain.extend_from_slice(&vouch_nonce);
         plain.extend_from_slice(&vouch);
         plain.extend_from_slice(&md);

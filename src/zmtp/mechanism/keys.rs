@@ -86,13 +86,21 @@ impl fmt::Debug for CurvePublicKey {
 
 /// A CURVE secret key. Zeroized on drop; `Debug` prints no byte of it;
 /// compared in constant time.
+///
+/// Its public key is derived once, when the secret key is made (a
+/// base-point multiplication): every connection of a socket asks for it,
+/// and the handshake sends it.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct CurveSecretKey([u8; KEY_LEN]);
+pub struct CurveSecretKey {
+    bytes: [u8; KEY_LEN],
+    #[zeroize(skip)]
+    public: CurvePublicKey,
+}
 
 impl PartialEq for CurveSecretKey {
     fn eq(&self, other: &Self) -> bool {
         use subtle::ConstantTimeEq;
-        self.0.ct_eq(&other.0).into()
+        self.bytes.ct_eq(&other.bytes).into()
     }
 }
 
@@ -101,27 +109,34 @@ impl Eq for CurveSecretKey {}
 impl CurveSecretKey {
     /// From 32 raw bytes or 40 Z85 characters.
     pub fn from_bytes_or_z85(input: &[u8]) -> Result<CurveSecretKey, KeyError> {
-        key_bytes(input).map(CurveSecretKey)
+        key_bytes(input).map(CurveSecretKey::new)
+    }
+
+    fn new(bytes: [u8; KEY_LEN]) -> CurveSecretKey {
+        let secret = crypto_box::SecretKey::from_bytes(bytes);
+        CurveSecretKey {
+            bytes,
+            public: CurvePublicKey(secret.public_key().to_bytes()),
+        }
     }
 
     /// The matching public key (`zmq_curve_public`).
     pub fn public_key(&self) -> CurvePublicKey {
-        let secret = crypto_box::SecretKey::from_bytes(self.0);
-        CurvePublicKey(secret.public_key().to_bytes())
+        self.public
     }
 
     /// The 40-character Z85 form, for writing the key where it is kept.
     pub fn to_z85(&self) -> String {
-        z85::encode(&self.0).unwrap_or_default()
+        z85::encode(&self.bytes).unwrap_or_default()
     }
 
     /// The raw bytes.
     pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
-        &self.0
+        &self.bytes
     }
 
     pub(crate) fn to_box_key(&self) -> crypto_box::SecretKey {
-        crypto_box::SecretKey::from_bytes(self.0)
+        crypto_box::SecretKey::from_bytes(self.bytes)
     }
 }
 
@@ -145,10 +160,11 @@ impl CurveKeyPair {
     /// (`zmq_curve_keypair`).
     pub fn generate() -> CurveKeyPair {
         let secret = crypto_box::SecretKey::generate(&mut crypto_box::aead::OsRng);
-        CurveKeyPair::from_secret(CurveSecretKey(secret.to_bytes()))
+        CurveKeyPair::from_secret(CurveSecretKey::new(secret.to_bytes()))
     }
 
-    /// The pair of a known secret key.
+    /// The pair of a known secret key (whose public key was derived when
+    /// it was made).
     pub fn from_secret(secret: CurveSecretKey) -> CurveKeyPair {
         CurveKeyPair {
             public: secret.public_key(),
