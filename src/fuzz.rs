@@ -784,7 +784,7 @@ fn exchange(c: &mut End, s: &mut End, now: Instant) {
 /// 255 bytes each.
 ///
 /// Checks, beyond never panicking: [`parse_reply`] agrees with RFC 27
-/// (as [`zap_verdict`] reads it); a reply that names another request
+/// (as `zap_verdict` reads it); a reply that names another request
 /// leaves the server waiting; the server becomes ready only for status
 /// 200 with well-formed frames, and then its peer's `User-Id` is the
 /// reply's user id and the reply's metadata is the peer's; a 300, 400 or
