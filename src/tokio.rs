@@ -395,6 +395,9 @@ impl TaskReader {
     /// was in it.
     fn disarm(&self, mut cx: Option<&mut Context<'_>>) -> bool {
         let mut conns = self.conns.lock();
+        // A connection the I/O thread has closed is held by us alone:
+        // give its descriptor back (its peer was told at the close).
+        conns.retain(|c| c.armed || Arc::strong_count(&c.fd.get_ref().0) > 1);
         if !conns.iter().any(|c| c.armed) {
             return false;
         }

@@ -33,6 +33,15 @@ impl Stream {
         }
     }
 
+    /// Ends the connection for the peer (our FIN after what was written),
+    /// whoever still holds the descriptor open.
+    pub(crate) fn shutdown(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        }
+    }
+
     /// Whether a non-blocking connect has completed: `Ok(false)` while it
     /// is still in progress (a spurious wake-up).
     pub(crate) fn is_connected(&self) -> io::Result<bool> {

@@ -768,10 +768,15 @@ impl IoThread {
         let Some(mut e) = self.engines.remove(&token) else {
             return;
         };
-        let _ = self
-            .poll
-            .registry()
-            .deregister(&mut e.shared.io.lock().stream);
+        {
+            let mut io = e.shared.io.lock();
+            let _ = self.poll.registry().deregister(&mut io.stream);
+            // The descriptor closes with the last holder of the engine,
+            // which may be a thread in `poll(2)` or the tokio adapter's
+            // reactor registration (until its next `recv`): the peer must
+            // see the end now all the same.
+            let _ = io.stream.shutdown();
+        }
         if let Some((_, key)) = e.timer.take() {
             self.timers.cancel(key);
         }

@@ -181,6 +181,40 @@ fn a_dropped_recv_leaves_its_connection_to_the_io_thread() {
     });
 }
 
+/// A connection the task registered with the reactor (for its `recv`)
+/// still ends for the peer when the I/O thread closes it, although the
+/// adapter holds its descriptor until its next `recv`.
+#[test]
+fn a_connection_the_task_watched_ends_for_the_peer_when_closed() {
+    let ctx = Context::new();
+    let router = ctx.socket(SocketType::Router).expect("router");
+    let events = router.monitor();
+    let ep = router.bind("tcp://127.0.0.1:*").expect("bind");
+    runtime().block_on(async {
+        let dealer =
+            AsyncSocket::new(ctx.socket(SocketType::Dealer).expect("dealer")).expect("async");
+        dealer.get_ref().connect(&ep).expect("connect");
+        dealer.send("hello").await.expect("send");
+        let hello = router.recv_timeout(TIMEOUT).expect("hello");
+        // The recv waits on (and registers) the connection, then times out.
+        assert!(timeout(Duration::from_millis(5), dealer.recv())
+            .await
+            .is_err());
+        assert_eq!(hello.len(), 2);
+        dealer.get_ref().disconnect(&ep).expect("disconnect");
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let e = events
+                .recv_timeout(left)
+                .expect("the ROUTER sees the DEALER go");
+            if matches!(e.kind, ferrozmq::EventKind::Disconnected { .. }) {
+                break;
+            }
+        }
+    });
+}
+
 /// Waits, on this thread, for `socket`'s readiness descriptor to say it
 /// has a message, as an event loop would: `poll(2)` on the descriptor and
 /// `events()`, nothing else. False if `limit` passes first.
