@@ -157,11 +157,7 @@ fn a_dropped_recv_leaves_its_connection_to_the_io_thread() {
     let router = ctx.socket(SocketType::Router).expect("router");
     let ep = router.bind("tcp://127.0.0.1:*").expect("bind");
     runtime().block_on(async {
-        let dealer =
-            AsyncSocket::new(ctx.socket(SocketType::Dealer).expect("dealer")).expect("async");
-        dealer.get_ref().connect(&ep).expect("connect");
-        dealer.send("hello").await.expect("send");
-        let hello = router.recv_timeout(TIMEOUT).expect("hello");
+        let (dealer, hello) = greeted_dealer(&ctx, &router, &ep).await;
         let peer = hello[0].clone();
         for i in 0..20 {
             // Nothing is coming: the recv arms, waits, and is dropped.
@@ -191,11 +187,7 @@ fn a_connection_the_task_watched_ends_for_the_peer_when_closed() {
     let events = router.monitor();
     let ep = router.bind("tcp://127.0.0.1:*").expect("bind");
     runtime().block_on(async {
-        let dealer =
-            AsyncSocket::new(ctx.socket(SocketType::Dealer).expect("dealer")).expect("async");
-        dealer.get_ref().connect(&ep).expect("connect");
-        dealer.send("hello").await.expect("send");
-        let hello = router.recv_timeout(TIMEOUT).expect("hello");
+        let (dealer, hello) = greeted_dealer(&ctx, &router, &ep).await;
         // The recv waits on (and registers) the connection, then times out.
         assert!(timeout(Duration::from_millis(5), dealer.recv())
             .await
@@ -213,6 +205,21 @@ fn a_connection_the_task_watched_ends_for_the_peer_when_closed() {
             }
         }
     });
+}
+
+/// An async DEALER connected to `router` at `ep`, and its first message
+/// ("hello") as the ROUTER received it: once it is back, the connection is
+/// up on both sides.
+async fn greeted_dealer(
+    ctx: &Context,
+    router: &ferrozmq::Socket,
+    ep: &str,
+) -> (AsyncSocket, Message) {
+    let dealer = AsyncSocket::new(ctx.socket(SocketType::Dealer).expect("dealer")).expect("async");
+    dealer.get_ref().connect(ep).expect("connect");
+    dealer.send("hello").await.expect("send");
+    let hello = router.recv_timeout(TIMEOUT).expect("hello");
+    (dealer, hello)
 }
 
 /// Waits, on this thread, for `socket`'s readiness descriptor to say it
