@@ -58,6 +58,43 @@ fn curve_pub_sub_with_zap_and_user_id() {
     assert_eq!(strs(&recv(&sub, "t-last")), ["t-last"]);
 }
 
+/// NULL with a `zap_domain`: a peer the handler allows carries its user
+/// id (and the handler's properties) on its messages, as on PLAIN and
+/// CURVE, although NULL messages otherwise carry no properties; a peer
+/// the handler refuses never gets in.
+#[test]
+fn null_with_zap_puts_the_user_id_on_messages() {
+    let ctx = ctx();
+    ctx.set_zap_handler(|r: &ZapRequest| {
+        if r.domain == "internal" {
+            ZapReply::allow("svc-1")
+        } else {
+            ZapReply::deny("wrong domain")
+        }
+    });
+    let pull = socket(&ctx, SocketType::Pull);
+    pull.set_zap_domain("internal").unwrap();
+    let ep = bind_local(&pull);
+    let push = socket(&ctx, SocketType::Push);
+    push.connect(&ep).unwrap();
+    push.send("hello").unwrap();
+    let m = recv(&pull, "hello");
+    assert_eq!(m.property("User-Id").map(|v| &v[..]), Some(&b"svc-1"[..]));
+    assert_eq!(
+        m.property("Socket-Type").map(|v| &v[..]),
+        Some(&b"PUSH"[..])
+    );
+
+    // Without a domain, NULL asks no one and attaches nothing.
+    let plain_pull = socket(&ctx, SocketType::Pull);
+    let ep = bind_local(&plain_pull);
+    let push = socket(&ctx, SocketType::Push);
+    push.connect(&ep).unwrap();
+    push.send("plain").unwrap();
+    let m = recv(&plain_pull, "plain");
+    assert_eq!(m.property("User-Id"), None);
+}
+
 #[test]
 fn missing_or_bad_keys_fail_bind_and_connect() {
     let ctx = ctx();

@@ -7,7 +7,9 @@ use super::command::{
 };
 use super::frame::{self, Frame, FrameDecoder};
 use super::greeting::{Greeting, GREETING_LEN};
-use super::mechanism::{Mechanism, MechanismConfig, Step, ZapAnswer, ZapContext, ZapRequest};
+use super::mechanism::{
+    Mechanism, MechanismConfig, Step, ZapAnswer, ZapContext, ZapReply, ZapRequest,
+};
 use crate::error::ProtocolError;
 use crate::message::Message;
 use crate::pattern::PeerInfo;
@@ -267,6 +269,10 @@ pub struct Session {
     zap_request: Option<ZapRequest>,
     /// The mechanism waits for `zap_reply`.
     awaiting_zap: bool,
+    /// A ZAP handler allowed this peer: its messages carry the user id
+    /// (and ZAP's properties) even on NULL, whose messages otherwise
+    /// carry none.
+    zap_allowed: bool,
 }
 
 impl Session {
@@ -312,6 +318,7 @@ impl Session {
             input_paused: false,
             zap_request: None,
             awaiting_zap: false,
+            zap_allowed: false,
         }
     }
 
@@ -837,6 +844,13 @@ impl Session {
     fn answer_zap(&mut self, answer: ZapAnswer, now: Instant) -> Result<(), ProtocolError> {
         self.awaiting_zap = false;
         self.zap_request = None;
+        self.zap_allowed = matches!(
+            answer,
+            ZapAnswer::Reply {
+                reply: ZapReply::Allow { .. },
+                ..
+            }
+        );
         let step = self.mechanism.on_zap_reply(answer, &mut self.out)?;
         self.on_step(step, now)
     }
@@ -971,7 +985,7 @@ impl Session {
             self.msg_ends
                 .extend(self.early_ends.drain(..).map(|end| base + end as u64));
         }
-        if !matches!(self.config.mechanism, MechanismConfig::Null) {
+        if self.zap_allowed || !matches!(self.config.mechanism, MechanismConfig::Null) {
             self.message_properties =
                 Some(md.iter().map(|(n, v)| (n.clone(), v.clone())).collect());
         }
