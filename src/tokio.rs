@@ -378,7 +378,9 @@ impl TaskReader {
         for c in conns.iter().filter(|c| c.armed) {
             // The guard is dropped without clearing: `disarm` reads and
             // clears under a guard of its own.
-            readable |= matches!(c.fd.poll_read_ready(cx), Poll::Ready(_));
+            // An error (the reactor going away) is no reason to read: the
+            // next attempt would see the same and spin.
+            readable |= matches!(c.fd.poll_read_ready(cx), Poll::Ready(Ok(_)));
         }
         if readable {
             Armed::Readable
@@ -401,7 +403,10 @@ impl TaskReader {
         if !conns.iter().any(|c| c.armed) {
             return false;
         }
-        let mut busy = false;
+        // Without a task to take what is read (the `recv` ended), the
+        // socket's waiters are told here, as the I/O thread would.
+        let orphaned = cx.is_none();
+        let (mut busy, mut delivered) = (false, false);
         let mut core = self.shared.core.lock();
         for c in conns.iter_mut().filter(|c| c.armed) {
             c.armed = false;
@@ -411,13 +416,22 @@ impl TaskReader {
             };
             let engine = &c.fd.get_ref().0;
             match disarm_one(&self.mailbox, &mut core, c.pipe, engine, guard.is_some()) {
-                Disarmed::Read(read) if read.settled => {
-                    if let Some(mut guard) = guard {
+                Disarmed::Read(read) => {
+                    delivered |= read.delivered;
+                    if let (true, Some(mut guard)) = (read.settled, guard) {
                         guard.clear_ready();
                     }
                 }
                 Disarmed::Busy => busy = true,
-                _ => {}
+                Disarmed::Idle => {}
+            }
+        }
+        if orphaned && delivered {
+            let (io, wake) = core.settle();
+            drop(core);
+            self.mailbox.send_pipe_notices(self.shared.route_inproc(io));
+            if wake {
+                self.shared.wake();
             }
         }
         busy

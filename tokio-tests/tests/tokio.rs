@@ -84,16 +84,21 @@ fn a_thousand_async_clients_on_one_thread() {
         let router =
             AsyncSocket::new(ctx.socket(SocketType::Router).expect("router")).expect("async");
         let ep = router.get_ref().bind("tcp://127.0.0.1:*").expect("bind");
+        // How far each side got, for the failure message.
+        let served = std::cell::Cell::new(0usize);
+        let answered = std::cell::Cell::new(0usize);
         let server = async {
             for _ in 0..CLIENTS {
                 let m = router.recv().await.expect("request");
                 // Echo the envelope and the body back.
                 router.send(m).await.expect("reply");
+                served.set(served.get() + 1);
             }
         };
         let clients = futures_util::future::join_all((0..CLIENTS).map(|i| {
             let ctx = ctx.clone();
             let ep = ep.clone();
+            let answered = &answered;
             async move {
                 let req =
                     AsyncSocket::new(ctx.socket(SocketType::Req).expect("req")).expect("async");
@@ -101,11 +106,17 @@ fn a_thousand_async_clients_on_one_thread() {
                 req.send(format!("client {i}")).await.expect("send");
                 let reply = req.recv().await.expect("reply");
                 assert_eq!(text(&reply), format!("client {i}"));
+                answered.set(answered.get() + 1);
             }
         }));
-        timeout(TIMEOUT * 6, async { tokio::join!(server, clients) })
-            .await
-            .expect("all 1,000 round trips in time");
+        let done = timeout(TIMEOUT * 6, async { tokio::join!(server, clients) }).await;
+        assert!(
+            done.is_ok(),
+            "not all 1,000 round trips in time: the ROUTER answered {} requests, {} clients got their reply; router stats {:?}",
+            served.get(),
+            answered.get(),
+            router.get_ref().stats(),
+        );
     });
 }
 
