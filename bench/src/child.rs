@@ -77,6 +77,16 @@ pub fn start_guards(limit: Duration) {
     });
 }
 
+/// The end of a server that counted connections in (`conn1000`, the
+/// handshake rows): when the last came, and, once their buffers have
+/// settled, the resident memory; then parks until the parent is done.
+pub fn report_all_in_and_park() -> ! {
+    report("all_in_ns", now_ns());
+    std::thread::sleep(Duration::from_millis(500));
+    report("rss_kb", status_kb("VmRSS"));
+    park_forever()
+}
+
 /// Blocks this thread until the stdin watcher ends the process.
 pub fn park_forever() -> ! {
     loop {

@@ -348,10 +348,7 @@ pub fn run(role: &Role) -> Result<(), String> {
                 let m = s.recv().map_err(err("recv"))?;
                 ids.insert(m.first().cloned().unwrap_or_default());
             }
-            report("all_in_ns", now_ns());
-            std::thread::sleep(Duration::from_millis(500));
-            report("rss_kb", status_kb("VmRSS"));
-            crate::child::park_forever();
+            crate::child::report_all_in_and_park();
         }
         Role::DealerMany { ep, n } => {
             let sockets = (0..*n)

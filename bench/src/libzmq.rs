@@ -361,10 +361,7 @@ pub fn run(role: &Role) -> Result<(), String> {
                 let frames = s.recv_multipart(0).map_err(err("recv"))?;
                 ids.insert(frames.into_iter().next().unwrap_or_default());
             }
-            report("all_in_ns", now_ns());
-            std::thread::sleep(Duration::from_millis(500));
-            report("rss_kb", status_kb("VmRSS"));
-            crate::child::park_forever();
+            crate::child::report_all_in_and_park();
         }
         Role::DealerMany { ep, n } => {
             let sockets = (0..*n)
